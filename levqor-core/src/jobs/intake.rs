@@ -1,0 +1,187 @@
+//! Intake: the one path every job takes in, as ordered stages (validate -> … -> admit). Later
+//! capabilities (screening, consent, pricing, quotas) are stages inserted before admit; the
+//! admit itself is one group-committed store call, so many requests share a transaction.
+
+use super::model::{Job, JobStatus};
+use super::store::{Admission, JobStore, NewJob};
+use super::workflow::{Workflow, WorkflowSchema};
+use crate::batch::Batcher;
+use crate::error::{Error, Result, Violation};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Most attempts a job may ask for.
+pub const MAX_ATTEMPTS_LIMIT: i32 = 25;
+/// Attempts when the request names none.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// A request to run a workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmitRequest {
+    /// The workflow document.
+    pub workflow: Value,
+    /// The input document (an object; `{}` when absent).
+    pub input: Value,
+    /// Attempts allowed (1..=25; default 3).
+    pub max_attempts: Option<i32>,
+    /// Not before this instant.
+    pub run_after: Option<DateTime<Utc>>,
+    /// Makes a retried request return the first job.
+    pub idempotency_key: Option<String>,
+}
+
+/// What intake stages read and annotate on the way to admission.
+#[derive(Debug)]
+pub struct IntakeContext {
+    /// The owner of the job.
+    pub owner_id: Uuid,
+    /// The request as received.
+    pub request: SubmitRequest,
+    /// Set by the validate stage.
+    pub workflow: Option<Workflow>,
+    /// The status the job is admitted in (`queued`, or `awaiting_approval` when a stage holds it).
+    pub status: JobStatus,
+    /// Warnings returned to the caller with the job.
+    pub warnings: Vec<Value>,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// One stage of intake. A stage refuses by returning an error; nothing is written until admit.
+#[async_trait]
+pub trait IntakeStage: Send + Sync {
+    /// The stage's name, for logs.
+    fn name(&self) -> &'static str;
+    /// Checks or annotates the request.
+    async fn check(&self, ctx: &mut IntakeContext) -> Result<()>;
+}
+
+/// The first stage: the workflow against its schema, and the request's own fields.
+pub struct ValidateStage {
+    schema: Arc<WorkflowSchema>,
+}
+
+impl ValidateStage {
+    /// Validates against `schema`.
+    pub fn new(schema: Arc<WorkflowSchema>) -> Self {
+        Self { schema }
+    }
+}
+
+#[async_trait]
+impl IntakeStage for ValidateStage {
+    fn name(&self) -> &'static str {
+        "validate"
+    }
+
+    async fn check(&self, ctx: &mut IntakeContext) -> Result<()> {
+        let mut violations = Vec::new();
+        let workflow = match self.schema.validate(&ctx.request.workflow) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                violations.extend(e.violations.into_iter().map(|v| Violation::new(format!("/workflow{}", v.pointer), v.message)));
+                None
+            }
+        };
+        if !ctx.request.input.is_object() {
+            violations.push(Violation::new("/input", "must be a JSON object"));
+        }
+        if let Some(n) = ctx.request.max_attempts
+            && !(1..=MAX_ATTEMPTS_LIMIT).contains(&n)
+        {
+            violations.push(Violation::new("/max_attempts", format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}")));
+        }
+        if let Some(key) = &ctx.request.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || key.chars().any(char::is_control))
+        {
+            violations.push(Violation::new(
+                "/idempotency_key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable characters"),
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(Error::violations("validation_failed", format!("the job has {} problem(s)", violations.len()), violations));
+        }
+        ctx.workflow = workflow;
+        Ok(())
+    }
+}
+
+/// The ordered stages and the group-committed admit.
+pub struct Intake {
+    stages: Vec<Arc<dyn IntakeStage>>,
+    admit: Batcher<NewJob, Result<Admission>>,
+}
+
+/// An admitted job and what the stages had to say.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// Created or replayed.
+    pub admission: Admission,
+    /// Warnings from the stages.
+    pub warnings: Vec<Value>,
+}
+
+impl Intake {
+    /// Intake with `stages` (the validate stage first) committing to `store`; up to `parallel`
+    /// admit batches are in flight at once (1 for a single-writer database).
+    pub fn new(store: Arc<dyn JobStore>, stages: Vec<Arc<dyn IntakeStage>>, parallel: usize) -> Self {
+        let admit = Batcher::spawn(512, parallel, move |jobs: Vec<NewJob>| {
+            let store = store.clone();
+            async move { store.admit_batch(jobs).await }
+        });
+        Self { stages, admit }
+    }
+
+    /// Adds a stage just before admit.
+    pub fn push_stage(&mut self, stage: Arc<dyn IntakeStage>) {
+        self.stages.push(stage);
+    }
+
+    /// Runs every stage, then admits.
+    pub async fn submit(&self, owner_id: Uuid, request: SubmitRequest, now: DateTime<Utc>) -> Result<Submitted> {
+        let request_hash = fingerprint(&request);
+        let mut ctx = IntakeContext { owner_id, request, workflow: None, status: JobStatus::Queued, warnings: Vec::new(), now };
+        for stage in &self.stages {
+            stage.check(&mut ctx).await.inspect_err(|e| {
+                tracing::debug!(stage = stage.name(), code = e.code, "intake refused");
+            })?;
+        }
+        let r = ctx.request;
+        let job = Job {
+            id: Uuid::now_v7(),
+            owner_id,
+            workflow: r.workflow,
+            input: r.input,
+            status: ctx.status,
+            attempts: 0,
+            max_attempts: r.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            run_after: r.run_after.unwrap_or(now),
+            result: None,
+            error: None,
+            cancel_requested: false,
+            idempotency_key: r.idempotency_key,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        let admission = self.admit.submit(NewJob { job, request_hash }).await??;
+        Ok(Submitted { admission, warnings: ctx.warnings })
+    }
+}
+
+/// SHA-256 of the request's canonical JSON (serde_json sorts object keys), so the same body
+/// with its keys in another order is the same request.
+pub fn fingerprint(r: &SubmitRequest) -> String {
+    let canonical = json!({
+        "workflow": r.workflow, "input": r.input, "max_attempts": r.max_attempts, "run_after": r.run_after,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}

@@ -1,0 +1,330 @@
+//! [`Levqor`]: the facade every adapter calls. It authenticates, authorizes and applies the
+//! rules; adapters only translate requests and errors.
+
+use crate::auth::Principal;
+use crate::clock::Clock;
+use crate::error::{Error, Result, Violation};
+use crate::jobs::engine::{self, EngineConfig, EngineHandle, EngineSignals};
+use crate::jobs::intake::{Intake, IntakeStage, SubmitRequest, Submitted, ValidateStage};
+use crate::jobs::model::{Job, JobStatus, StepRecord};
+use crate::jobs::steps::StepRunner;
+use crate::jobs::store::{JobFilter, JobStore};
+use crate::jobs::workflow::{Workflow, WorkflowSchema};
+use crate::notify::{OutboxMessage, OutboxStore};
+use crate::users::{self, ApiKey, IssuedKey, Upserted, User, UserStore};
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Everything Levqor stores: one backend implements every area's port.
+#[async_trait]
+pub trait Store: JobStore + UserStore + OutboxStore {
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// `memory`, `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Concurrent admit batches the backend handles well (1 for a single writer).
+    fn write_parallelism(&self) -> usize {
+        1
+    }
+}
+
+/// Most items one list call returns.
+pub const MAX_PAGE: usize = 100;
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Changes to a user.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New email.
+    pub email: Option<String>,
+    /// New name (`Some(None)` clears it).
+    pub name: Option<Option<String>>,
+}
+
+/// One workflow step with its checkpoint, if it has one.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    /// The step's id.
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending` until recorded, then `succeeded`, `failed` or `skipped`.
+    pub status: String,
+    /// The checkpoint, if any.
+    #[serde(flatten)]
+    pub record: Option<StepRecord>,
+    /// Milliseconds it ran.
+    pub duration_ms: Option<i64>,
+}
+
+/// The Levqor service.
+pub struct Levqor {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    schema: Arc<WorkflowSchema>,
+    intake: Intake,
+    runner: Arc<StepRunner>,
+    signals: Arc<EngineSignals>,
+    admin_key_hash: Option<String>,
+}
+
+impl Levqor {
+    /// A service over `store`, running steps with `runner`. `admin_key` is the deployment's
+    /// admin secret, if any.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, runner: Arc<StepRunner>, admin_key: Option<&str>) -> Self {
+        let schema = Arc::new(WorkflowSchema::new(&runner.connector_schemas()));
+        let stages: Vec<Arc<dyn IntakeStage>> = vec![Arc::new(ValidateStage::new(schema.clone()))];
+        let job_store: Arc<dyn JobStore> = store.clone();
+        let intake = Intake::new(job_store, stages, store.write_parallelism());
+        Self {
+            store,
+            clock,
+            schema,
+            intake,
+            runner,
+            signals: Arc::new(EngineSignals::default()),
+            admin_key_hash: admin_key.filter(|k| !k.is_empty()).map(users::hash_secret),
+        }
+    }
+
+    /// Adds an intake stage before admit.
+    pub fn add_intake_stage(&mut self, stage: Arc<dyn IntakeStage>) {
+        self.intake.push_stage(stage);
+    }
+
+    /// Starts a worker pool in this process.
+    pub fn start_engine(&self, config: EngineConfig) -> EngineHandle {
+        engine::start(self.store.clone(), self.runner.clone(), self.clock.clone(), self.signals.clone(), config)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The published workflow JSON Schema.
+    pub fn workflow_schema(&self) -> &Value {
+        self.schema.document()
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await
+    }
+
+    /// Who holds `secret`: the admin key or a live user key.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let hash = users::hash_secret(secret.trim());
+        if self.admin_key_hash.as_deref().is_some_and(|admin| constant_time_eq(admin.as_bytes(), hash.as_bytes())) {
+            return Ok(Principal::Admin);
+        }
+        match self.store.find_key_by_hash(&hash).await? {
+            Some(key) => Ok(Principal::User { user_id: key.user_id, key_id: key.id, scopes: key.scopes }),
+            None => Err(Error::unauthenticated("the API key is unknown or revoked")),
+        }
+    }
+
+    /// Creates a user, or returns the one that has the email (admin only).
+    pub async fn create_user(&self, who: &Principal, email: &str, name: Option<&str>) -> Result<Upserted> {
+        who.require_admin()?;
+        let email = users::normalize_email(email)?;
+        let name = users::validate_name(name)?;
+        let now = self.clock.now();
+        self.store.upsert_user(User { id: Uuid::now_v7(), email, name, created_at: now, updated_at: now }).await
+    }
+
+    /// A user the caller may see.
+    pub async fn get_user(&self, who: &Principal, id: Uuid) -> Result<User> {
+        who.check_owner(id, "user")?;
+        self.store.get_user(id).await?.ok_or_else(|| Error::not_found("user"))
+    }
+
+    /// A user by email, if the caller may see them.
+    pub async fn find_user(&self, who: &Principal, email: &str) -> Result<User> {
+        let email = users::normalize_email(email)?;
+        let user = self.store.find_user_by_email(&email).await?.ok_or_else(|| Error::not_found("user"))?;
+        who.check_owner(user.id, "user")?;
+        Ok(user)
+    }
+
+    /// Changes a user's email or name.
+    pub async fn update_user(&self, who: &Principal, id: Uuid, patch: UserPatch) -> Result<User> {
+        let mut user = self.get_user(who, id).await?;
+        if let Some(email) = patch.email {
+            user.email = users::normalize_email(&email)?;
+        }
+        if let Some(name) = patch.name {
+            user.name = users::validate_name(name.as_deref())?;
+        }
+        user.updated_at = self.clock.now();
+        self.store.update_user(&user).await?.ok_or_else(|| Error::not_found("user"))
+    }
+
+    /// Issues a key for a user; the secret is in the result and nowhere else.
+    pub async fn create_key(&self, who: &Principal, user_id: Uuid, scopes: Option<Vec<String>>) -> Result<IssuedKey> {
+        who.require_scope("*")?;
+        self.get_user(who, user_id).await?;
+        let scopes = users::validate_scopes(scopes)?;
+        let (issued, hash) = users::issue_key(user_id, scopes, self.clock.now());
+        self.store.insert_key(&issued.key, &hash).await?;
+        Ok(issued)
+    }
+
+    /// A user's keys, without secrets.
+    pub async fn list_keys(&self, who: &Principal, user_id: Uuid) -> Result<Vec<ApiKey>> {
+        self.get_user(who, user_id).await?;
+        self.store.list_keys(user_id).await
+    }
+
+    /// Revokes a key; it stops working at once.
+    pub async fn revoke_key(&self, who: &Principal, key_id: Uuid) -> Result<ApiKey> {
+        who.require_scope("*")?;
+        let key = self.store.get_key(key_id).await?.ok_or_else(|| Error::not_found("key"))?;
+        who.check_owner(key.user_id, "key")?;
+        self.store.revoke_key(key_id, self.clock.now()).await?.ok_or_else(|| Error::not_found("key"))
+    }
+
+    /// Runs intake for the caller's job.
+    pub async fn submit_job(&self, who: &Principal, request: SubmitRequest) -> Result<Submitted> {
+        who.require_scope("jobs:write")?;
+        let owner = who
+            .user_id()
+            .ok_or_else(|| Error::forbidden("user_key_required", "jobs belong to users: submit with a user's key"))?;
+        let submitted = self.intake.submit(owner, request, self.clock.now()).await?;
+        self.signals.wake();
+        Ok(submitted)
+    }
+
+    /// A job the caller may see.
+    pub async fn get_job(&self, who: &Principal, id: Uuid) -> Result<Job> {
+        who.require_scope("jobs:read")?;
+        let job = self.store.get_job(id).await?.ok_or_else(|| Error::not_found("job"))?;
+        who.check_owner(job.owner_id, "job")?;
+        Ok(job)
+    }
+
+    /// The caller's jobs (every job for the admin), newest first.
+    pub async fn list_jobs(
+        &self,
+        who: &Principal,
+        status: Option<&str>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Job>> {
+        who.require_scope("jobs:read")?;
+        let mut bad = Vec::new();
+        let status = match status {
+            None => None,
+            Some(s) => match JobStatus::parse(s) {
+                Some(st) => Some(st),
+                None => {
+                    bad.push(Violation::new("/status", format!("unknown status {s:?}")));
+                    None
+                }
+            },
+        };
+        let limit = limit.unwrap_or(20);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            bad.push(Violation::new("/limit", format!("must be between 1 and {MAX_PAGE}")));
+        }
+        let before = match cursor {
+            None => None,
+            Some(c) => match Uuid::parse_str(c) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    bad.push(Violation::new("/cursor", "is not a cursor this API returned"));
+                    None
+                }
+            },
+        };
+        if !bad.is_empty() {
+            return Err(Error::violations("validation_failed", "bad query parameters", bad));
+        }
+        let filter = JobFilter { owner_id: who.user_id(), status, before, limit: limit + 1 };
+        let mut items = self.store.list_jobs(&filter).await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|j| j.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Cancels a job: at once if it waits, at its next step boundary if it runs.
+    pub async fn cancel_job(&self, who: &Principal, id: Uuid) -> Result<Job> {
+        let job = self.get_job(who, id).await?;
+        who.require_scope("jobs:write")?;
+        if job.status.is_terminal() {
+            return Err(Error::conflict("invalid_transition", format!("the job is already {}", job.status.as_str())));
+        }
+        let job = self.store.cancel_job(id, self.clock.now()).await?.ok_or_else(|| Error::not_found("job"))?;
+        self.signals.cancel(id);
+        Ok(job)
+    }
+
+    /// Every step of a job, with its checkpoint where it has one.
+    pub async fn job_steps(&self, who: &Principal, id: Uuid) -> Result<Vec<StepView>> {
+        let job = self.get_job(who, id).await?;
+        let workflow = Workflow::parse(&job.workflow)?;
+        let mut records = self.store.list_steps(id).await?;
+        Ok(workflow
+            .steps
+            .into_iter()
+            .map(|step| {
+                let record = records.iter().position(|r| r.step_id == step.id).map(|i| records.swap_remove(i));
+                StepView {
+                    id: step.id,
+                    kind: step.kind,
+                    status: record.as_ref().map_or("pending", |r| r.status.as_str()).to_string(),
+                    duration_ms: record.as_ref().map(|r| (r.finished_at - r.started_at).num_milliseconds()),
+                    record,
+                }
+            })
+            .collect())
+    }
+
+    /// The outbox, newest first (admin only).
+    pub async fn list_outbox(&self, who: &Principal, limit: Option<usize>, cursor: Option<&str>) -> Result<Page<OutboxMessage>> {
+        who.require_admin()?;
+        let limit = limit.unwrap_or(20);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::violations(
+                "validation_failed",
+                "bad query parameters",
+                vec![Violation::new("/limit", format!("must be between 1 and {MAX_PAGE}"))],
+            ));
+        }
+        let before = cursor
+            .map(|c| {
+                Uuid::parse_str(c).map_err(|_| {
+                    Error::violations("validation_failed", "bad cursor", vec![Violation::new("/cursor", "is not a cursor this API returned")])
+                })
+            })
+            .transpose()?;
+        let mut items = self.store.list_outbox(before, limit + 1).await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|m| m.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
