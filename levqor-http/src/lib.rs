@@ -1,0 +1,66 @@
+//! Levqor's REST adapter: [`router`] builds the whole axum app over a
+//! [`Levqor`](levqor_core::Levqor) service; [`fetch`] is the outbound HTTP client that
+//! `http_request` steps use.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod extract;
+pub mod fetch;
+pub mod routes;
+pub mod state;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+pub use state::AppState;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// The largest request body accepted (512 KB).
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole REST app.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .route("/v1/schemas/workflow", get(routes::workflow_schema))
+        .route("/v1/users", post(routes::create_user).get(routes::find_user))
+        .route("/v1/users/{id}", get(routes::get_user).patch(routes::patch_user))
+        .route("/v1/users/{id}/keys", post(routes::create_key).get(routes::list_keys))
+        .route("/v1/keys/{id}", delete(routes::revoke_key))
+        .route("/v1/jobs", post(routes::submit_job).get(routes::list_jobs))
+        .route("/v1/jobs/{id}", get(routes::get_job))
+        .route("/v1/jobs/{id}/cancel", post(routes::cancel_job))
+        .route("/v1/jobs/{id}/steps", get(routes::job_steps))
+        .route("/v1/admin/outbox", get(routes::outbox))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a handler panicked");
+            error::ApiError::from(levqor_core::Error::internal("handler panicked")).into_response()
+        }))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Echoes a sane `X-Request-Id` or makes one, serves the request with it in scope (so problem
+/// bodies and logs carry it), and sets it on the response.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut response = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    response.headers_mut().insert(X_REQUEST_ID.clone(), HeaderValue::from_str(&id).expect("checked ASCII"));
+    response
+}

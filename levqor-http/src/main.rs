@@ -1,1 +1,158 @@
-fn main() {}
+//! The `levqor` binary: the composition root. It builds the store, the notifier and the HTTP
+//! client from configuration, hands them to the core, and serves REST and the worker pool in
+//! one process.
+#![forbid(unsafe_code)]
+
+use clap::{Args, Parser, Subcommand};
+use levqor_core::{EngineConfig, Levqor, OutboxNotifier, StepRunner, SystemClock};
+use levqor_http::fetch::{DEFAULT_MAX_RESPONSE_BYTES, ReqwestHttp};
+use levqor_http::{AppState, router};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Levqor: the back office of an AI-automation platform.
+#[derive(Parser)]
+#[command(name = "levqor", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API and run the worker pool.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+#[derive(Args)]
+struct DatabaseArgs {
+    /// Database URL: `sqlite:PATH` (created if missing) or `postgres://…`.
+    #[arg(long, env = "LEVQOR_DATABASE_URL", default_value = "sqlite:levqor.db")]
+    database_url: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "LEVQOR_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Jobs run at once by this node (0: serve the API only, run no jobs).
+    #[arg(long, env = "LEVQOR_WORKERS", default_value_t = 64)]
+    workers: usize,
+    /// The admin API key (full access to every user's data).
+    #[arg(long, env = "LEVQOR_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Let `http_request` steps reach private, loopback and link-local addresses.
+    #[arg(long, env = "LEVQOR_HTTP_ALLOW_PRIVATE", default_value_t = false)]
+    http_allow_private: bool,
+    /// Largest response body an `http_request` step reads, in bytes.
+    #[arg(long, env = "LEVQOR_HTTP_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
+    http_max_response_bytes: usize,
+    /// Seconds a claimed job stays leased without a heartbeat; a crashed node's jobs return
+    /// to the queue after this.
+    #[arg(long, env = "LEVQOR_LEASE_SECS", default_value_t = 30)]
+    lease_secs: u64,
+    /// Milliseconds between looks for due jobs when idle.
+    #[arg(long, env = "LEVQOR_POLL_MS", default_value_t = 100)]
+    poll_ms: u64,
+    /// First retry delay in milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "LEVQOR_RETRY_BASE_MS", default_value_t = 1000)]
+    retry_base_ms: u64,
+    /// Most jobs one claim takes.
+    #[arg(long, env = "LEVQOR_CLAIM_BATCH", default_value_t = 500)]
+    claim_batch: usize,
+    /// Seconds shutdown waits for running steps before releasing their jobs.
+    #[arg(long, env = "LEVQOR_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
+    /// This node's name in logs and in `{{job.node}}` (default: a random one).
+    #[arg(long, env = "LEVQOR_NODE_NAME")]
+    node_name: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LEVQOR_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => {
+            init_logs("text");
+            levqor_store::migrate(&args.database_url).await.map(|()| println!("migrations applied")).map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("levqor: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEVQOR_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    init_logs(&args.log_format);
+    let store = levqor_store::connect(&args.database.database_url).await.map_err(|e| e.to_string())?;
+    let http = Arc::new(ReqwestHttp::new(args.http_allow_private, args.http_max_response_bytes));
+    let notifier = Arc::new(OutboxNotifier::new(store.clone()));
+    let runner = Arc::new(StepRunner::new(http, notifier, Vec::new()));
+    let levqor = Arc::new(Levqor::new(store, Arc::new(SystemClock), runner, args.admin_key.as_deref()));
+    let engine = (args.workers > 0).then(|| {
+        levqor.start_engine(EngineConfig {
+            workers: args.workers,
+            claim_batch: args.claim_batch.max(1),
+            lease: Duration::from_secs(args.lease_secs.max(1)),
+            poll_interval: Duration::from_millis(args.poll_ms.max(1)),
+            retry_base: Duration::from_millis(args.retry_base_ms),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            node: args.node_name.clone().unwrap_or_else(|| EngineConfig::default().node),
+            ..EngineConfig::default()
+        })
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("levqor listening on {addr}");
+    tracing::info!(%addr, workers = args.workers, "levqor serving");
+    let app = router(AppState { levqor });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("shutting down: no new claims; waiting for running steps");
+    if let Some(engine) = engine {
+        engine.shutdown().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -18,6 +18,12 @@ impl StepContext {
         Self { doc: json!({"input": input, "steps": {}, "job": {"id": job_id, "attempt": attempt}}) }
     }
 
+    /// Names the node running the job (`{{job.node}}`).
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.doc["job"]["node"] = Value::String(node.to_string());
+        self
+    }
+
     /// Records a step's output for later steps.
     pub fn set_output(&mut self, step_id: &str, output: Value) {
         self.doc["steps"].as_object_mut().expect("steps is an object").insert(step_id.into(), json!({"output": output}));

@@ -326,7 +326,7 @@ async fn execute(shared: &Shared, claimed: &ClaimedJob, lease: Lease, cancel: &A
         Err(e) => return end(JobStatus::Dead, None, None, Some(e.message), Vec::new(), 0),
     };
     let done: HashSet<&str> = claimed.steps.iter().filter(|s| s.status != StepStatus::Failed).map(|s| s.step_id.as_str()).collect();
-    let mut ctx = StepContext::new(job.id, job.attempts, &job.input);
+    let mut ctx = StepContext::new(job.id, job.attempts, &job.input).with_node(&shared.config.node);
     for step in claimed.steps.iter().filter(|s| s.status == StepStatus::Succeeded) {
         ctx.set_output(&step.step_id, step.output.clone());
     }

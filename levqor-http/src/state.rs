@@ -1,0 +1,11 @@
+//! What every handler shares.
+
+use levqor_core::Levqor;
+use std::sync::Arc;
+
+/// Shared state of the REST adapter.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service.
+    pub levqor: Arc<Levqor>,
+}
