@@ -437,4 +437,7 @@ pub async fn queue_depth_counts_due_jobs(store: Arc<dyn Store>) {
     assert_eq!(store.queue_depth(t0()).await.unwrap(), 3);
     store.claim_due(&claim(t0(), 1)).await.unwrap();
     assert_eq!(store.queue_depth(t0()).await.unwrap(), 2);
+    assert_eq!(store.count_jobs(JobStatus::Queued).await.unwrap(), 3);
+    assert_eq!(store.count_jobs(JobStatus::Running).await.unwrap(), 1);
+    assert_eq!(store.count_jobs(JobStatus::Dead).await.unwrap(), 0);
 }

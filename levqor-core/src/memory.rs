@@ -225,6 +225,10 @@ impl JobStore for MemoryStore {
             .filter(|j| matches!(j.job.status, JobStatus::Queued | JobStatus::Failed) && j.job.run_after <= now)
             .count() as u64)
     }
+
+    async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
+        Ok(self.lock().jobs.values().filter(|j| j.job.status == status).count() as u64)
+    }
 }
 
 #[async_trait]

@@ -154,4 +154,6 @@ pub trait JobStore: Send + Sync {
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>>;
     /// How many jobs wait to run (`queued` or `failed`) at `now`.
     async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// How many jobs are in `status`.
+    async fn count_jobs(&self, status: JobStatus) -> Result<u64>;
 }

@@ -1,0 +1,127 @@
+//! Levqor's engine benchmark: enqueue and drain N one-`log`-step jobs on a store, printing
+//! `<system> <metric>=<number>` lines (the format `../shared/bench/anchor-queues.sh` collects
+//! through `EXTRA_BENCH_CMD`).
+//!
+//! ```text
+//! levqor-bench --database-url sqlite:/tmp/bench.db --jobs 20000
+//! levqor-bench --database-url postgres://…/anchors --jobs 20000
+//! ```
+
+use clap::Parser;
+use levqor_core::jobs::store::NewJob;
+use levqor_core::{EngineConfig, Job, JobStatus, Levqor, OutboxNotifier, StepRunner, SystemClock};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Args {
+    /// Store URL; defaults to `$DATABASE_URL`.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Jobs per run; defaults to `$N`.
+    #[arg(long, env = "N", default_value_t = 20_000)]
+    jobs: usize,
+    /// Jobs per enqueue batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Workers (jobs in flight) while draining.
+    #[arg(long, default_value_t = 1024)]
+    workers: usize,
+    /// Most jobs per claim.
+    #[arg(long, default_value_t = 1000)]
+    claim_batch: usize,
+}
+
+struct NoHttp;
+
+#[async_trait::async_trait]
+impl levqor_core::HttpClient for NoHttp {
+    async fn send(&self, _: levqor_core::HttpRequest) -> Result<levqor_core::HttpResponse, levqor_core::StepFailure> {
+        Err(levqor_core::StepFailure::permanent("the benchmark makes no HTTP requests"))
+    }
+}
+
+fn new_job(owner: Uuid) -> NewJob {
+    let now = chrono::Utc::now();
+    NewJob {
+        job: Job {
+            id: Uuid::now_v7(),
+            owner_id: owner,
+            workflow: json!({"name": "bench", "steps": [{"id": "a", "type": "log", "message": "noop"}]}),
+            input: json!({}),
+            status: JobStatus::Queued,
+            attempts: 0,
+            max_attempts: 3,
+            run_after: now,
+            result: None,
+            error: None,
+            cancel_requested: false,
+            idempotency_key: None,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+        },
+        request_hash: String::new(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let store = levqor_store::connect(&args.database_url).await.expect("store connects");
+    let system = format!("levqor-{}", store.backend());
+    let owner = match store
+        .upsert_user(levqor_core::User {
+            id: Uuid::now_v7(),
+            email: "bench@example.com".into(),
+            name: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        })
+        .await
+        .expect("user")
+    {
+        levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u.id,
+    };
+    let before = store.count_jobs(JobStatus::Succeeded).await.expect("count");
+
+    let t = Instant::now();
+    let mut left = args.jobs;
+    while left > 0 {
+        let n = left.min(args.batch);
+        let batch: Vec<NewJob> = (0..n).map(|_| new_job(owner)).collect();
+        for r in store.admit_batch(batch).await.expect("admit") {
+            r.expect("admitted");
+        }
+        left -= n;
+    }
+    let enqueue = args.jobs as f64 / t.elapsed().as_secs_f64();
+    println!("{system} enqueue_batch{}_jobs_per_s={enqueue:.0}", args.batch);
+
+    let runner = Arc::new(StepRunner::new(Arc::new(NoHttp), Arc::new(OutboxNotifier::new(store.clone())), Vec::new()));
+    let levqor = Levqor::new(store.clone(), Arc::new(SystemClock), runner, None);
+    let t = Instant::now();
+    let engine = levqor.start_engine(EngineConfig {
+        workers: args.workers,
+        claim_batch: args.claim_batch,
+        poll_interval: Duration::from_millis(5),
+        ..EngineConfig::default()
+    });
+    let target = before + args.jobs as u64;
+    loop {
+        let done = store.count_jobs(JobStatus::Succeeded).await.expect("count");
+        if done >= target {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            panic!("drain timed out at {done} of {target}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let process = args.jobs as f64 / t.elapsed().as_secs_f64();
+    println!("{system} process_w{}_jobs_per_s={process:.0}", args.workers);
+    engine.shutdown().await;
+}

@@ -1,0 +1,86 @@
+//! Embedding Levqor: build the service over the in-memory store, register a connector of your
+//! own (`shout`), submit a job as a user, let the engine run it, read the result.
+
+use async_trait::async_trait;
+use levqor_core::jobs::context::StepContext;
+use levqor_core::{
+    Connector, EngineConfig, HttpClient, HttpRequest, HttpResponse, Job, Levqor, MemoryStore, OutboxNotifier,
+    Principal, StepFailure, StepRunner, SubmitRequest, SystemClock,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A connector: upper-cases its `text` field (which may use templates).
+pub struct Shout;
+
+#[async_trait]
+impl Connector for Shout {
+    fn step_type(&self) -> &str {
+        "shout"
+    }
+
+    fn schema(&self) -> Option<Value> {
+        Some(json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}))
+    }
+
+    async fn run(&self, step: &Value, ctx: &StepContext) -> Result<Value, StepFailure> {
+        let text = ctx.render(step["text"].as_str().unwrap_or_default()).map_err(StepFailure::permanent)?;
+        Ok(json!({"text": text.to_uppercase()}))
+    }
+}
+
+/// This service makes no outbound HTTP requests.
+pub struct Offline;
+
+#[async_trait]
+impl HttpClient for Offline {
+    async fn send(&self, _: HttpRequest) -> Result<HttpResponse, StepFailure> {
+        Err(StepFailure::permanent("offline"))
+    }
+}
+
+/// Runs one job that greets `name` and returns it when it is done.
+pub async fn run(name: &str) -> levqor_core::Result<Job> {
+    let store = Arc::new(MemoryStore::new());
+    let runner = Arc::new(StepRunner::new(Arc::new(Offline), Arc::new(OutboxNotifier::new(store.clone())), vec![Arc::new(Shout)]));
+    let levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
+    let engine = levqor.start_engine(EngineConfig { poll_interval: Duration::from_millis(10), ..EngineConfig::default() });
+
+    let admin = levqor.authenticate("admin").await?;
+    let user = match levqor.create_user(&admin, "embedder@example.com", None).await? {
+        levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
+    };
+    let key = levqor.create_key(&admin, user.id, None).await?;
+    let me: Principal = levqor.authenticate(&key.secret).await?;
+    let request = SubmitRequest {
+        workflow: json!({"name": "greet", "steps": [
+            {"id": "greet", "type": "shout", "text": "hello {{input.name}}"},
+            {"id": "log", "type": "log", "message": "{{steps.greet.output.text}}"}
+        ]}),
+        input: json!({"name": name}),
+        max_attempts: None,
+        run_after: None,
+        idempotency_key: None,
+    };
+    let id = levqor.submit_job(&me, request).await?.admission.job().id;
+    let job = loop {
+        let job = levqor.get_job(&me, id).await?;
+        if job.status.is_terminal() {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    engine.shutdown().await;
+    Ok(job)
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_embedded_job_runs_the_custom_connector() {
+        let job = super::run("ada").await.unwrap();
+        assert_eq!(job.status, levqor_core::JobStatus::Succeeded);
+        assert_eq!(job.result.unwrap()["log"]["message"], "HELLO ADA");
+    }
+}

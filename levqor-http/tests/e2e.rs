@@ -1,0 +1,95 @@
+//! End to end through the real binary: a job that uses every step type reaches `succeeded`,
+//! and SIGTERM shuts the node down cleanly.
+
+mod support;
+
+use serde_json::json;
+use std::time::Duration;
+use support::{ADMIN, Client, Node, Target, fresh_sqlite_db, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_every_step_type_through_the_binary() {
+    let target = Target::start().await;
+    let node = Node::start(&fresh_sqlite_db(), &[]);
+    let api = Client::new(&node.base);
+    let (s, health) = api.call("GET", "/health", "", None).await;
+    assert_eq!((s, health["status"].as_str()), (200, Some("ok")));
+    assert_eq!(api.call("GET", "/ready", "", None).await.0, 200);
+    let key = api.user_key("tour@example.com").await;
+    let workflow = json!({"name": "tour", "steps": [
+        {"id": "a", "type": "log", "message": "start {{input.name}}"},
+        {"id": "b", "type": "delay", "ms": 200},
+        target.step("c", 0),
+        {"id": "d", "type": "condition", "if": {"path": "/steps/c/output/status", "op": "eq", "value": 200}, "then": "e", "else": "f"},
+        {"id": "e", "type": "email", "to": "{{input.email}}", "subject": "Done", "body": "the target said {{steps.c.output.body.greeting}}"},
+        {"id": "f", "type": "log", "message": "end"}
+    ]});
+    let (s, job) = api
+        .call("POST", "/v1/jobs", &key, Some(json!({"workflow": workflow, "input": {"name": "Ada", "email": "ada@example.com"}, "max_attempts": 3})))
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(Duration::from_secs(30), || async {
+        api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await.1["status"] == "succeeded"
+    })
+    .await;
+    let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
+    assert!(done, "{job}");
+    assert_eq!(job["attempts"], 1, "a delay is not a new attempt");
+    assert_eq!(job["result"]["c"]["status"], 200);
+    assert_eq!(job["result"]["c"]["body"]["greeting"], "hello", "JSON bodies are parsed");
+    let (_, steps) = api.call("GET", &format!("/v1/jobs/{id}/steps"), &key, None).await;
+    let got: Vec<(&str, &str)> =
+        steps["steps"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+    assert_eq!(got, vec![("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded"), ("d", "succeeded"), ("e", "succeeded"), ("f", "succeeded")]);
+    let b = &steps["steps"][1];
+    let c = &steps["steps"][2];
+    let waited = chrono::DateTime::parse_from_rfc3339(c["started_at"].as_str().unwrap()).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(b["finished_at"].as_str().unwrap()).unwrap();
+    assert!(waited >= chrono::Duration::milliseconds(190), "the delay held the job back ({waited})");
+    assert_eq!(target.count(), 1);
+    let (_, outbox) = api.call("GET", "/v1/admin/outbox", ADMIN, None).await;
+    assert_eq!(outbox["messages"][0]["to"], "ada@example.com");
+    assert_eq!(outbox["messages"][0]["body"], "the target said hello");
+    assert_eq!(outbox["messages"][0]["job_id"], id.as_str());
+    assert!(node.terminate(), "SIGTERM ends the node cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_steps_retry_with_backoff_then_die() {
+    let node = Node::start(&fresh_sqlite_db(), &["--retry-base-ms", "50"]);
+    let api = Client::new(&node.base);
+    let key = api.user_key("retry@example.com").await;
+    // Nothing listens on port 9: every attempt fails to connect, which is worth retrying.
+    let wf = json!({"name": "down", "steps": [{"id": "x", "type": "http_request", "url": "http://127.0.0.1:9/", "timeout_ms": 500}]});
+    let (_, job) = api.call("POST", "/v1/jobs", &key, Some(json!({"workflow": wf, "max_attempts": 3}))).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let dead = wait_for(Duration::from_secs(30), || async {
+        api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await.1["status"] == "dead"
+    })
+    .await;
+    let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
+    assert!(dead, "{job}");
+    assert_eq!(job["attempts"], 3);
+    assert!(job["error"].as_str().unwrap().contains("step x failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_addresses_are_refused_unless_allowed() {
+    let target = Target::start().await;
+    let node = Node::start_guarded(&fresh_sqlite_db(), &[]);
+    let api = Client::new(&node.base);
+    let key = api.user_key("ssrf@example.com").await;
+    let wf = json!({"name": "ssrf", "steps": [target.step("c", 0)]});
+    let (_, job) = api.call("POST", "/v1/jobs", &key, Some(json!({"workflow": wf}))).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let dead = wait_for(Duration::from_secs(20), || async {
+        api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await.1["status"] == "dead"
+    })
+    .await;
+    let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
+    assert!(dead, "{job}");
+    assert_eq!(job["attempts"], 1, "a refused address is not retried");
+    assert!(job["error"].as_str().unwrap().contains("internal address"), "{job}");
+    assert_eq!(target.count(), 0, "the request never left");
+}
