@@ -215,9 +215,19 @@ impl StepRunner {
     }
 }
 
+/// Aborts the task when dropped, so a connector never outlives the attempt that ran it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs a connector on its own task so that a panic is a failed step, not a dead worker.
 async fn run_connector(connector: Arc<dyn Connector>, spec: Value, ctx: StepContext) -> StepOutcome {
-    match tokio::spawn(async move { connector.run(&spec, &ctx).await }).await {
+    let mut task = AbortOnDrop(tokio::spawn(async move { connector.run(&spec, &ctx).await }));
+    match (&mut task.0).await {
         Ok(Ok(output)) => StepOutcome::Next(output),
         Ok(Err(failure)) => StepOutcome::Fail(failure),
         Err(_) => StepOutcome::Fail(StepFailure::permanent("the connector panicked")),
