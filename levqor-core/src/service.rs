@@ -99,6 +99,14 @@ impl Levqor {
         }
     }
 
+    /// The clock's time, to the microsecond: what every backend stores, so that a job returned
+    /// at admission equals the job read back later.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        use chrono::DurationRound;
+        let now = self.clock.now();
+        now.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(now)
+    }
+
     /// Adds an intake stage before admit.
     pub fn add_intake_stage(&mut self, stage: Arc<dyn IntakeStage>) {
         self.intake.push_stage(stage);
@@ -141,7 +149,7 @@ impl Levqor {
         who.require_admin()?;
         let email = users::normalize_email(email)?;
         let name = users::validate_name(name)?;
-        let now = self.clock.now();
+        let now = self.now();
         self.store.upsert_user(User { id: Uuid::now_v7(), email, name, created_at: now, updated_at: now }).await
     }
 
@@ -168,7 +176,7 @@ impl Levqor {
         if let Some(name) = patch.name {
             user.name = users::validate_name(name.as_deref())?;
         }
-        user.updated_at = self.clock.now();
+        user.updated_at = self.now();
         self.store.update_user(&user).await?.ok_or_else(|| Error::not_found("user"))
     }
 
@@ -177,7 +185,7 @@ impl Levqor {
         who.require_scope("*")?;
         self.get_user(who, user_id).await?;
         let scopes = users::validate_scopes(scopes)?;
-        let (issued, hash) = users::issue_key(user_id, scopes, self.clock.now());
+        let (issued, hash) = users::issue_key(user_id, scopes, self.now());
         self.store.insert_key(&issued.key, &hash).await?;
         Ok(issued)
     }
@@ -193,7 +201,7 @@ impl Levqor {
         who.require_scope("*")?;
         let key = self.store.get_key(key_id).await?.ok_or_else(|| Error::not_found("key"))?;
         who.check_owner(key.user_id, "key")?;
-        self.store.revoke_key(key_id, self.clock.now()).await?.ok_or_else(|| Error::not_found("key"))
+        self.store.revoke_key(key_id, self.now()).await?.ok_or_else(|| Error::not_found("key"))
     }
 
     /// Runs intake for the caller's job.
@@ -202,7 +210,7 @@ impl Levqor {
         let owner = who
             .user_id()
             .ok_or_else(|| Error::forbidden("user_key_required", "jobs belong to users: submit with a user's key"))?;
-        let submitted = self.intake.submit(owner, request, self.clock.now()).await?;
+        let submitted = self.intake.submit(owner, request, self.now()).await?;
         self.signals.wake();
         Ok(submitted)
     }
@@ -270,7 +278,7 @@ impl Levqor {
         if job.status.is_terminal() {
             return Err(Error::conflict("invalid_transition", format!("the job is already {}", job.status.as_str())));
         }
-        let job = self.store.cancel_job(id, self.clock.now()).await?.ok_or_else(|| Error::not_found("job"))?;
+        let job = self.store.cancel_job(id, self.now()).await?.ok_or_else(|| Error::not_found("job"))?;
         self.signals.cancel(id);
         Ok(job)
     }
