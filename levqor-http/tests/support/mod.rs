@@ -226,7 +226,7 @@ pub async fn fresh_pg_db() -> String {
     use sqlx::Connection;
     let admin = std::env::var("LEVQOR_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL is reachable at LEVQOR_TEST_PG_URL");
-    let name = format!("levqor_test_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("levqor_test_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
     format!("{base}/{name}")

@@ -1,0 +1,450 @@
+//! The PostgreSQL backend: the distributed engine, where any number of nodes share one database.
+//! Every batched call is one transaction of a few set-based statements (each column bound once
+//! as an array and expanded with `UNNEST`). Claims take rows with `FOR UPDATE SKIP LOCKED`, so two
+//! nodes never hold the same job and never wait on each other; statements that must wait for
+//! several job rows lock them in id order, so concurrent batches cannot deadlock.
+
+use crate::error::{db_error, migrate_error, setup_error};
+use crate::plan::{self, plan_commit};
+use crate::sql::{SqlStore, as_stored, claimed, job_columns, reap_assignments, step_columns};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use levqor_core::jobs::store::{
+    Claim, ClaimedJob, Finish, JobFilter, Lease, NewJob, Reaped, Write,
+};
+use levqor_core::{Admission, Job, JobStatus, JobStore, Result, StepRecord, Store};
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per node: the admit batches in flight, the engine's claim, commit, heartbeat and
+/// reap calls, and the reads of the adapters.
+const POOL_SIZE: u32 = 16;
+
+const INSERT_JOBS: &str = "INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
+     run_after, result, error, cancel_requested, idempotency_key, request_hash, created_at, updated_at, \
+     started_at, finished_at) \
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::jsonb[], $4::jsonb[], $5::text[], $6::int4[], \
+     $7::int4[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::bool[], $12::text[], $13::text[], \
+     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[]) \
+     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+     RETURNING id";
+
+/// `idempotency_key IS NOT NULL` lets the planner use the partial unique index.
+const FIRST_WITH_KEYS: &str = concat!(
+    "SELECT request_hash, ",
+    job_columns!(),
+    " FROM jobs WHERE idempotency_key IS NOT NULL ",
+    "AND (owner_id, idempotency_key) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
+);
+
+const CLAIM: &str = concat!(
+    "WITH due AS (",
+    "SELECT id AS due_id FROM jobs WHERE status IN ('queued', 'failed') AND run_after <= $4 ",
+    "ORDER BY run_after, id LIMIT $5 FOR UPDATE SKIP LOCKED) ",
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1, lease_owner = $2, ",
+    "lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 ",
+    "FROM due WHERE jobs.id = due.due_id ",
+    "RETURNING ",
+    job_columns!()
+);
+
+const STEPS_OF: &str = concat!(
+    "SELECT ",
+    step_columns!(),
+    " FROM job_steps WHERE job_id = ANY($1) ORDER BY job_id, position"
+);
+
+/// Locks the jobs whose lease is still held, in id order.
+const LOCK_HELD: &str = "SELECT jobs.id, jobs.lease_token FROM jobs \
+     JOIN UNNEST($1::uuid[], $2::uuid[]) AS held(id, token) ON jobs.id = held.id AND jobs.lease_token = held.token \
+     WHERE jobs.status = 'running' ORDER BY jobs.id FOR UPDATE OF jobs";
+
+const UPSERT_STEPS: &str = concat!(
+    "INSERT INTO job_steps (",
+    step_columns!(),
+    ") SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::jsonb[], $6::text[], ",
+    "$7::int4[], $8::timestamptz[], $9::timestamptz[]) ",
+    "ON CONFLICT (job_id, step_id) DO UPDATE SET position = EXCLUDED.position, status = EXCLUDED.status, ",
+    "output = EXCLUDED.output, error = EXCLUDED.error, attempt = EXCLUDED.attempt, ",
+    "started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at"
+);
+
+const FINISH: &str = "UPDATE jobs SET status = f.status, attempts = jobs.attempts + f.attempts_delta, \
+     run_after = COALESCE(f.run_after, jobs.run_after), result = COALESCE(f.result, jobs.result), \
+     error = f.error, updated_at = f.at, finished_at = COALESCE(f.finished_at, jobs.finished_at), \
+     lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL \
+     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::timestamptz[], $6::jsonb[], $7::text[], \
+     $8::timestamptz[], $9::timestamptz[]) \
+     AS f(id, token, status, attempts_delta, run_after, result, error, at, finished_at) \
+     WHERE jobs.id = f.id AND jobs.lease_token = f.token AND jobs.status = 'running'";
+
+const EXTEND: &str = "WITH held AS (\
+     SELECT jobs.id AS held_id FROM jobs \
+     JOIN UNNEST($1::uuid[], $2::uuid[]) AS l(id, token) ON jobs.id = l.id AND jobs.lease_token = l.token \
+     WHERE jobs.status = 'running' ORDER BY jobs.id FOR UPDATE OF jobs) \
+     UPDATE jobs SET lease_expires_at = $3 FROM held WHERE jobs.id = held.held_id \
+     RETURNING jobs.id, jobs.lease_token, jobs.cancel_requested";
+
+/// Expired leases that no other transaction is writing; a job being written is left for the
+/// next round.
+const REAP: &str = concat!(
+    "WITH expired AS (",
+    "SELECT id AS expired_id FROM jobs WHERE status = 'running' AND lease_expires_at < $1 ",
+    "FOR UPDATE SKIP LOCKED) ",
+    "UPDATE jobs SET ",
+    reap_assignments!(),
+    " FROM expired WHERE jobs.id = expired.expired_id RETURNING status"
+);
+
+/// Levqor's store on PostgreSQL.
+pub struct PgStore {
+    sql: SqlStore<Postgres>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://` or `postgresql://`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect(url)
+            .await
+            .map_err(setup_error("connect"))?;
+        MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+        Ok(Self {
+            sql: SqlStore {
+                read: pool.clone(),
+                write: pool,
+            },
+        })
+    }
+
+    /// Brings the schema of the database at `url` up to date.
+    pub async fn migrate(url: &str) -> Result<()> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .map_err(setup_error("connect"))?;
+        let migrated = MIGRATOR.run(&pool).await.map_err(migrate_error);
+        pool.close().await;
+        migrated
+    }
+
+    /// Closes every connection; later calls fail as `unavailable`.
+    pub async fn close(&self) {
+        self.sql.write.close().await;
+    }
+
+    fn pool(&self) -> &PgPool {
+        &self.sql.write
+    }
+}
+
+type Db = SqlStore<Postgres>;
+
+/// Jobs to insert, one array per column.
+#[derive(Default)]
+struct JobColumns<'a> {
+    id: Vec<Uuid>,
+    owner_id: Vec<Uuid>,
+    workflow: Vec<&'a Value>,
+    input: Vec<&'a Value>,
+    status: Vec<&'static str>,
+    attempts: Vec<i32>,
+    max_attempts: Vec<i32>,
+    run_after: Vec<DateTime<Utc>>,
+    result: Vec<Option<&'a Value>>,
+    error: Vec<Option<&'a str>>,
+    cancel_requested: Vec<bool>,
+    idempotency_key: Vec<Option<&'a str>>,
+    request_hash: Vec<&'a str>,
+    created_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+    started_at: Vec<Option<DateTime<Utc>>>,
+    finished_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> JobColumns<'a> {
+    fn push(&mut self, new: &'a NewJob) {
+        let job = &new.job;
+        self.id.push(job.id);
+        self.owner_id.push(job.owner_id);
+        self.workflow.push(&job.workflow);
+        self.input.push(&job.input);
+        self.status.push(job.status.as_str());
+        self.attempts.push(job.attempts);
+        self.max_attempts.push(job.max_attempts);
+        self.run_after.push(job.run_after);
+        self.result.push(job.result.as_ref());
+        self.error.push(job.error.as_deref());
+        self.cancel_requested.push(job.cancel_requested);
+        self.idempotency_key.push(job.idempotency_key.as_deref());
+        self.request_hash.push(&new.request_hash);
+        self.created_at.push(job.created_at);
+        self.updated_at.push(job.updated_at);
+        self.started_at.push(job.started_at);
+        self.finished_at.push(job.finished_at);
+    }
+}
+
+/// Step records to upsert, one array per column.
+#[derive(Default)]
+struct StepColumns<'a> {
+    job_id: Vec<Uuid>,
+    step_id: Vec<&'a str>,
+    position: Vec<i32>,
+    status: Vec<&'static str>,
+    output: Vec<&'a Value>,
+    error: Vec<Option<&'a str>>,
+    attempt: Vec<i32>,
+    started_at: Vec<DateTime<Utc>>,
+    finished_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> StepColumns<'a> {
+    fn push(&mut self, job_id: Uuid, step: &'a StepRecord) {
+        self.job_id.push(job_id);
+        self.step_id.push(&step.step_id);
+        self.position.push(step.position);
+        self.status.push(step.status.as_str());
+        self.output.push(&step.output);
+        self.error.push(step.error.as_deref());
+        self.attempt.push(step.attempt);
+        self.started_at.push(step.started_at);
+        self.finished_at.push(step.finished_at);
+    }
+}
+
+/// Attempts to end, one array per column.
+#[derive(Default)]
+struct FinishColumns<'a> {
+    id: Vec<Uuid>,
+    token: Vec<Uuid>,
+    status: Vec<&'static str>,
+    attempts_delta: Vec<i32>,
+    run_after: Vec<Option<DateTime<Utc>>>,
+    result: Vec<Option<&'a Value>>,
+    error: Vec<Option<&'a str>>,
+    at: Vec<DateTime<Utc>>,
+    finished_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> FinishColumns<'a> {
+    fn push(&mut self, f: &'a Finish) {
+        self.id.push(f.lease.job_id);
+        self.token.push(f.lease.token);
+        self.status.push(f.status.as_str());
+        self.attempts_delta.push(f.attempts_delta);
+        self.run_after.push(f.run_after);
+        self.result.push(f.result.as_ref());
+        self.error.push(f.error.as_deref());
+        self.at.push(f.now);
+        self.finished_at
+            .push(f.status.is_terminal().then_some(f.now));
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn admit_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Result<Admission>>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs: Vec<NewJob> = jobs.into_iter().map(as_stored).collect();
+        let mut c = JobColumns::default();
+        for new in plan::offered(&jobs) {
+            c.push(new);
+        }
+        let mut tx = self.pool().begin().await.map_err(db_error("admit_batch"))?;
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_JOBS)
+            .bind(&c.id)
+            .bind(&c.owner_id)
+            .bind(&c.workflow)
+            .bind(&c.input)
+            .bind(&c.status)
+            .bind(&c.attempts)
+            .bind(&c.max_attempts)
+            .bind(&c.run_after)
+            .bind(&c.result)
+            .bind(&c.error)
+            .bind(&c.cancel_requested)
+            .bind(&c.idempotency_key)
+            .bind(&c.request_hash)
+            .bind(&c.created_at)
+            .bind(&c.updated_at)
+            .bind(&c.started_at)
+            .bind(&c.finished_at)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error("admit_batch"))?
+            .into_iter()
+            .collect();
+        let (owners, keys): (Vec<Uuid>, Vec<&str>) =
+            plan::keys_taken(&jobs, &inserted).into_iter().unzip();
+        let firsts = if owners.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query(FIRST_WITH_KEYS)
+                .bind(&owners)
+                .bind(&keys)
+                .try_map(|row| Db::first_from_row(&row))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error("admit_batch"))?
+        };
+        tx.commit().await.map_err(db_error("admit_batch"))?;
+        Ok(plan::admissions(jobs, &inserted, &firsts))
+    }
+
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<ClaimedJob>> {
+        let jobs: Vec<Job> = sqlx::query(CLAIM)
+            .bind(claim.token)
+            .bind(claim.worker.as_str())
+            .bind(claim.lease_until)
+            .bind(claim.now)
+            .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
+            .try_map(|row| Db::job_from_row(&row))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error("claim_due"))?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The claim holds these jobs now, so nobody else writes their steps: no transaction needed.
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+        let steps = sqlx::query(STEPS_OF)
+            .bind(&ids)
+            .try_map(|row| Db::step_from_row(&row))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error("claim_due"))?;
+        Ok(claimed(jobs, steps))
+    }
+
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = plan::leases(writes)
+            .into_iter()
+            .map(|l| (l.job_id, l.token))
+            .unzip();
+        let mut tx = self.pool().begin().await.map_err(db_error("commit"))?;
+        let held: HashSet<(Uuid, Uuid)> = sqlx::query_as(LOCK_HELD)
+            .bind(&ids)
+            .bind(&tokens)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error("commit"))?
+            .into_iter()
+            .collect();
+        let plan = plan_commit(writes, held);
+        if !plan.steps.is_empty() {
+            let mut s = StepColumns::default();
+            for (job_id, step) in &plan.steps {
+                s.push(*job_id, step);
+            }
+            sqlx::query(UPSERT_STEPS)
+                .bind(&s.job_id)
+                .bind(&s.step_id)
+                .bind(&s.position)
+                .bind(&s.status)
+                .bind(&s.output)
+                .bind(&s.error)
+                .bind(&s.attempt)
+                .bind(&s.started_at)
+                .bind(&s.finished_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("commit"))?;
+        }
+        if !plan.finishes.is_empty() {
+            let mut f = FinishColumns::default();
+            for finish in &plan.finishes {
+                f.push(finish);
+            }
+            sqlx::query(FINISH)
+                .bind(&f.id)
+                .bind(&f.token)
+                .bind(&f.status)
+                .bind(&f.attempts_delta)
+                .bind(&f.run_after)
+                .bind(&f.result)
+                .bind(&f.error)
+                .bind(&f.at)
+                .bind(&f.finished_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("commit"))?;
+        }
+        tx.commit().await.map_err(db_error("commit"))?;
+        Ok(plan.applied)
+    }
+
+    async fn extend_leases(&self, leases: &[Lease], until: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) =
+            leases.iter().map(|l| (l.job_id, l.token)).unzip();
+        let extended: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(EXTEND)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(until)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error("extend_leases"))?;
+        Ok(plan::cancel_requested(leases, extended))
+    }
+
+    async fn reap_expired(&self, now: DateTime<Utc>) -> Result<Reaped> {
+        self.sql.reap_expired(REAP, now).await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        self.sql.get_job(id).await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.sql.list_jobs(filter).await
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
+        self.sql.cancel_job(id, now).await
+    }
+
+    async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
+        self.sql.list_steps(job_id).await
+    }
+
+    async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.sql.queue_depth(now).await
+    }
+
+    async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
+        self.sql.count_jobs(status).await
+    }
+}
+
+crate::sql::delegate_shared_ports!(PgStore);
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<()> {
+        self.sql.ping().await
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn write_parallelism(&self) -> usize {
+        4
+    }
+}

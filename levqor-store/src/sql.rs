@@ -1,0 +1,594 @@
+//! What both SQL backends do the same way: the column lists, the row mappings, and every query
+//! whose text and types agree on SQLite and PostgreSQL (`$n` placeholders work on both). The hot
+//! paths that differ (admit, claim, commit, heartbeats) live in each backend's module.
+
+use crate::error::{db_error, is_foreign_key_violation, is_unique_violation};
+use crate::plan::First;
+use crate::types::{Timestamp, micros};
+use chrono::{DateTime, Utc};
+use levqor_core::jobs::store::{ClaimedJob, JobFilter, NewJob, Reaped};
+use levqor_core::users::{ApiKey, Upserted, User};
+use levqor_core::{Error, Job, JobStatus, OutboxMessage, Result, StepRecord, StepStatus};
+use serde_json::Value;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type,
+};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The columns of a [`Job`], in the order [`SqlStore::job_from_row`] reads them by name.
+macro_rules! job_columns {
+    () => {
+        "id, owner_id, workflow, input, status, attempts, max_attempts, run_after, result, error, \
+         cancel_requested, idempotency_key, created_at, updated_at, started_at, finished_at"
+    };
+}
+
+/// The columns of a [`StepRecord`].
+macro_rules! step_columns {
+    () => {
+        "job_id, step_id, position, status, output, error, attempt, started_at, finished_at"
+    };
+}
+
+/// What an expired lease does to its job: back to `failed` for an attempt at once, or `dead`
+/// when none is left. `$1` is now, `$2` the error to record.
+macro_rules! reap_assignments {
+    () => {
+        "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1, error = $2, \
+         status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END, \
+         finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE finished_at END, \
+         run_after = CASE WHEN attempts >= max_attempts THEN run_after ELSE $1 END"
+    };
+}
+
+/// Implements [`UserStore`](levqor_core::UserStore) and [`OutboxStore`](levqor_core::OutboxStore),
+/// which both backends serve with the shared queries, for a store with an `sql: SqlStore<_>`.
+macro_rules! delegate_shared_ports {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl levqor_core::UserStore for $store {
+            async fn upsert_user(
+                &self,
+                user: levqor_core::User,
+            ) -> levqor_core::Result<levqor_core::Upserted> {
+                self.sql.upsert_user(user).await
+            }
+
+            async fn get_user(
+                &self,
+                id: uuid::Uuid,
+            ) -> levqor_core::Result<Option<levqor_core::User>> {
+                self.sql.get_user(id).await
+            }
+
+            async fn find_user_by_email(
+                &self,
+                email: &str,
+            ) -> levqor_core::Result<Option<levqor_core::User>> {
+                self.sql.find_user_by_email(email).await
+            }
+
+            async fn update_user(
+                &self,
+                user: &levqor_core::User,
+            ) -> levqor_core::Result<Option<levqor_core::User>> {
+                self.sql.update_user(user).await
+            }
+
+            async fn insert_key(
+                &self,
+                key: &levqor_core::ApiKey,
+                secret_hash: &str,
+            ) -> levqor_core::Result<()> {
+                self.sql.insert_key(key, secret_hash).await
+            }
+
+            async fn list_keys(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> levqor_core::Result<Vec<levqor_core::ApiKey>> {
+                self.sql.list_keys(user_id).await
+            }
+
+            async fn get_key(
+                &self,
+                id: uuid::Uuid,
+            ) -> levqor_core::Result<Option<levqor_core::ApiKey>> {
+                self.sql.get_key(id).await
+            }
+
+            async fn revoke_key(
+                &self,
+                id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> levqor_core::Result<Option<levqor_core::ApiKey>> {
+                self.sql.revoke_key(id, now).await
+            }
+
+            async fn find_key_by_hash(
+                &self,
+                secret_hash: &str,
+            ) -> levqor_core::Result<Option<levqor_core::ApiKey>> {
+                self.sql.find_key_by_hash(secret_hash).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl levqor_core::OutboxStore for $store {
+            async fn push_outbox(
+                &self,
+                message: &levqor_core::OutboxMessage,
+            ) -> levqor_core::Result<()> {
+                self.sql.push_outbox(message).await
+            }
+
+            async fn list_outbox(
+                &self,
+                before: Option<uuid::Uuid>,
+                limit: usize,
+            ) -> levqor_core::Result<Vec<levqor_core::OutboxMessage>> {
+                self.sql.list_outbox(before, limit).await
+            }
+        }
+    };
+}
+
+pub(crate) use {delegate_shared_ports, job_columns, reap_assignments, step_columns};
+
+/// The error recorded on a job whose lease expired.
+const LEASE_EXPIRED: &str = "the worker running this job was lost (lease expired)";
+
+/// The pools of one database and the queries both backends share.
+pub(crate) struct SqlStore<DB: Database> {
+    /// Serves reads.
+    pub read: Pool<DB>,
+    /// Serves writes. On SQLite: the one connection allowed to write.
+    pub write: Pool<DB>,
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB>,
+    for<'q> Timestamp: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Timestamp>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Decode<'q, DB> + Type<DB>,
+    for<'q> Value: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    /// Reads a row selected with [`job_columns!`].
+    pub fn job_from_row(row: &DB::Row) -> Result<Job, sqlx::Error> {
+        Ok(Job {
+            id: row.try_get("id")?,
+            owner_id: row.try_get("owner_id")?,
+            workflow: row.try_get("workflow")?,
+            input: row.try_get("input")?,
+            status: job_status(row.try_get("status")?)?,
+            attempts: row.try_get("attempts")?,
+            max_attempts: row.try_get("max_attempts")?,
+            run_after: row.try_get::<Timestamp, _>("run_after")?.0,
+            result: row.try_get("result")?,
+            error: row.try_get("error")?,
+            cancel_requested: row.try_get("cancel_requested")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
+            updated_at: row.try_get::<Timestamp, _>("updated_at")?.0,
+            started_at: row
+                .try_get::<Option<Timestamp>, _>("started_at")?
+                .map(|t| t.0),
+            finished_at: row
+                .try_get::<Option<Timestamp>, _>("finished_at")?
+                .map(|t| t.0),
+        })
+    }
+
+    /// Reads a row selected with `request_hash` and [`job_columns!`].
+    pub fn first_from_row(row: &DB::Row) -> Result<First, sqlx::Error> {
+        Ok(First {
+            job: Self::job_from_row(row)?,
+            request_hash: row.try_get("request_hash")?,
+        })
+    }
+
+    /// Reads a row selected with [`step_columns!`].
+    pub fn step_from_row(row: &DB::Row) -> Result<StepRecord, sqlx::Error> {
+        let status: &str = row.try_get("status")?;
+        Ok(StepRecord {
+            job_id: row.try_get("job_id")?,
+            step_id: row.try_get("step_id")?,
+            position: row.try_get("position")?,
+            status: StepStatus::parse(status).ok_or_else(|| unknown("step status", status))?,
+            output: row.try_get("output")?,
+            error: row.try_get("error")?,
+            attempt: row.try_get("attempt")?,
+            started_at: row.try_get::<Timestamp, _>("started_at")?.0,
+            finished_at: row.try_get::<Timestamp, _>("finished_at")?.0,
+        })
+    }
+
+    fn user_from_row(row: &DB::Row) -> Result<User, sqlx::Error> {
+        Ok(User {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
+            updated_at: row.try_get::<Timestamp, _>("updated_at")?.0,
+        })
+    }
+
+    fn key_from_row(row: &DB::Row) -> Result<ApiKey, sqlx::Error> {
+        let scopes: Value = row.try_get("scopes")?;
+        Ok(ApiKey {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            prefix: row.try_get("prefix")?,
+            scopes: serde_json::from_value(scopes).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
+            revoked_at: row
+                .try_get::<Option<Timestamp>, _>("revoked_at")?
+                .map(|t| t.0),
+        })
+    }
+
+    fn outbox_from_row(row: &DB::Row) -> Result<OutboxMessage, sqlx::Error> {
+        Ok(OutboxMessage {
+            id: row.try_get("id")?,
+            channel: row.try_get("channel")?,
+            to: row.try_get("to_addr")?,
+            subject: row.try_get("subject")?,
+            body: row.try_get("body")?,
+            job_id: row.try_get("job_id")?,
+            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
+        })
+    }
+
+    /// `SELECT 1`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(db_error("ping"))?;
+        Ok(())
+    }
+
+    pub async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = $1"
+        ))
+        .bind(id)
+        .try_map(|row| Self::job_from_row(&row))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error("get_job"))
+    }
+
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut q =
+            QueryBuilder::<DB>::new(concat!("SELECT ", job_columns!(), " FROM jobs WHERE TRUE"));
+        if let Some(owner) = filter.owner_id {
+            q.push(" AND owner_id = ").push_bind(owner);
+        }
+        if let Some(status) = filter.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(before) = filter.before {
+            q.push(" AND id < ").push_bind(before);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(limit(filter.limit));
+        q.build()
+            .try_map(|row| Self::job_from_row(&row))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error("list_jobs"))
+    }
+
+    pub async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM job_steps WHERE job_id = $1 ORDER BY position, step_id"
+        ))
+        .bind(job_id)
+        .try_map(|row| Self::step_from_row(&row))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error("list_steps"))
+    }
+
+    /// A job not yet running becomes `canceled`; a running one gets `cancel_requested` (its
+    /// worker stops at the next step boundary); a terminal one is returned unchanged.
+    pub async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
+        let changed = sqlx::query(concat!(
+            "UPDATE jobs SET ",
+            "cancel_requested = CASE WHEN status = 'running' THEN TRUE ELSE cancel_requested END, ",
+            "finished_at = CASE WHEN status = 'running' THEN finished_at ELSE $2 END, ",
+            "status = CASE WHEN status = 'running' THEN status ELSE 'canceled' END, ",
+            "updated_at = $2 ",
+            "WHERE id = $1 AND status NOT IN ('succeeded', 'dead', 'canceled') ",
+            "RETURNING ",
+            job_columns!()
+        ))
+        .bind(id)
+        .bind(Timestamp(now))
+        .try_map(|row| Self::job_from_row(&row))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db_error("cancel_job"))?;
+        match changed {
+            Some(job) => Ok(Some(job)),
+            None => self.get_job(id).await,
+        }
+    }
+
+    /// Runs `sql`, an UPDATE that applies [`reap_assignments!`] to the expired leases it selects
+    /// and returns their new `status`, and counts the outcomes.
+    pub async fn reap_expired(&self, sql: &'static str, now: DateTime<Utc>) -> Result<Reaped> {
+        let statuses: Vec<String> = sqlx::query(sql)
+            .bind(Timestamp(now))
+            .bind(LEASE_EXPIRED)
+            .try_map(|row: DB::Row| row.try_get("status"))
+            .fetch_all(&self.write)
+            .await
+            .map_err(db_error("reap_expired"))?;
+        let dead = statuses
+            .iter()
+            .filter(|s| *s == JobStatus::Dead.as_str())
+            .count() as u64;
+        Ok(Reaped {
+            retried: statuses.len() as u64 - dead,
+            dead,
+        })
+    }
+
+    pub async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'failed') AND run_after <= $1")
+            .bind(Timestamp(now))
+            .try_map(|row: DB::Row| row.try_get("n"))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error("queue_depth"))?;
+        Ok(n as u64)
+    }
+
+    pub async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE status = $1")
+            .bind(status.as_str())
+            .try_map(|row: DB::Row| row.try_get("n"))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error("count_jobs"))?;
+        Ok(n as u64)
+    }
+
+    pub async fn upsert_user(&self, user: User) -> Result<Upserted> {
+        let user = User {
+            created_at: micros(user.created_at),
+            updated_at: micros(user.updated_at),
+            ..user
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (email) DO NOTHING RETURNING id",
+        )
+        .bind(user.id)
+        .bind(user.email.as_str())
+        .bind(user.name.as_deref())
+        .bind(Timestamp(user.created_at))
+        .bind(Timestamp(user.updated_at))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db_error("upsert_user"))?;
+        if inserted.is_some() {
+            return Ok(Upserted::Created(user));
+        }
+        match self.find_user_by_email(&user.email).await? {
+            Some(existing) => Ok(Upserted::Existing(existing)),
+            None => Err(Error::unavailable(
+                "the user was neither inserted nor found; try again",
+            )),
+        }
+    }
+
+    pub async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
+        sqlx::query("SELECT id, email, name, created_at, updated_at FROM users WHERE id = $1")
+            .bind(id)
+            .try_map(|row| Self::user_from_row(&row))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error("get_user"))
+    }
+
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        sqlx::query("SELECT id, email, name, created_at, updated_at FROM users WHERE email = $1")
+            .bind(email)
+            .try_map(|row| Self::user_from_row(&row))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error("find_user_by_email"))
+    }
+
+    pub async fn update_user(&self, user: &User) -> Result<Option<User>> {
+        sqlx::query(
+            "UPDATE users SET email = $2, name = $3, updated_at = $4 WHERE id = $1 \
+             RETURNING id, email, name, created_at, updated_at",
+        )
+        .bind(user.id)
+        .bind(user.email.as_str())
+        .bind(user.name.as_deref())
+        .bind(Timestamp(user.updated_at))
+        .try_map(|row| Self::user_from_row(&row))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::conflict("email_taken", "another user has this email")
+            } else {
+                db_error("update_user")(e)
+            }
+        })
+    }
+
+    pub async fn insert_key(&self, key: &ApiKey, secret_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, prefix, secret_hash, scopes, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id)
+        .bind(key.user_id)
+        .bind(key.prefix.as_str())
+        .bind(secret_hash)
+        .bind(Value::from(key.scopes.clone()))
+        .bind(Timestamp(key.created_at))
+        .bind(key.revoked_at.map(Timestamp))
+        .execute(&self.write)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                Error::not_found("user")
+            } else {
+                db_error("insert_key")(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    pub async fn list_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>> {
+        sqlx::query(
+            "SELECT id, user_id, prefix, scopes, created_at, revoked_at FROM api_keys \
+             WHERE user_id = $1 ORDER BY id DESC",
+        )
+        .bind(user_id)
+        .try_map(|row| Self::key_from_row(&row))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error("list_keys"))
+    }
+
+    pub async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>> {
+        sqlx::query("SELECT id, user_id, prefix, scopes, created_at, revoked_at FROM api_keys WHERE id = $1")
+            .bind(id)
+            .try_map(|row| Self::key_from_row(&row))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error("get_key"))
+    }
+
+    /// Revoking twice keeps the first revocation time.
+    pub async fn revoke_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<ApiKey>> {
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+             RETURNING id, user_id, prefix, scopes, created_at, revoked_at",
+        )
+        .bind(id)
+        .bind(Timestamp(now))
+        .try_map(|row| Self::key_from_row(&row))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db_error("revoke_key"))
+    }
+
+    pub async fn find_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>> {
+        sqlx::query(
+            "SELECT id, user_id, prefix, scopes, created_at, revoked_at FROM api_keys \
+             WHERE secret_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(secret_hash)
+        .try_map(|row| Self::key_from_row(&row))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error("find_key_by_hash"))
+    }
+
+    pub async fn push_outbox(&self, m: &OutboxMessage) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox (id, channel, to_addr, subject, body, job_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(m.id)
+        .bind(m.channel.as_str())
+        .bind(m.to.as_str())
+        .bind(m.subject.as_str())
+        .bind(m.body.as_str())
+        .bind(m.job_id)
+        .bind(Timestamp(m.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error("push_outbox"))?;
+        Ok(())
+    }
+
+    pub async fn list_outbox(
+        &self,
+        before: Option<Uuid>,
+        limit_to: usize,
+    ) -> Result<Vec<OutboxMessage>> {
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT id, channel, to_addr, subject, body, job_id, created_at FROM outbox WHERE TRUE",
+        );
+        if let Some(before) = before {
+            q.push(" AND id < ").push_bind(before);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(limit(limit_to));
+        q.build()
+            .try_map(|row| Self::outbox_from_row(&row))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error("list_outbox"))
+    }
+}
+
+/// `new` with its job as it reads back once stored: instants truncated to the microsecond.
+pub(crate) fn as_stored(new: NewJob) -> NewJob {
+    let job = new.job;
+    let job = Job {
+        run_after: micros(job.run_after),
+        created_at: micros(job.created_at),
+        updated_at: micros(job.updated_at),
+        started_at: job.started_at.map(micros),
+        finished_at: job.finished_at.map(micros),
+        ..job
+    };
+    NewJob { job, ..new }
+}
+
+/// Claimed jobs with their recorded steps, oldest `run_after` first (the order they were due).
+pub(crate) fn claimed(mut jobs: Vec<Job>, steps: Vec<StepRecord>) -> Vec<ClaimedJob> {
+    jobs.sort_by_key(|j| (j.run_after, j.id));
+    let mut by_job: HashMap<Uuid, Vec<StepRecord>> = HashMap::new();
+    for step in steps {
+        by_job.entry(step.job_id).or_default().push(step);
+    }
+    jobs.into_iter()
+        .map(|job| ClaimedJob {
+            steps: by_job.remove(&job.id).unwrap_or_default(),
+            job,
+        })
+        .collect()
+}
+
+/// Parses a stored job status.
+pub(crate) fn job_status(s: &str) -> Result<JobStatus, sqlx::Error> {
+    JobStatus::parse(s).ok_or_else(|| unknown("job status", s))
+}
+
+fn unknown(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
+}
+
+/// A row count limit as SQL takes it.
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

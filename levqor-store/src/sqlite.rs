@@ -1,0 +1,508 @@
+//! The SQLite backend: one database file served to one process. SQLite lets one connection write
+//! at a time, so every write goes through a pool of exactly one connection (waiting in the pool
+//! is cheaper than retrying `SQLITE_BUSY`), and a write of several statements runs in a
+//! `BEGIN IMMEDIATE` transaction that takes the write lock up front. Reads use a small pool of
+//! read-only connections that WAL lets run alongside the writer.
+//!
+//! Each statement costs a round trip to the connection's thread, so a batch is a few set-based
+//! statements, as on PostgreSQL. SQLite has no array parameters: a JSON array bound once and
+//! expanded with `jsonb_each` plays the part of `UNNEST` (see [`rows`]). This needs SQLite 3.45
+//! or later (`jsonb_each`, `unhex`, `RETURNING`, `UPDATE … FROM`); sqlx bundles a newer one.
+
+use crate::error::{db_error, migrate_error, setup_error};
+use crate::plan::{self, plan_commit};
+use crate::sql::{SqlStore, as_stored, claimed, job_columns, reap_assignments, step_columns};
+use crate::types::Timestamp;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use levqor_core::jobs::store::{Claim, ClaimedJob, JobFilter, Lease, NewJob, Reaped, Write};
+use levqor_core::{Admission, Job, JobStatus, JobStore, Result, StepRecord, Store};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Read connections next to the one writer.
+const READERS: u32 = 4;
+
+/// (In `INSERT … SELECT … ON CONFLICT`, SQLite needs a `WHERE` before `ON CONFLICT` so as not to
+/// read it as a join constraint: hence `WHERE TRUE`.)
+const INSERT_JOBS: &str = "INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
+     run_after, result, error, cancel_requested, idempotency_key, request_hash, created_at, updated_at, \
+     started_at, finished_at) \
+     SELECT unhex(value ->> 'id'), unhex(value ->> 'owner_id'), value ->> 'workflow', value ->> 'input', \
+     value ->> 'status', value ->> 'attempts', value ->> 'max_attempts', value ->> 'run_after', \
+     value ->> 'result', value ->> 'error', value ->> 'cancel_requested', value ->> 'idempotency_key', \
+     value ->> 'request_hash', value ->> 'created_at', value ->> 'updated_at', value ->> 'started_at', \
+     value ->> 'finished_at' \
+     FROM jsonb_each($1) WHERE TRUE \
+     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+     RETURNING id";
+
+/// `idempotency_key IS NOT NULL` lets the planner use the partial unique index.
+const FIRST_WITH_KEYS: &str = concat!(
+    "SELECT request_hash, ",
+    job_columns!(),
+    " FROM jobs WHERE idempotency_key IS NOT NULL AND (owner_id, idempotency_key) IN ",
+    "(SELECT unhex(value ->> 'owner_id'), value ->> 'key' FROM jsonb_each($1))"
+);
+
+const CLAIM: &str = concat!(
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1, lease_owner = $2, ",
+    "lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 ",
+    "WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'failed') AND run_after <= $4 ",
+    "ORDER BY run_after, id LIMIT $5) ",
+    "RETURNING ",
+    job_columns!()
+);
+
+/// The steps of the jobs a claim took (found through the small index of running jobs).
+const CLAIMED_STEPS: &str = concat!(
+    "SELECT ",
+    step_columns!(),
+    " FROM job_steps WHERE job_id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_token = $1) ",
+    "ORDER BY job_id, position"
+);
+
+const HELD: &str = "SELECT id, lease_token FROM jobs WHERE status = 'running' AND (id, lease_token) IN \
+     (SELECT unhex(value ->> 'id'), unhex(value ->> 'token') FROM jsonb_each($1))";
+
+const UPSERT_STEPS: &str = concat!(
+    "INSERT INTO job_steps (",
+    step_columns!(),
+    ") SELECT unhex(value ->> 'job_id'), value ->> 'step_id', value ->> 'position', value ->> 'status', ",
+    "value ->> 'output', value ->> 'error', value ->> 'attempt', value ->> 'started_at', value ->> 'finished_at' ",
+    "FROM jsonb_each($1) WHERE TRUE ",
+    "ON CONFLICT (job_id, step_id) DO UPDATE SET position = excluded.position, status = excluded.status, ",
+    "output = excluded.output, error = excluded.error, attempt = excluded.attempt, ",
+    "started_at = excluded.started_at, finished_at = excluded.finished_at"
+);
+
+const FINISH: &str = "UPDATE jobs SET status = f.status, attempts = jobs.attempts + f.attempts_delta, \
+     run_after = COALESCE(f.run_after, jobs.run_after), result = COALESCE(f.result, jobs.result), \
+     error = f.error, updated_at = f.at, finished_at = COALESCE(f.finished_at, jobs.finished_at), \
+     lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL \
+     FROM (SELECT unhex(value ->> 'id') AS id, unhex(value ->> 'token') AS token, value ->> 'status' AS status, \
+     value ->> 'attempts_delta' AS attempts_delta, value ->> 'run_after' AS run_after, \
+     value ->> 'result' AS result, value ->> 'error' AS error, value ->> 'at' AS at, \
+     value ->> 'finished_at' AS finished_at FROM jsonb_each($1)) AS f \
+     WHERE jobs.id = f.id AND jobs.lease_token = f.token AND jobs.status = 'running'";
+
+const EXTEND: &str = "UPDATE jobs SET lease_expires_at = $2 \
+     FROM (SELECT unhex(value ->> 'id') AS id, unhex(value ->> 'token') AS token FROM jsonb_each($1)) AS l \
+     WHERE jobs.id = l.id AND jobs.lease_token = l.token AND jobs.status = 'running' \
+     RETURNING id, lease_token, cancel_requested";
+
+const REAP: &str = concat!(
+    "UPDATE jobs SET ",
+    reap_assignments!(),
+    " WHERE status = 'running' AND lease_expires_at < $1 RETURNING status"
+);
+
+/// Levqor's store on SQLite.
+pub struct SqliteStore {
+    sql: SqlStore<Sqlite>,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file if missing) and migrates the database at `url`: `sqlite:path`,
+    /// `sqlite://path`, or `sqlite::memory:` for a private in-memory database that lives as long
+    /// as the store.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = options(url)?;
+        if is_in_memory(url) {
+            // An in-memory database lives as long as its last connection: keep one, forever.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(setup_error("connect"))?;
+            MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+            return Ok(Self {
+                sql: SqlStore {
+                    read: pool.clone(),
+                    write: pool,
+                },
+            });
+        }
+        let write = open_writer(options.clone()).await?;
+        MIGRATOR.run(&write).await.map_err(migrate_error)?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(setup_error("connect"))?;
+        Ok(Self {
+            sql: SqlStore { read, write },
+        })
+    }
+
+    /// Creates the database file if missing and brings its schema up to date.
+    pub async fn migrate(url: &str) -> Result<()> {
+        let write = open_writer(options(url)?).await?;
+        let migrated = MIGRATOR.run(&write).await.map_err(migrate_error);
+        write.close().await;
+        migrated
+    }
+
+    /// Closes every connection; later calls fail as `unavailable`.
+    pub async fn close(&self) {
+        self.sql.read.close().await;
+        self.sql.write.close().await;
+    }
+
+    async fn begin(&self, operation: &'static str) -> Result<Transaction<'static, Sqlite>> {
+        self.sql
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(operation))
+    }
+}
+
+fn options(url: &str) -> Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(setup_error("connect"))?
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true))
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+async fn open_writer(options: SqliteConnectOptions) -> Result<SqlitePool> {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal),
+        )
+        .await
+        .map_err(setup_error("connect"))
+}
+
+type Db = SqlStore<Sqlite>;
+
+/// The rows of a batch as `jsonb_each` reads them: objects whose fields the statements above
+/// name. Ids travel as 32 hex digits (`unhex` turns them back into blobs), instants as
+/// microseconds since the epoch, and JSON documents as strings holding their text, so that a
+/// missing document (SQL NULL) stays apart from a JSON `null`.
+mod rows {
+    use levqor_core::jobs::store::{self, NewJob};
+    use levqor_core::{Error, Result, StepRecord};
+    use serde::Serialize;
+    use serde_json::Value;
+    use uuid::Uuid;
+    use uuid::fmt::Simple;
+
+    /// The JSON array of `rows`.
+    pub fn json<T: Serialize>(rows: impl Iterator<Item = T>) -> Result<String> {
+        serde_json::to_string(&rows.collect::<Vec<T>>()).map_err(|e| {
+            tracing::error!(error = %e, "a batch could not be encoded");
+            Error::internal("a batch could not be encoded")
+        })
+    }
+
+    #[derive(Serialize)]
+    pub struct Job<'a> {
+        id: Simple,
+        owner_id: Simple,
+        workflow: String,
+        input: String,
+        status: &'static str,
+        attempts: i32,
+        max_attempts: i32,
+        run_after: i64,
+        result: Option<String>,
+        error: Option<&'a str>,
+        cancel_requested: bool,
+        idempotency_key: Option<&'a str>,
+        request_hash: &'a str,
+        created_at: i64,
+        updated_at: i64,
+        started_at: Option<i64>,
+        finished_at: Option<i64>,
+    }
+
+    impl<'a> From<&'a NewJob> for Job<'a> {
+        fn from(new: &'a NewJob) -> Self {
+            let job = &new.job;
+            Job {
+                id: job.id.simple(),
+                owner_id: job.owner_id.simple(),
+                workflow: job.workflow.to_string(),
+                input: job.input.to_string(),
+                status: job.status.as_str(),
+                attempts: job.attempts,
+                max_attempts: job.max_attempts,
+                run_after: job.run_after.timestamp_micros(),
+                result: job.result.as_ref().map(Value::to_string),
+                error: job.error.as_deref(),
+                cancel_requested: job.cancel_requested,
+                idempotency_key: job.idempotency_key.as_deref(),
+                request_hash: &new.request_hash,
+                created_at: job.created_at.timestamp_micros(),
+                updated_at: job.updated_at.timestamp_micros(),
+                started_at: job.started_at.map(|t| t.timestamp_micros()),
+                finished_at: job.finished_at.map(|t| t.timestamp_micros()),
+            }
+        }
+    }
+
+    /// An owner's idempotency key.
+    #[derive(Serialize)]
+    pub struct Key<'a> {
+        owner_id: Simple,
+        key: &'a str,
+    }
+
+    impl<'a> Key<'a> {
+        pub fn new(owner_id: Uuid, key: &'a str) -> Self {
+            Key {
+                owner_id: owner_id.simple(),
+                key,
+            }
+        }
+    }
+
+    #[derive(Serialize)]
+    pub struct Lease {
+        id: Simple,
+        token: Simple,
+    }
+
+    impl From<&store::Lease> for Lease {
+        fn from(lease: &store::Lease) -> Self {
+            Lease {
+                id: lease.job_id.simple(),
+                token: lease.token.simple(),
+            }
+        }
+    }
+
+    #[derive(Serialize)]
+    pub struct Step<'a> {
+        job_id: Simple,
+        step_id: &'a str,
+        position: i32,
+        status: &'static str,
+        output: String,
+        error: Option<&'a str>,
+        attempt: i32,
+        started_at: i64,
+        finished_at: i64,
+    }
+
+    impl<'a> Step<'a> {
+        /// `step`, recorded under `job_id`.
+        pub fn new(job_id: Uuid, step: &'a StepRecord) -> Self {
+            Step {
+                job_id: job_id.simple(),
+                step_id: &step.step_id,
+                position: step.position,
+                status: step.status.as_str(),
+                output: step.output.to_string(),
+                error: step.error.as_deref(),
+                attempt: step.attempt,
+                started_at: step.started_at.timestamp_micros(),
+                finished_at: step.finished_at.timestamp_micros(),
+            }
+        }
+    }
+
+    #[derive(Serialize)]
+    pub struct Finish<'a> {
+        id: Simple,
+        token: Simple,
+        status: &'static str,
+        attempts_delta: i32,
+        run_after: Option<i64>,
+        result: Option<String>,
+        error: Option<&'a str>,
+        at: i64,
+        finished_at: Option<i64>,
+    }
+
+    impl<'a> From<&'a store::Finish> for Finish<'a> {
+        fn from(f: &'a store::Finish) -> Self {
+            Finish {
+                id: f.lease.job_id.simple(),
+                token: f.lease.token.simple(),
+                status: f.status.as_str(),
+                attempts_delta: f.attempts_delta,
+                run_after: f.run_after.map(|t| t.timestamp_micros()),
+                result: f.result.as_ref().map(Value::to_string),
+                error: f.error.as_deref(),
+                at: f.now.timestamp_micros(),
+                finished_at: f.status.is_terminal().then(|| f.now.timestamp_micros()),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn admit_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Result<Admission>>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs: Vec<NewJob> = jobs.into_iter().map(as_stored).collect();
+        let offered = rows::json(plan::offered(&jobs).into_iter().map(rows::Job::from))?;
+        let mut tx = self.begin("admit_batch").await?;
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_JOBS)
+            .bind(offered)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error("admit_batch"))?
+            .into_iter()
+            .collect();
+        let taken = plan::keys_taken(&jobs, &inserted);
+        let firsts = if taken.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query(FIRST_WITH_KEYS)
+                .bind(rows::json(
+                    taken
+                        .into_iter()
+                        .map(|(owner, key)| rows::Key::new(owner, key)),
+                )?)
+                .try_map(|row| Db::first_from_row(&row))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error("admit_batch"))?
+        };
+        tx.commit().await.map_err(db_error("admit_batch"))?;
+        Ok(plan::admissions(jobs, &inserted, &firsts))
+    }
+
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<ClaimedJob>> {
+        let mut tx = self.begin("claim_due").await?;
+        let jobs: Vec<Job> = sqlx::query(CLAIM)
+            .bind(claim.token)
+            .bind(claim.worker.as_str())
+            .bind(Timestamp(claim.lease_until))
+            .bind(Timestamp(claim.now))
+            .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
+            .try_map(|row| Db::job_from_row(&row))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error("claim_due"))?;
+        let steps: Vec<StepRecord> = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query(CLAIMED_STEPS)
+                .bind(claim.token)
+                .try_map(|row| Db::step_from_row(&row))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error("claim_due"))?
+        };
+        tx.commit().await.map_err(db_error("claim_due"))?;
+        Ok(claimed(jobs, steps))
+    }
+
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let leases = rows::json(plan::leases(writes).iter().map(rows::Lease::from))?;
+        let mut tx = self.begin("commit").await?;
+        let held: HashSet<(Uuid, Uuid)> = sqlx::query_as(HELD)
+            .bind(leases)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error("commit"))?
+            .into_iter()
+            .collect();
+        let plan = plan_commit(writes, held);
+        if !plan.steps.is_empty() {
+            sqlx::query(UPSERT_STEPS)
+                .bind(rows::json(
+                    plan.steps
+                        .iter()
+                        .map(|(job_id, step)| rows::Step::new(*job_id, step)),
+                )?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("commit"))?;
+        }
+        if !plan.finishes.is_empty() {
+            sqlx::query(FINISH)
+                .bind(rows::json(
+                    plan.finishes.iter().copied().map(rows::Finish::from),
+                )?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("commit"))?;
+        }
+        tx.commit().await.map_err(db_error("commit"))?;
+        Ok(plan.applied)
+    }
+
+    async fn extend_leases(&self, leases: &[Lease], until: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let extended: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(EXTEND)
+            .bind(rows::json(leases.iter().map(rows::Lease::from))?)
+            .bind(Timestamp(until))
+            .fetch_all(&self.sql.write)
+            .await
+            .map_err(db_error("extend_leases"))?;
+        Ok(plan::cancel_requested(leases, extended))
+    }
+
+    async fn reap_expired(&self, now: DateTime<Utc>) -> Result<Reaped> {
+        self.sql.reap_expired(REAP, now).await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        self.sql.get_job(id).await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.sql.list_jobs(filter).await
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
+        self.sql.cancel_job(id, now).await
+    }
+
+    async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
+        self.sql.list_steps(job_id).await
+    }
+
+    async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.sql.queue_depth(now).await
+    }
+
+    async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
+        self.sql.count_jobs(status).await
+    }
+}
+
+crate::sql::delegate_shared_ports!(SqliteStore);
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.sql.ping().await
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
