@@ -31,17 +31,24 @@ impl Principal {
 
     /// `NotFound` unless the caller may act on `user_id`'s data.
     pub fn check_owner(&self, user_id: Uuid, what: &str) -> Result<()> {
-        if self.may_act_for(user_id) { Ok(()) } else { Err(Error::not_found(what)) }
+        if self.may_act_for(user_id) {
+            Ok(())
+        } else {
+            Err(Error::not_found(what))
+        }
     }
 
     /// `Forbidden` unless the caller holds `scope` (or `*`; admins hold every scope).
     pub fn require_scope(&self, scope: &str) -> Result<()> {
         match self {
             Principal::Admin => Ok(()),
-            Principal::User { scopes, .. } if scopes.iter().any(|s| s == "*" || s == scope) => Ok(()),
-            Principal::User { .. } => {
-                Err(Error::forbidden("insufficient_scope", format!("this key lacks the {scope:?} scope")))
+            Principal::User { scopes, .. } if scopes.iter().any(|s| s == "*" || s == scope) => {
+                Ok(())
             }
+            Principal::User { .. } => Err(Error::forbidden(
+                "insufficient_scope",
+                format!("this key lacks the {scope:?} scope"),
+            )),
         }
     }
 
@@ -49,7 +56,10 @@ impl Principal {
     pub fn require_admin(&self) -> Result<()> {
         match self {
             Principal::Admin => Ok(()),
-            Principal::User { .. } => Err(Error::forbidden("admin_only", "only the admin key may do this")),
+            Principal::User { .. } => Err(Error::forbidden(
+                "admin_only",
+                "only the admin key may do this",
+            )),
         }
     }
 
@@ -67,20 +77,40 @@ mod tests {
     use super::*;
 
     fn user(scopes: &[&str]) -> Principal {
-        Principal::User { user_id: Uuid::from_u128(1), key_id: Uuid::nil(), scopes: scopes.iter().map(|s| s.to_string()).collect() }
+        Principal::User {
+            user_id: Uuid::from_u128(1),
+            key_id: Uuid::nil(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
     fn users_reach_only_their_own_data() {
         assert!(user(&["*"]).check_owner(Uuid::from_u128(1), "job").is_ok());
-        assert_eq!(user(&["*"]).check_owner(Uuid::from_u128(2), "job").unwrap_err().code, "not_found");
-        assert!(Principal::Admin.check_owner(Uuid::from_u128(2), "job").is_ok());
+        assert_eq!(
+            user(&["*"])
+                .check_owner(Uuid::from_u128(2), "job")
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        assert!(
+            Principal::Admin
+                .check_owner(Uuid::from_u128(2), "job")
+                .is_ok()
+        );
     }
 
     #[test]
     fn scopes_limit_keys() {
         assert!(user(&["jobs:read"]).require_scope("jobs:read").is_ok());
-        assert_eq!(user(&["jobs:read"]).require_scope("jobs:write").unwrap_err().code, "insufficient_scope");
+        assert_eq!(
+            user(&["jobs:read"])
+                .require_scope("jobs:write")
+                .unwrap_err()
+                .code,
+            "insufficient_scope"
+        );
         assert!(user(&["*"]).require_scope("jobs:write").is_ok());
         assert_eq!(user(&["*"]).require_admin().unwrap_err().code, "admin_only");
     }

@@ -8,7 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-type Commit<I, O> = Arc<dyn Fn(Vec<I>) -> Pin<Box<dyn Future<Output = Result<Vec<O>>> + Send>> + Send + Sync>;
+type Commit<I, O> =
+    Arc<dyn Fn(Vec<I>) -> Pin<Box<dyn Future<Output = Result<Vec<O>>> + Send>> + Send + Sync>;
 type Pending<I, O> = (I, oneshot::Sender<Result<O>>);
 
 /// A handle to a group-commit task; clone it freely. The task ends when every handle is gone.
@@ -18,7 +19,9 @@ pub struct Batcher<I, O> {
 
 impl<I, O> Clone for Batcher<I, O> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone() }
+        Self {
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -35,7 +38,11 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let slots = Arc::new(Semaphore::new(parallel.max(1)));
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let slot = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+                let slot = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
                 let mut batch = vec![first];
                 while batch.len() < max_batch {
                     match rx.try_recv() {
@@ -55,7 +62,9 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                         }
                         Ok(_) => {
                             for w in waiters {
-                                let _ = w.send(Err(Error::internal("a batch commit returned the wrong number of results")));
+                                let _ = w.send(Err(Error::internal(
+                                    "a batch commit returned the wrong number of results",
+                                )));
                             }
                         }
                         Err(e) => {
@@ -76,8 +85,12 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Hands in one item and waits for its batch to commit.
     pub async fn submit(&self, item: I) -> Result<O> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send((item, tx)).await.map_err(|_| Error::unavailable("the commit task has stopped"))?;
-        rx.await.map_err(|_| Error::unavailable("the commit task has stopped"))?
+        self.tx
+            .send((item, tx))
+            .await
+            .map_err(|_| Error::unavailable("the commit task has stopped"))?;
+        rx.await
+            .map_err(|_| Error::unavailable("the commit task has stopped"))?
     }
 }
 
@@ -97,20 +110,27 @@ mod tests {
                 Ok(items.into_iter().map(|i| i * 2).collect())
             }
         });
-        let handles: Vec<_> = (0..200u32).map(|i| {
-            let b = b.clone();
-            tokio::spawn(async move { (i, b.submit(i).await.unwrap()) })
-        }).collect();
+        let handles: Vec<_> = (0..200u32)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { (i, b.submit(i).await.unwrap()) })
+            })
+            .collect();
         for h in handles {
             let (i, doubled) = h.await.unwrap();
             assert_eq!(doubled, i * 2);
         }
-        assert!(calls.load(Ordering::SeqCst) < 200, "batches were not shared");
+        assert!(
+            calls.load(Ordering::SeqCst) < 200,
+            "batches were not shared"
+        );
     }
 
     #[tokio::test]
     async fn a_failed_commit_fails_every_waiter() {
-        let b = Batcher::spawn(8, 1, |_items: Vec<u32>| async { Err::<Vec<u32>, _>(Error::unavailable("down")) });
+        let b = Batcher::spawn(8, 1, |_items: Vec<u32>| async {
+            Err::<Vec<u32>, _>(Error::unavailable("down"))
+        });
         assert_eq!(b.submit(1).await.unwrap_err().code, "unavailable");
     }
 }

@@ -51,7 +51,13 @@ fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
 pub async fn user(store: &Arc<dyn Store>, email: &str) -> User {
     let now = t0();
     match store
-        .upsert_user(User { id: Uuid::now_v7(), email: email.into(), name: Some("N".into()), created_at: now, updated_at: now })
+        .upsert_user(User {
+            id: Uuid::now_v7(),
+            email: email.into(),
+            name: Some("N".into()),
+            created_at: now,
+            updated_at: now,
+        })
         .await
         .unwrap()
     {
@@ -84,14 +90,27 @@ pub fn job(owner: Uuid, key: Option<&str>, run_after: DateTime<Utc>) -> NewJob {
 }
 
 async fn admit(store: &Arc<dyn Store>, new: NewJob) -> Job {
-    match store.admit_batch(vec![new]).await.unwrap().pop().unwrap().unwrap() {
+    match store
+        .admit_batch(vec![new])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap()
+    {
         Admission::Created(j) => j,
         other => panic!("expected a new job, got {other:?}"),
     }
 }
 
 fn claim(now: DateTime<Utc>, limit: usize) -> Claim {
-    Claim { token: Uuid::new_v4(), worker: "w".into(), now, lease_until: now + Duration::seconds(30), limit }
+    Claim {
+        token: Uuid::new_v4(),
+        worker: "w".into(),
+        now,
+        lease_until: now + Duration::seconds(30),
+        limit,
+    }
 }
 
 fn step(job_id: Uuid, id: &str, position: i32, status: StepStatus, attempt: i32) -> StepRecord {
@@ -124,27 +143,73 @@ fn finish(lease: Lease, status: JobStatus, steps: Vec<StepRecord>) -> Write {
 pub async fn users_upsert_is_idempotent_by_email(store: Arc<dyn Store>) {
     let a = user(&store, "a@example.com").await;
     let again = store
-        .upsert_user(User { id: Uuid::now_v7(), email: "a@example.com".into(), name: None, created_at: t0(), updated_at: t0() })
+        .upsert_user(User {
+            id: Uuid::now_v7(),
+            email: "a@example.com".into(),
+            name: None,
+            created_at: t0(),
+            updated_at: t0(),
+        })
         .await
         .unwrap();
     assert_eq!(again, Upserted::Existing(a.clone()));
     assert_eq!(store.get_user(a.id).await.unwrap(), Some(a.clone()));
-    assert_eq!(store.find_user_by_email("a@example.com").await.unwrap(), Some(a));
-    assert_eq!(store.find_user_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(
+        store.find_user_by_email("a@example.com").await.unwrap(),
+        Some(a)
+    );
+    assert_eq!(
+        store
+            .find_user_by_email("nobody@example.com")
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.get_user(Uuid::now_v7()).await.unwrap(), None);
 }
 
 pub async fn update_user_refuses_a_taken_email(store: Arc<dyn Store>) {
     let a = user(&store, "a@example.com").await;
     let b = user(&store, "b@example.com").await;
-    let err = store.update_user(&User { email: "a@example.com".into(), ..b.clone() }).await.unwrap_err();
+    let err = store
+        .update_user(&User {
+            email: "a@example.com".into(),
+            ..b.clone()
+        })
+        .await
+        .unwrap_err();
     assert_eq!((err.kind, err.code), (ErrorKind::Conflict, "email_taken"));
-    assert_eq!(store.get_user(b.id).await.unwrap().unwrap().email, "b@example.com");
-    let renamed = User { email: "c@example.com".into(), name: None, ..b.clone() };
-    assert_eq!(store.update_user(&renamed).await.unwrap(), Some(renamed.clone()));
-    assert_eq!(store.find_user_by_email("c@example.com").await.unwrap(), Some(renamed));
-    let ghost = User { id: Uuid::now_v7(), ..a };
-    assert_eq!(store.update_user(&User { email: "ghost@example.com".into(), ..ghost }).await.unwrap(), None);
+    assert_eq!(
+        store.get_user(b.id).await.unwrap().unwrap().email,
+        "b@example.com"
+    );
+    let renamed = User {
+        email: "c@example.com".into(),
+        name: None,
+        ..b.clone()
+    };
+    assert_eq!(
+        store.update_user(&renamed).await.unwrap(),
+        Some(renamed.clone())
+    );
+    assert_eq!(
+        store.find_user_by_email("c@example.com").await.unwrap(),
+        Some(renamed)
+    );
+    let ghost = User {
+        id: Uuid::now_v7(),
+        ..a
+    };
+    assert_eq!(
+        store
+            .update_user(&User {
+                email: "ghost@example.com".into(),
+                ..ghost
+            })
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
@@ -153,16 +218,45 @@ pub async fn keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
     let (second, hash2) = users::issue_key(u.id, vec!["*".into()], t0() + Duration::seconds(1));
     store.insert_key(&first.key, &hash1).await.unwrap();
     store.insert_key(&second.key, &hash2).await.unwrap();
-    assert_eq!(store.find_key_by_hash(&hash1).await.unwrap(), Some(first.key.clone()));
+    assert_eq!(
+        store.find_key_by_hash(&hash1).await.unwrap(),
+        Some(first.key.clone())
+    );
     let listed = store.list_keys(u.id).await.unwrap();
-    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), vec![second.key.id, first.key.id]);
-    let revoked = store.revoke_key(first.key.id, t0() + Duration::seconds(2)).await.unwrap().unwrap();
+    assert_eq!(
+        listed.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![second.key.id, first.key.id]
+    );
+    let revoked = store
+        .revoke_key(first.key.id, t0() + Duration::seconds(2))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(t0() + Duration::seconds(2)));
-    let again = store.revoke_key(first.key.id, t0() + Duration::seconds(9)).await.unwrap().unwrap();
-    assert_eq!(again.revoked_at, Some(t0() + Duration::seconds(2)), "the first revocation time stays");
+    let again = store
+        .revoke_key(first.key.id, t0() + Duration::seconds(9))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(t0() + Duration::seconds(2)),
+        "the first revocation time stays"
+    );
     assert_eq!(store.find_key_by_hash(&hash1).await.unwrap(), None);
-    assert_eq!(store.find_key_by_hash(&hash2).await.unwrap().map(|k| k.id), Some(second.key.id));
-    assert_eq!(store.get_key(first.key.id).await.unwrap().unwrap().revoked_at, Some(t0() + Duration::seconds(2)));
+    assert_eq!(
+        store.find_key_by_hash(&hash2).await.unwrap().map(|k| k.id),
+        Some(second.key.id)
+    );
+    assert_eq!(
+        store
+            .get_key(first.key.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(t0() + Duration::seconds(2))
+    );
     assert_eq!(store.revoke_key(Uuid::now_v7(), t0()).await.unwrap(), None);
 }
 
@@ -182,18 +276,44 @@ pub async fn idempotency_keys_replay_or_conflict(store: Arc<dyn Store>) {
     let mut different = job(u.id, Some("key"), t0());
     different.request_hash = "h2".into();
     let results = store
-        .admit_batch(vec![job(u.id, Some("key"), t0()), different, job(other.id, Some("key"), t0())])
+        .admit_batch(vec![
+            job(u.id, Some("key"), t0()),
+            different,
+            job(other.id, Some("key"), t0()),
+        ])
         .await
         .unwrap();
-    assert_eq!(results[0].as_ref().unwrap(), &Admission::Replayed(first.clone()));
-    assert_eq!(results[1].as_ref().unwrap_err().code, "idempotency_key_reused");
-    assert!(matches!(results[2], Ok(Admission::Created(_))), "keys are scoped by owner");
+    assert_eq!(
+        results[0].as_ref().unwrap(),
+        &Admission::Replayed(first.clone())
+    );
+    assert_eq!(
+        results[1].as_ref().unwrap_err().code,
+        "idempotency_key_reused"
+    );
+    assert!(
+        matches!(results[2], Ok(Admission::Created(_))),
+        "keys are scoped by owner"
+    );
     // The same new key twice in one batch behaves like two calls in a row.
     let a = job(u.id, Some("fresh"), t0());
-    let results = store.admit_batch(vec![a.clone(), job(u.id, Some("fresh"), t0())]).await.unwrap();
-    assert_eq!(results[0].as_ref().unwrap(), &Admission::Created(a.job.clone()));
+    let results = store
+        .admit_batch(vec![a.clone(), job(u.id, Some("fresh"), t0())])
+        .await
+        .unwrap();
+    assert_eq!(
+        results[0].as_ref().unwrap(),
+        &Admission::Created(a.job.clone())
+    );
     assert_eq!(results[1].as_ref().unwrap(), &Admission::Replayed(a.job));
-    let all = store.list_jobs(&JobFilter { owner_id: Some(u.id), limit: 100, ..Default::default() }).await.unwrap();
+    let all = store
+        .list_jobs(&JobFilter {
+            owner_id: Some(u.id),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2, "no duplicate jobs were written");
 }
 
@@ -208,12 +328,28 @@ pub async fn claims_take_due_jobs_only(store: Arc<dyn Store>) {
     let claimed = store.claim_due(&c).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let j = &claimed[0].job;
-    assert_eq!((j.id, j.status, j.attempts), (due.id, JobStatus::Running, 1));
+    assert_eq!(
+        (j.id, j.status, j.attempts),
+        (due.id, JobStatus::Running, 1)
+    );
     assert_eq!(j.started_at, Some(c.now));
     assert!(claimed[0].steps.is_empty());
-    assert!(store.claim_due(&claim(t0() + Duration::seconds(1), 10)).await.unwrap().is_empty(), "a running job is not claimed again");
-    let c2 = store.claim_due(&claim(t0() + Duration::seconds(61), 10)).await.unwrap();
-    assert_eq!(c2.iter().map(|c| c.job.id).collect::<Vec<_>>(), vec![later.id]);
+    assert!(
+        store
+            .claim_due(&claim(t0() + Duration::seconds(1), 10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a running job is not claimed again"
+    );
+    let c2 = store
+        .claim_due(&claim(t0() + Duration::seconds(61), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        c2.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![later.id]
+    );
 }
 
 pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn Store>) {
@@ -226,7 +362,10 @@ pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = store.claim_due(&claim(t0() + Duration::seconds(1), 25)).await.unwrap();
+                let got = store
+                    .claim_due(&claim(t0() + Duration::seconds(1), 25))
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -248,17 +387,37 @@ pub async fn writes_are_fenced_by_the_lease(store: Arc<dyn Store>) {
     let j = admit(&store, job(u.id, None, t0())).await;
     let c = claim(t0(), 1);
     store.claim_due(&c).await.unwrap();
-    let stale = Lease { job_id: j.id, token: Uuid::new_v4() };
+    let stale = Lease {
+        job_id: j.id,
+        token: Uuid::new_v4(),
+    };
     let applied = store
-        .commit(&[finish(stale, JobStatus::Succeeded, vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)])])
+        .commit(&[finish(
+            stale,
+            JobStatus::Succeeded,
+            vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)],
+        )])
         .await
         .unwrap();
     assert_eq!(applied, vec![false]);
-    assert_eq!(store.get_job(j.id).await.unwrap().unwrap().status, JobStatus::Running);
-    assert!(store.list_steps(j.id).await.unwrap().is_empty(), "a fenced-off write records no step");
-    let lease = Lease { job_id: j.id, token: c.token };
+    assert_eq!(
+        store.get_job(j.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    assert!(
+        store.list_steps(j.id).await.unwrap().is_empty(),
+        "a fenced-off write records no step"
+    );
+    let lease = Lease {
+        job_id: j.id,
+        token: c.token,
+    };
     let applied = store
-        .commit(&[finish(lease, JobStatus::Succeeded, vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)])])
+        .commit(&[finish(
+            lease,
+            JobStatus::Succeeded,
+            vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)],
+        )])
         .await
         .unwrap();
     assert_eq!(applied, vec![true]);
@@ -266,7 +425,14 @@ pub async fn writes_are_fenced_by_the_lease(store: Arc<dyn Store>) {
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.result, Some(json!({"a": {"out": "a"}})));
     assert_eq!(done.finished_at, Some(t0() + Duration::seconds(1)));
-    assert_eq!(store.commit(&[finish(lease, JobStatus::Dead, vec![])]).await.unwrap(), vec![false], "a finished job takes no more writes");
+    assert_eq!(
+        store
+            .commit(&[finish(lease, JobStatus::Dead, vec![])])
+            .await
+            .unwrap(),
+        vec![false],
+        "a finished job takes no more writes"
+    );
 }
 
 pub async fn checkpoints_survive_a_reclaim(store: Arc<dyn Store>) {
@@ -274,40 +440,86 @@ pub async fn checkpoints_survive_a_reclaim(store: Arc<dyn Store>) {
     let j = admit(&store, job(u.id, None, t0())).await;
     let c = claim(t0(), 1);
     store.claim_due(&c).await.unwrap();
-    let lease = Lease { job_id: j.id, token: c.token };
+    let lease = Lease {
+        job_id: j.id,
+        token: c.token,
+    };
     let writes = [
-        Write::Checkpoint { lease, steps: vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)] },
-        Write::Checkpoint { lease, steps: vec![step(j.id, "b", 1, StepStatus::Skipped, 1)] },
+        Write::Checkpoint {
+            lease,
+            steps: vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)],
+        },
+        Write::Checkpoint {
+            lease,
+            steps: vec![step(j.id, "b", 1, StepStatus::Skipped, 1)],
+        },
     ];
     assert_eq!(store.commit(&writes).await.unwrap(), vec![true, true]);
-    let mut failed = finish(lease, JobStatus::Failed, vec![step(j.id, "c", 2, StepStatus::Failed, 1)]);
+    let mut failed = finish(
+        lease,
+        JobStatus::Failed,
+        vec![step(j.id, "c", 2, StepStatus::Failed, 1)],
+    );
     if let Write::Finish(f) = &mut failed {
         f.run_after = Some(t0() + Duration::seconds(2));
     }
     assert_eq!(store.commit(&[failed]).await.unwrap(), vec![true]);
     let after = store.get_job(j.id).await.unwrap().unwrap();
-    assert_eq!((after.status, after.run_after, after.error.as_deref()), (JobStatus::Failed, t0() + Duration::seconds(2), Some("e")));
+    assert_eq!(
+        (after.status, after.run_after, after.error.as_deref()),
+        (JobStatus::Failed, t0() + Duration::seconds(2), Some("e"))
+    );
     assert_eq!(after.finished_at, None);
-    assert!(store.claim_due(&claim(t0() + Duration::seconds(1), 1)).await.unwrap().is_empty(), "not before its retry time");
+    assert!(
+        store
+            .claim_due(&claim(t0() + Duration::seconds(1), 1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before its retry time"
+    );
     let c2 = claim(t0() + Duration::seconds(3), 1);
     let again = store.claim_due(&c2).await.unwrap();
     assert_eq!(again[0].job.attempts, 2);
     let steps = &again[0].steps;
-    let mut ids: Vec<(&str, StepStatus)> = steps.iter().map(|s| (s.step_id.as_str(), s.status)).collect();
+    let mut ids: Vec<(&str, StepStatus)> = steps
+        .iter()
+        .map(|s| (s.step_id.as_str(), s.status))
+        .collect();
     ids.sort_by_key(|(id, _)| *id);
-    assert_eq!(ids, vec![("a", StepStatus::Succeeded), ("b", StepStatus::Skipped), ("c", StepStatus::Failed)]);
+    assert_eq!(
+        ids,
+        vec![
+            ("a", StepStatus::Succeeded),
+            ("b", StepStatus::Skipped),
+            ("c", StepStatus::Failed)
+        ]
+    );
     let a = steps.iter().find(|s| s.step_id == "a").unwrap();
     assert_eq!(a, &step(j.id, "a", 0, StepStatus::Succeeded, 1));
     // The retried step is upserted over its failed record.
-    let lease = Lease { job_id: j.id, token: c2.token };
-    let ok = finish(lease, JobStatus::Succeeded, vec![step(j.id, "c", 2, StepStatus::Succeeded, 2)]);
+    let lease = Lease {
+        job_id: j.id,
+        token: c2.token,
+    };
+    let ok = finish(
+        lease,
+        JobStatus::Succeeded,
+        vec![step(j.id, "c", 2, StepStatus::Succeeded, 2)],
+    );
     assert_eq!(store.commit(&[ok]).await.unwrap(), vec![true]);
     let recorded = store.list_steps(j.id).await.unwrap();
-    assert_eq!(recorded.iter().map(|s| (s.position, s.status, s.attempt)).collect::<Vec<_>>(), vec![
-        (0, StepStatus::Succeeded, 1),
-        (1, StepStatus::Skipped, 1),
-        (2, StepStatus::Succeeded, 2)
-    ]);
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|s| (s.position, s.status, s.attempt))
+            .collect::<Vec<_>>(),
+        vec![
+            (0, StepStatus::Succeeded, 1),
+            (1, StepStatus::Skipped, 1),
+            (2, StepStatus::Succeeded, 2)
+        ]
+    );
 }
 
 pub async fn a_delay_requeues_without_spending_an_attempt(store: Arc<dyn Store>) {
@@ -316,7 +528,10 @@ pub async fn a_delay_requeues_without_spending_an_attempt(store: Arc<dyn Store>)
     let c = claim(t0(), 1);
     store.claim_due(&c).await.unwrap();
     let w = Write::Finish(Finish {
-        lease: Lease { job_id: j.id, token: c.token },
+        lease: Lease {
+            job_id: j.id,
+            token: c.token,
+        },
         status: JobStatus::Queued,
         run_after: Some(t0() + Duration::milliseconds(200)),
         result: None,
@@ -327,8 +542,14 @@ pub async fn a_delay_requeues_without_spending_an_attempt(store: Arc<dyn Store>)
     });
     assert_eq!(store.commit(&[w]).await.unwrap(), vec![true]);
     let after = store.get_job(j.id).await.unwrap().unwrap();
-    assert_eq!((after.status, after.attempts, after.run_after), (JobStatus::Queued, 0, t0() + Duration::milliseconds(200)));
-    let again = store.claim_due(&claim(t0() + Duration::seconds(1), 1)).await.unwrap();
+    assert_eq!(
+        (after.status, after.attempts, after.run_after),
+        (JobStatus::Queued, 0, t0() + Duration::milliseconds(200))
+    );
+    let again = store
+        .claim_due(&claim(t0() + Duration::seconds(1), 1))
+        .await
+        .unwrap();
     assert_eq!(again[0].job.attempts, 1);
     assert_eq!(again[0].steps.len(), 1);
 }
@@ -340,14 +561,42 @@ pub async fn heartbeats_extend_leases_and_report_cancels(store: Arc<dyn Store>) 
     let c = claim(t0(), 2);
     store.claim_due(&c).await.unwrap();
     store.cancel_job(b.id, t0()).await.unwrap();
-    let leases = [Lease { job_id: a.id, token: c.token }, Lease { job_id: b.id, token: c.token }];
-    let canceled = store.extend_leases(&leases, t0() + Duration::seconds(100)).await.unwrap();
+    let leases = [
+        Lease {
+            job_id: a.id,
+            token: c.token,
+        },
+        Lease {
+            job_id: b.id,
+            token: c.token,
+        },
+    ];
+    let canceled = store
+        .extend_leases(&leases, t0() + Duration::seconds(100))
+        .await
+        .unwrap();
     assert_eq!(canceled, vec![b.id]);
-    let reaped = store.reap_expired(t0() + Duration::seconds(60)).await.unwrap();
-    assert_eq!(reaped.retried + reaped.dead, 0, "extended leases are not reaped");
-    let stale = [Lease { job_id: a.id, token: Uuid::new_v4() }];
-    store.extend_leases(&stale, t0() + Duration::seconds(1000)).await.unwrap();
-    let reaped = store.reap_expired(t0() + Duration::seconds(101)).await.unwrap();
+    let reaped = store
+        .reap_expired(t0() + Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        reaped.retried + reaped.dead,
+        0,
+        "extended leases are not reaped"
+    );
+    let stale = [Lease {
+        job_id: a.id,
+        token: Uuid::new_v4(),
+    }];
+    store
+        .extend_leases(&stale, t0() + Duration::seconds(1000))
+        .await
+        .unwrap();
+    let reaped = store
+        .reap_expired(t0() + Duration::seconds(101))
+        .await
+        .unwrap();
     assert_eq!(reaped.retried, 2, "a stale token extends nothing");
 }
 
@@ -358,14 +607,24 @@ pub async fn expired_leases_are_retried_or_dead(store: Arc<dyn Store>) {
     let last = admit(&store, last).await;
     let retry = admit(&store, job(u.id, None, t0())).await;
     store.claim_due(&claim(t0(), 2)).await.unwrap();
-    let reaped = store.reap_expired(t0() + Duration::seconds(31)).await.unwrap();
+    let reaped = store
+        .reap_expired(t0() + Duration::seconds(31))
+        .await
+        .unwrap();
     assert_eq!((reaped.retried, reaped.dead), (1, 1));
     let dead = store.get_job(last.id).await.unwrap().unwrap();
     assert_eq!(dead.status, JobStatus::Dead);
     assert!(dead.error.is_some() && dead.finished_at.is_some());
     let again = store.get_job(retry.id).await.unwrap().unwrap();
     assert_eq!((again.status, again.attempts), (JobStatus::Failed, 1));
-    assert_eq!(store.claim_due(&claim(t0() + Duration::seconds(32), 5)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_due(&claim(t0() + Duration::seconds(32), 5))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn jobs_list_newest_first_by_owner_and_status(store: Arc<dyn Store>) {
@@ -377,32 +636,85 @@ pub async fn jobs_list_newest_first_by_owner_and_status(store: Arc<dyn Store>) {
     }
     admit(&store, job(other.id, None, t0())).await;
     store.cancel_job(mine[1], t0()).await.unwrap();
-    let page = |before, status, limit| JobFilter { owner_id: Some(u.id), status, before, limit };
+    let page = |before, status, limit| JobFilter {
+        owner_id: Some(u.id),
+        status,
+        before,
+        limit,
+    };
     let first = store.list_jobs(&page(None, None, 3)).await.unwrap();
-    assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), vec![mine[4], mine[3], mine[2]]);
-    let rest = store.list_jobs(&page(Some(mine[2]), None, 3)).await.unwrap();
-    assert_eq!(rest.iter().map(|j| j.id).collect::<Vec<_>>(), vec![mine[1], mine[0]]);
-    let canceled = store.list_jobs(&page(None, Some(JobStatus::Canceled), 10)).await.unwrap();
-    assert_eq!(canceled.iter().map(|j| j.id).collect::<Vec<_>>(), vec![mine[1]]);
-    let everyone = store.list_jobs(&JobFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        first.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![mine[4], mine[3], mine[2]]
+    );
+    let rest = store
+        .list_jobs(&page(Some(mine[2]), None, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![mine[1], mine[0]]
+    );
+    let canceled = store
+        .list_jobs(&page(None, Some(JobStatus::Canceled), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        canceled.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![mine[1]]
+    );
+    let everyone = store
+        .list_jobs(&JobFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(everyone.len(), 6);
 }
 
 pub async fn cancel_follows_the_state_machine(store: Arc<dyn Store>) {
     let u = user(&store, "x@example.com").await;
     let queued = admit(&store, job(u.id, None, t0())).await;
-    let canceled = store.cancel_job(queued.id, t0() + Duration::seconds(1)).await.unwrap().unwrap();
-    assert_eq!((canceled.status, canceled.finished_at), (JobStatus::Canceled, Some(t0() + Duration::seconds(1))));
+    let canceled = store
+        .cancel_job(queued.id, t0() + Duration::seconds(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (canceled.status, canceled.finished_at),
+        (JobStatus::Canceled, Some(t0() + Duration::seconds(1)))
+    );
     let running = admit(&store, job(u.id, None, t0())).await;
     let c = claim(t0() + Duration::seconds(2), 1);
     store.claim_due(&c).await.unwrap();
-    let asked = store.cancel_job(running.id, t0() + Duration::seconds(2)).await.unwrap().unwrap();
-    assert_eq!((asked.status, asked.cancel_requested), (JobStatus::Running, true));
-    let lease = Lease { job_id: running.id, token: c.token };
-    assert_eq!(store.commit(&[finish(lease, JobStatus::Canceled, vec![])]).await.unwrap(), vec![true]);
+    let asked = store
+        .cancel_job(running.id, t0() + Duration::seconds(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (asked.status, asked.cancel_requested),
+        (JobStatus::Running, true)
+    );
+    let lease = Lease {
+        job_id: running.id,
+        token: c.token,
+    };
+    assert_eq!(
+        store
+            .commit(&[finish(lease, JobStatus::Canceled, vec![])])
+            .await
+            .unwrap(),
+        vec![true]
+    );
     let done = store.get_job(running.id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Canceled);
-    let unchanged = store.cancel_job(done.id, t0() + Duration::seconds(9)).await.unwrap().unwrap();
+    let unchanged = store
+        .cancel_job(done.id, t0() + Duration::seconds(9))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(unchanged, done, "a terminal job is returned unchanged");
     assert_eq!(store.cancel_job(Uuid::now_v7(), t0()).await.unwrap(), None);
 }

@@ -15,7 +15,10 @@ pub struct Violation {
 impl Violation {
     /// A violation at `pointer`.
     pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), message: message.into() }
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -61,7 +64,13 @@ pub struct Error {
 
 impl Error {
     fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, code, message: message.into(), violations: Vec::new(), retry_after_secs: None }
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            violations: Vec::new(),
+            retry_after_secs: None,
+        }
     }
 
     /// Invalid input with a single message and no pointer.
@@ -70,13 +79,24 @@ impl Error {
     }
 
     /// Invalid input with every violation found.
-    pub fn violations(code: &'static str, message: impl Into<String>, violations: Vec<Violation>) -> Self {
-        Self { violations, ..Self::new(ErrorKind::Invalid, code, message) }
+    pub fn violations(
+        code: &'static str,
+        message: impl Into<String>,
+        violations: Vec<Violation>,
+    ) -> Self {
+        Self {
+            violations,
+            ..Self::new(ErrorKind::Invalid, code, message)
+        }
     }
 
     /// Not found (or not the caller's).
     pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorKind::NotFound, "not_found", format!("{what} not found"))
+        Self::new(
+            ErrorKind::NotFound,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// Missing, unknown or revoked credentials.
@@ -96,7 +116,10 @@ impl Error {
 
     /// A rate or quota limit; `retry_after_secs` is when to try again.
     pub fn limit(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
-        Self { retry_after_secs: Some(retry_after_secs), ..Self::new(ErrorKind::Limit, code, message) }
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(ErrorKind::Limit, code, message)
+        }
     }
 
     /// Storage or a dependency is down. The cause is logged by the caller, not shown.

@@ -3,7 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::jobs::model::{Job, JobStatus, StepRecord};
-use crate::jobs::store::{Admission, Claim, ClaimedJob, JobFilter, JobStore, Lease, NewJob, Reaped, Write};
+use crate::jobs::store::{
+    Admission, Claim, ClaimedJob, JobFilter, JobStore, Lease, NewJob, Reaped, Write,
+};
 use crate::notify::{OutboxMessage, OutboxStore};
 use crate::service::Store;
 use crate::users::{ApiKey, Upserted, User, UserStore};
@@ -63,13 +65,24 @@ impl JobStore for MemoryStore {
                         return if first.request_hash == new.request_hash {
                             Ok(Admission::Replayed(first.job.clone()))
                         } else {
-                            Err(Error::conflict("idempotency_key_reused", "this Idempotency-Key was used with another request"))
+                            Err(Error::conflict(
+                                "idempotency_key_reused",
+                                "this Idempotency-Key was used with another request",
+                            ))
                         };
                     }
-                    s.idempotency.insert((new.job.owner_id, key.clone()), new.job.id);
+                    s.idempotency
+                        .insert((new.job.owner_id, key.clone()), new.job.id);
                 }
                 let job = new.job.clone();
-                s.jobs.insert(job.id, StoredJob { job: new.job, request_hash: new.request_hash, lease: None });
+                s.jobs.insert(
+                    job.id,
+                    StoredJob {
+                        job: new.job,
+                        request_hash: new.request_hash,
+                        lease: None,
+                    },
+                );
                 Ok(Admission::Created(job))
             })
             .collect())
@@ -80,7 +93,10 @@ impl JobStore for MemoryStore {
         let mut due: Vec<(DateTime<Utc>, Uuid)> = s
             .jobs
             .values()
-            .filter(|j| matches!(j.job.status, JobStatus::Queued | JobStatus::Failed) && j.job.run_after <= claim.now)
+            .filter(|j| {
+                matches!(j.job.status, JobStatus::Queued | JobStatus::Failed)
+                    && j.job.run_after <= claim.now
+            })
             .map(|j| (j.job.run_after, j.job.id))
             .collect();
         due.sort();
@@ -94,7 +110,11 @@ impl JobStore for MemoryStore {
             stored.job.updated_at = claim.now;
             stored.lease = Some((claim.token, claim.lease_until));
             let job = stored.job.clone();
-            let steps = s.steps.get(&id).map(|m| m.values().cloned().collect()).unwrap_or_default();
+            let steps = s
+                .steps
+                .get(&id)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
             out.push(ClaimedJob { job, steps });
         }
         Ok(out)
@@ -157,7 +177,8 @@ impl JobStore for MemoryStore {
         let mut s = self.lock();
         let mut reaped = Reaped::default();
         for stored in s.jobs.values_mut() {
-            let expired = stored.job.status == JobStatus::Running && stored.lease.is_some_and(|(_, until)| until < now);
+            let expired = stored.job.status == JobStatus::Running
+                && stored.lease.is_some_and(|(_, until)| until < now);
             if !expired {
                 continue;
             }
@@ -197,7 +218,9 @@ impl JobStore for MemoryStore {
 
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
         let mut s = self.lock();
-        let Some(stored) = s.jobs.get_mut(&id) else { return Ok(None) };
+        let Some(stored) = s.jobs.get_mut(&id) else {
+            return Ok(None);
+        };
         let job = &mut stored.job;
         match job.status {
             JobStatus::Running => job.cancel_requested = true,
@@ -212,7 +235,12 @@ impl JobStore for MemoryStore {
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
-        let mut steps: Vec<StepRecord> = self.lock().steps.get(&job_id).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let mut steps: Vec<StepRecord> = self
+            .lock()
+            .steps
+            .get(&job_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
         steps.sort_by_key(|s| s.position);
         Ok(steps)
     }
@@ -222,12 +250,20 @@ impl JobStore for MemoryStore {
             .lock()
             .jobs
             .values()
-            .filter(|j| matches!(j.job.status, JobStatus::Queued | JobStatus::Failed) && j.job.run_after <= now)
+            .filter(|j| {
+                matches!(j.job.status, JobStatus::Queued | JobStatus::Failed)
+                    && j.job.run_after <= now
+            })
             .count() as u64)
     }
 
     async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
-        Ok(self.lock().jobs.values().filter(|j| j.job.status == status).count() as u64)
+        Ok(self
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| j.job.status == status)
+            .count() as u64)
     }
 }
 
@@ -247,13 +283,24 @@ impl UserStore for MemoryStore {
     }
 
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
-        Ok(self.lock().users.values().find(|u| u.email == email).cloned())
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|u| u.email == email)
+            .cloned())
     }
 
     async fn update_user(&self, user: &User) -> Result<Option<User>> {
         let mut s = self.lock();
-        if s.users.values().any(|u| u.email == user.email && u.id != user.id) {
-            return Err(Error::conflict("email_taken", "another user has this email"));
+        if s.users
+            .values()
+            .any(|u| u.email == user.email && u.id != user.id)
+        {
+            return Err(Error::conflict(
+                "email_taken",
+                "another user has this email",
+            ));
         }
         match s.users.get_mut(&user.id) {
             Some(stored) => {
@@ -265,12 +312,21 @@ impl UserStore for MemoryStore {
     }
 
     async fn insert_key(&self, key: &ApiKey, secret_hash: &str) -> Result<()> {
-        self.lock().keys.insert(key.id, (key.clone(), secret_hash.to_string()));
+        self.lock()
+            .keys
+            .insert(key.id, (key.clone(), secret_hash.to_string()));
         Ok(())
     }
 
     async fn list_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>> {
-        Ok(self.lock().keys.values().rev().filter(|(k, _)| k.user_id == user_id).map(|(k, _)| k.clone()).collect())
+        Ok(self
+            .lock()
+            .keys
+            .values()
+            .rev()
+            .filter(|(k, _)| k.user_id == user_id)
+            .map(|(k, _)| k.clone())
+            .collect())
     }
 
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>> {
@@ -286,7 +342,12 @@ impl UserStore for MemoryStore {
     }
 
     async fn find_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>> {
-        Ok(self.lock().keys.values().find(|(k, h)| h == secret_hash && k.revoked_at.is_none()).map(|(k, _)| k.clone()))
+        Ok(self
+            .lock()
+            .keys
+            .values()
+            .find(|(k, h)| h == secret_hash && k.revoked_at.is_none())
+            .map(|(k, _)| k.clone()))
     }
 }
 
@@ -298,7 +359,15 @@ impl OutboxStore for MemoryStore {
     }
 
     async fn list_outbox(&self, before: Option<Uuid>, limit: usize) -> Result<Vec<OutboxMessage>> {
-        Ok(self.lock().outbox.values().rev().filter(|m| before.is_none_or(|b| m.id < b)).take(limit).cloned().collect())
+        Ok(self
+            .lock()
+            .outbox
+            .values()
+            .rev()
+            .filter(|m| before.is_none_or(|b| m.id < b))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -83,7 +83,12 @@ pub struct Levqor {
 impl Levqor {
     /// A service over `store`, running steps with `runner`. `admin_key` is the deployment's
     /// admin secret, if any.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, runner: Arc<StepRunner>, admin_key: Option<&str>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        runner: Arc<StepRunner>,
+        admin_key: Option<&str>,
+    ) -> Self {
         let schema = Arc::new(WorkflowSchema::new(&runner.connector_schemas()));
         let stages: Vec<Arc<dyn IntakeStage>> = vec![Arc::new(ValidateStage::new(schema.clone()))];
         let job_store: Arc<dyn JobStore> = store.clone();
@@ -104,7 +109,8 @@ impl Levqor {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         use chrono::DurationRound;
         let now = self.clock.now();
-        now.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(now)
+        now.duration_trunc(chrono::Duration::microseconds(1))
+            .unwrap_or(now)
     }
 
     /// Adds an intake stage before admit.
@@ -114,7 +120,13 @@ impl Levqor {
 
     /// Starts a worker pool in this process.
     pub fn start_engine(&self, config: EngineConfig) -> EngineHandle {
-        engine::start(self.store.clone(), self.runner.clone(), self.clock.clone(), self.signals.clone(), config)
+        engine::start(
+            self.store.clone(),
+            self.runner.clone(),
+            self.clock.clone(),
+            self.signals.clone(),
+            config,
+        )
     }
 
     /// The store.
@@ -135,34 +147,62 @@ impl Levqor {
     /// Who holds `secret`: the admin key or a live user key.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
         let hash = users::hash_secret(secret.trim());
-        if self.admin_key_hash.as_deref().is_some_and(|admin| constant_time_eq(admin.as_bytes(), hash.as_bytes())) {
+        if self
+            .admin_key_hash
+            .as_deref()
+            .is_some_and(|admin| constant_time_eq(admin.as_bytes(), hash.as_bytes()))
+        {
             return Ok(Principal::Admin);
         }
         match self.store.find_key_by_hash(&hash).await? {
-            Some(key) => Ok(Principal::User { user_id: key.user_id, key_id: key.id, scopes: key.scopes }),
+            Some(key) => Ok(Principal::User {
+                user_id: key.user_id,
+                key_id: key.id,
+                scopes: key.scopes,
+            }),
             None => Err(Error::unauthenticated("the API key is unknown or revoked")),
         }
     }
 
     /// Creates a user, or returns the one that has the email (admin only).
-    pub async fn create_user(&self, who: &Principal, email: &str, name: Option<&str>) -> Result<Upserted> {
+    pub async fn create_user(
+        &self,
+        who: &Principal,
+        email: &str,
+        name: Option<&str>,
+    ) -> Result<Upserted> {
         who.require_admin()?;
         let email = users::normalize_email(email)?;
         let name = users::validate_name(name)?;
         let now = self.now();
-        self.store.upsert_user(User { id: Uuid::now_v7(), email, name, created_at: now, updated_at: now }).await
+        self.store
+            .upsert_user(User {
+                id: Uuid::now_v7(),
+                email,
+                name,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
     }
 
     /// A user the caller may see.
     pub async fn get_user(&self, who: &Principal, id: Uuid) -> Result<User> {
         who.check_owner(id, "user")?;
-        self.store.get_user(id).await?.ok_or_else(|| Error::not_found("user"))
+        self.store
+            .get_user(id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))
     }
 
     /// A user by email, if the caller may see them.
     pub async fn find_user(&self, who: &Principal, email: &str) -> Result<User> {
         let email = users::normalize_email(email)?;
-        let user = self.store.find_user_by_email(&email).await?.ok_or_else(|| Error::not_found("user"))?;
+        let user = self
+            .store
+            .find_user_by_email(&email)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
         who.check_owner(user.id, "user")?;
         Ok(user)
     }
@@ -177,11 +217,19 @@ impl Levqor {
             user.name = users::validate_name(name.as_deref())?;
         }
         user.updated_at = self.now();
-        self.store.update_user(&user).await?.ok_or_else(|| Error::not_found("user"))
+        self.store
+            .update_user(&user)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))
     }
 
     /// Issues a key for a user; the secret is in the result and nowhere else.
-    pub async fn create_key(&self, who: &Principal, user_id: Uuid, scopes: Option<Vec<String>>) -> Result<IssuedKey> {
+    pub async fn create_key(
+        &self,
+        who: &Principal,
+        user_id: Uuid,
+        scopes: Option<Vec<String>>,
+    ) -> Result<IssuedKey> {
         who.require_scope("*")?;
         self.get_user(who, user_id).await?;
         let scopes = users::validate_scopes(scopes)?;
@@ -199,17 +247,27 @@ impl Levqor {
     /// Revokes a key; it stops working at once.
     pub async fn revoke_key(&self, who: &Principal, key_id: Uuid) -> Result<ApiKey> {
         who.require_scope("*")?;
-        let key = self.store.get_key(key_id).await?.ok_or_else(|| Error::not_found("key"))?;
+        let key = self
+            .store
+            .get_key(key_id)
+            .await?
+            .ok_or_else(|| Error::not_found("key"))?;
         who.check_owner(key.user_id, "key")?;
-        self.store.revoke_key(key_id, self.now()).await?.ok_or_else(|| Error::not_found("key"))
+        self.store
+            .revoke_key(key_id, self.now())
+            .await?
+            .ok_or_else(|| Error::not_found("key"))
     }
 
     /// Runs intake for the caller's job.
     pub async fn submit_job(&self, who: &Principal, request: SubmitRequest) -> Result<Submitted> {
         who.require_scope("jobs:write")?;
-        let owner = who
-            .user_id()
-            .ok_or_else(|| Error::forbidden("user_key_required", "jobs belong to users: submit with a user's key"))?;
+        let owner = who.user_id().ok_or_else(|| {
+            Error::forbidden(
+                "user_key_required",
+                "jobs belong to users: submit with a user's key",
+            )
+        })?;
         let submitted = self.intake.submit(owner, request, self.now()).await?;
         self.signals.wake();
         Ok(submitted)
@@ -218,7 +276,11 @@ impl Levqor {
     /// A job the caller may see.
     pub async fn get_job(&self, who: &Principal, id: Uuid) -> Result<Job> {
         who.require_scope("jobs:read")?;
-        let job = self.store.get_job(id).await?.ok_or_else(|| Error::not_found("job"))?;
+        let job = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or_else(|| Error::not_found("job"))?;
         who.check_owner(job.owner_id, "job")?;
         Ok(job)
     }
@@ -245,22 +307,37 @@ impl Levqor {
         };
         let limit = limit.unwrap_or(20);
         if !(1..=MAX_PAGE).contains(&limit) {
-            bad.push(Violation::new("/limit", format!("must be between 1 and {MAX_PAGE}")));
+            bad.push(Violation::new(
+                "/limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
         }
         let before = match cursor {
             None => None,
             Some(c) => match Uuid::parse_str(c) {
                 Ok(id) => Some(id),
                 Err(_) => {
-                    bad.push(Violation::new("/cursor", "is not a cursor this API returned"));
+                    bad.push(Violation::new(
+                        "/cursor",
+                        "is not a cursor this API returned",
+                    ));
                     None
                 }
             },
         };
         if !bad.is_empty() {
-            return Err(Error::violations("validation_failed", "bad query parameters", bad));
+            return Err(Error::violations(
+                "validation_failed",
+                "bad query parameters",
+                bad,
+            ));
         }
-        let filter = JobFilter { owner_id: who.user_id(), status, before, limit: limit + 1 };
+        let filter = JobFilter {
+            owner_id: who.user_id(),
+            status,
+            before,
+            limit: limit + 1,
+        };
         let mut items = self.store.list_jobs(&filter).await?;
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
@@ -276,9 +353,16 @@ impl Levqor {
         let job = self.get_job(who, id).await?;
         who.require_scope("jobs:write")?;
         if job.status.is_terminal() {
-            return Err(Error::conflict("invalid_transition", format!("the job is already {}", job.status.as_str())));
+            return Err(Error::conflict(
+                "invalid_transition",
+                format!("the job is already {}", job.status.as_str()),
+            ));
         }
-        let job = self.store.cancel_job(id, self.now()).await?.ok_or_else(|| Error::not_found("job"))?;
+        let job = self
+            .store
+            .cancel_job(id, self.now())
+            .await?
+            .ok_or_else(|| Error::not_found("job"))?;
         self.signals.cancel(id);
         Ok(job)
     }
@@ -292,12 +376,20 @@ impl Levqor {
             .steps
             .into_iter()
             .map(|step| {
-                let record = records.iter().position(|r| r.step_id == step.id).map(|i| records.swap_remove(i));
+                let record = records
+                    .iter()
+                    .position(|r| r.step_id == step.id)
+                    .map(|i| records.swap_remove(i));
                 StepView {
                     id: step.id,
                     kind: step.kind,
-                    status: record.as_ref().map_or("pending", |r| r.status.as_str()).to_string(),
-                    duration_ms: record.as_ref().map(|r| (r.finished_at - r.started_at).num_milliseconds()),
+                    status: record
+                        .as_ref()
+                        .map_or("pending", |r| r.status.as_str())
+                        .to_string(),
+                    duration_ms: record
+                        .as_ref()
+                        .map(|r| (r.finished_at - r.started_at).num_milliseconds()),
                     record,
                 }
             })
@@ -305,20 +397,35 @@ impl Levqor {
     }
 
     /// The outbox, newest first (admin only).
-    pub async fn list_outbox(&self, who: &Principal, limit: Option<usize>, cursor: Option<&str>) -> Result<Page<OutboxMessage>> {
+    pub async fn list_outbox(
+        &self,
+        who: &Principal,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<OutboxMessage>> {
         who.require_admin()?;
         let limit = limit.unwrap_or(20);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(Error::violations(
                 "validation_failed",
                 "bad query parameters",
-                vec![Violation::new("/limit", format!("must be between 1 and {MAX_PAGE}"))],
+                vec![Violation::new(
+                    "/limit",
+                    format!("must be between 1 and {MAX_PAGE}"),
+                )],
             ));
         }
         let before = cursor
             .map(|c| {
                 Uuid::parse_str(c).map_err(|_| {
-                    Error::violations("validation_failed", "bad cursor", vec![Violation::new("/cursor", "is not a cursor this API returned")])
+                    Error::violations(
+                        "validation_failed",
+                        "bad cursor",
+                        vec![Violation::new(
+                            "/cursor",
+                            "is not a cursor this API returned",
+                        )],
+                    )
                 })
             })
             .transpose()?;

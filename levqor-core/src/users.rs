@@ -105,7 +105,10 @@ pub fn normalize_email(raw: &str) -> Result<String> {
         Err(Error::violations(
             "validation_failed",
             "email is not a valid address",
-            vec![Violation::new("/email", "must be an email address like name@example.com")],
+            vec![Violation::new(
+                "/email",
+                "must be an email address like name@example.com",
+            )],
         ))
     }
 }
@@ -114,11 +117,16 @@ pub fn normalize_email(raw: &str) -> Result<String> {
 pub fn validate_name(name: Option<&str>) -> Result<Option<String>> {
     match name.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(n) if n.chars().count() > 200 || n.chars().any(char::is_control) => Err(Error::violations(
-            "validation_failed",
-            "name is not acceptable",
-            vec![Violation::new("/name", "must be at most 200 characters without control characters")],
-        )),
+        Some(n) if n.chars().count() > 200 || n.chars().any(char::is_control) => {
+            Err(Error::violations(
+                "validation_failed",
+                "name is not acceptable",
+                vec![Violation::new(
+                    "/name",
+                    "must be at most 200 characters without control characters",
+                )],
+            ))
+        }
         Some(n) => Ok(Some(n.to_string())),
     }
 }
@@ -130,7 +138,12 @@ pub fn validate_scopes(scopes: Option<Vec<String>>) -> Result<Vec<String>> {
         .iter()
         .enumerate()
         .filter(|(_, s)| !SCOPES.contains(&s.as_str()))
-        .map(|(i, s)| Violation::new(format!("/scopes/{i}"), format!("unknown scope {s:?}; known: {}", SCOPES.join(", "))))
+        .map(|(i, s)| {
+            Violation::new(
+                format!("/scopes/{i}"),
+                format!("unknown scope {s:?}; known: {}", SCOPES.join(", ")),
+            )
+        })
         .collect();
     if !bad.is_empty() {
         return Err(Error::violations("validation_failed", "unknown scope", bad));
@@ -173,12 +186,24 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
-        assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        assert_eq!(
+            normalize_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "a b@example.com", "a@b@example.com", "ada@.com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a b@example.com",
+            "a@b@example.com",
+            "ada@.com",
+        ] {
             let err = normalize_email(bad).unwrap_err();
             assert_eq!(err.violations[0].pointer, "/email", "{bad}");
         }

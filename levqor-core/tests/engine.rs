@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use levqor_core::jobs::context::StepContext;
 use levqor_core::{
-    Connector, EngineConfig, HttpClient, HttpRequest, HttpResponse, Job, JobStatus, Levqor, MemoryStore, OutboxNotifier,
-    Principal, StepFailure, StepRunner, SubmitRequest, SystemClock,
+    Connector, EngineConfig, HttpClient, HttpRequest, HttpResponse, Job, JobStatus, Levqor,
+    MemoryStore, OutboxNotifier, Principal, StepFailure, StepRunner, SubmitRequest, SystemClock,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -83,11 +83,23 @@ struct World {
 async fn world() -> World {
     let gate = Arc::new(Gate::default());
     let store = Arc::new(MemoryStore::new());
-    let connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(GateConnector(gate.clone())), Arc::new(Boom), Arc::new(Flaky(AtomicUsize::new(0)))];
-    let runner = Arc::new(StepRunner::new(Arc::new(Offline), Arc::new(OutboxNotifier::new(store.clone())), connectors));
+    let connectors: Vec<Arc<dyn Connector>> = vec![
+        Arc::new(GateConnector(gate.clone())),
+        Arc::new(Boom),
+        Arc::new(Flaky(AtomicUsize::new(0))),
+    ];
+    let runner = Arc::new(StepRunner::new(
+        Arc::new(Offline),
+        Arc::new(OutboxNotifier::new(store.clone())),
+        connectors,
+    ));
     let levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
     let admin = levqor.authenticate("admin").await.unwrap();
-    let user = match levqor.create_user(&admin, "e@example.com", None).await.unwrap() {
+    let user = match levqor
+        .create_user(&admin, "e@example.com", None)
+        .await
+        .unwrap()
+    {
         levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
     };
     let key = levqor.create_key(&admin, user.id, None).await.unwrap();
@@ -113,7 +125,13 @@ impl World {
             run_after: None,
             idempotency_key: None,
         };
-        self.levqor.submit_job(&self.me, request).await.unwrap().admission.job().id
+        self.levqor
+            .submit_job(&self.me, request)
+            .await
+            .unwrap()
+            .admission
+            .job()
+            .id
     }
 
     async fn wait(&self, id: uuid::Uuid, status: JobStatus) -> Job {
@@ -124,7 +142,10 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("job never became {status:?}: {:?}", self.levqor.get_job(&self.me, id).await.unwrap());
+        panic!(
+            "job never became {status:?}: {:?}",
+            self.levqor.get_job(&self.me, id).await.unwrap()
+        );
     }
 }
 
@@ -135,12 +156,18 @@ async fn canceling_a_running_job_stops_it_at_the_next_step_boundary() {
     let id = w.submit(json!([{"id": "g", "type": "gate"}, {"id": "after", "type": "log", "message": "never"}]), 3).await;
     w.gate.entered.notified().await;
     let asked = w.levqor.cancel_job(&w.me, id).await.unwrap();
-    assert_eq!((asked.status, asked.cancel_requested), (JobStatus::Running, true));
+    assert_eq!(
+        (asked.status, asked.cancel_requested),
+        (JobStatus::Running, true)
+    );
     w.gate.open.notify_one();
     let job = w.wait(id, JobStatus::Canceled).await;
     assert!(job.finished_at.is_some());
     let steps = w.levqor.job_steps(&w.me, id).await.unwrap();
-    assert_eq!(steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(), vec!["succeeded", "pending"]);
+    assert_eq!(
+        steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(),
+        vec!["succeeded", "pending"]
+    );
     engine.shutdown().await;
 }
 
@@ -148,11 +175,20 @@ async fn canceling_a_running_job_stops_it_at_the_next_step_boundary() {
 async fn shutdown_releases_a_job_whose_step_outlives_the_grace_period() {
     let w = world().await;
     let engine = w.levqor.start_engine(config());
-    let id = w.submit(json!([{"id": "first", "type": "log", "message": "x"}, {"id": "g", "type": "gate"}]), 3).await;
+    let id = w
+        .submit(
+            json!([{"id": "first", "type": "log", "message": "x"}, {"id": "g", "type": "gate"}]),
+            3,
+        )
+        .await;
     w.gate.entered.notified().await;
     engine.shutdown().await;
     let job = w.levqor.get_job(&w.me, id).await.unwrap();
-    assert_eq!((job.status, job.attempts), (JobStatus::Queued, 0), "released without spending an attempt");
+    assert_eq!(
+        (job.status, job.attempts),
+        (JobStatus::Queued, 0),
+        "released without spending an attempt"
+    );
     // A new engine resumes after the checkpointed step.
     let engine = w.levqor.start_engine(config());
     w.gate.entered.notified().await;
@@ -160,14 +196,21 @@ async fn shutdown_releases_a_job_whose_step_outlives_the_grace_period() {
     let job = w.wait(id, JobStatus::Succeeded).await;
     assert_eq!(job.attempts, 1);
     let steps = w.levqor.job_steps(&w.me, id).await.unwrap();
-    assert_eq!(steps[0].record.as_ref().unwrap().attempt, 1, "the first step ran once, before the shutdown");
+    assert_eq!(
+        steps[0].record.as_ref().unwrap().attempt,
+        1,
+        "the first step ran once, before the shutdown"
+    );
     engine.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_a_short_step_finish_then_releases_before_the_next() {
     let w = world().await;
-    let engine = w.levqor.start_engine(EngineConfig { shutdown_grace: Duration::from_secs(5), ..config() });
+    let engine = w.levqor.start_engine(EngineConfig {
+        shutdown_grace: Duration::from_secs(5),
+        ..config()
+    });
     let id = w.submit(json!([{"id": "g", "type": "gate"}, {"id": "after", "type": "log", "message": "later"}]), 3).await;
     w.gate.entered.notified().await;
     let gate = w.gate.clone();
@@ -179,7 +222,10 @@ async fn shutdown_lets_a_short_step_finish_then_releases_before_the_next() {
     let job = w.levqor.get_job(&w.me, id).await.unwrap();
     assert_eq!(job.status, JobStatus::Queued);
     let steps = w.levqor.job_steps(&w.me, id).await.unwrap();
-    assert_eq!(steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(), vec!["succeeded", "pending"]);
+    assert_eq!(
+        steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(),
+        vec!["succeeded", "pending"]
+    );
     assert_eq!(w.gate.runs.load(Ordering::SeqCst), 1);
 }
 

@@ -66,7 +66,11 @@ fn schema() -> &'static WorkflowSchema {
 /// # Safety
 /// `json` must point to `len` readable bytes; `out_report` must be NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn levqor_workflow_validate(json: *const u8, len: usize, out_report: *mut *mut c_char) -> LevqorStatus {
+pub unsafe extern "C" fn levqor_workflow_validate(
+    json: *const u8,
+    len: usize,
+    out_report: *mut *mut c_char,
+) -> LevqorStatus {
     if json.is_null() {
         return LevqorStatus::LevqorErrInternal;
     }
@@ -74,13 +78,21 @@ pub unsafe extern "C" fn levqor_workflow_validate(json: *const u8, len: usize, o
     let bytes = unsafe { std::slice::from_raw_parts(json, len) };
     let outcome = catch_unwind(|| {
         let (status, errors) = match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Err(e) => (LevqorStatus::LevqorErrInvalid, vec![levqor_core::Violation::new("", format!("not valid JSON: {e}"))]),
+            Err(e) => (
+                LevqorStatus::LevqorErrInvalid,
+                vec![levqor_core::Violation::new(
+                    "",
+                    format!("not valid JSON: {e}"),
+                )],
+            ),
             Ok(doc) => match schema().validate(&doc) {
                 Ok(_) => (LevqorStatus::LevqorOk, Vec::new()),
                 Err(e) => (status_for(e.kind), e.violations),
             },
         };
-        let report = serde_json::json!({"valid": status == LevqorStatus::LevqorOk, "errors": errors}).to_string();
+        let report =
+            serde_json::json!({"valid": status == LevqorStatus::LevqorOk, "errors": errors})
+                .to_string();
         (status, CString::new(report).expect("JSON has no NUL"))
     });
     match outcome {
@@ -115,7 +127,10 @@ mod tests {
     fn validate(doc: &str) -> (LevqorStatus, serde_json::Value) {
         let mut report: *mut c_char = std::ptr::null_mut();
         let status = unsafe { levqor_workflow_validate(doc.as_ptr(), doc.len(), &mut report) };
-        let json = unsafe { CStr::from_ptr(report) }.to_str().unwrap().to_string();
+        let json = unsafe { CStr::from_ptr(report) }
+            .to_str()
+            .unwrap()
+            .to_string();
         unsafe { levqor_string_free(report) };
         (status, serde_json::from_str(&json).unwrap())
     }
@@ -123,13 +138,19 @@ mod tests {
     #[test]
     fn valid_and_invalid_workflows_are_reported() {
         let (s, r) = validate(r#"{"name":"n","steps":[{"id":"a","type":"log","message":"x"}]}"#);
-        assert_eq!((s, r["valid"].as_bool()), (LevqorStatus::LevqorOk, Some(true)));
+        assert_eq!(
+            (s, r["valid"].as_bool()),
+            (LevqorStatus::LevqorOk, Some(true))
+        );
         let (s, r) = validate(r#"{"name":"n","steps":[{"id":"a","type":"nope"}]}"#);
         assert_eq!(s, LevqorStatus::LevqorErrInvalid);
         assert_eq!(r["errors"][0]["pointer"], "/steps/0/type");
         let (s, _) = validate("{not json");
         assert_eq!(s, LevqorStatus::LevqorErrInvalid);
-        assert_eq!(unsafe { levqor_workflow_validate(std::ptr::null(), 0, std::ptr::null_mut()) }, LevqorStatus::LevqorErrInternal);
+        assert_eq!(
+            unsafe { levqor_workflow_validate(std::ptr::null(), 0, std::ptr::null_mut()) },
+            LevqorStatus::LevqorErrInternal
+        );
         unsafe { levqor_string_free(std::ptr::null_mut()) };
     }
 }

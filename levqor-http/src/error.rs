@@ -14,7 +14,9 @@ tokio::task_local! {
 
 /// The current request's id, or `-` outside a request.
 pub fn request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".into())
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".into())
 }
 
 /// The one place core error kinds become HTTP statuses (DESIGN.md's table).
@@ -45,7 +47,13 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status that no core kind has (413, 415, 405 …).
     pub fn http(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), violations: Vec::new(), retry_after: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            violations: Vec::new(),
+            retry_after: None,
+        }
     }
 }
 
@@ -59,7 +67,13 @@ impl From<Error> for ApiError {
             }
             _ => e.message,
         };
-        Self { status, code: e.code, detail, violations: e.violations, retry_after: e.retry_after_secs }
+        Self {
+            status,
+            code: e.code,
+            detail,
+            violations: e.violations,
+            retry_after: e.retry_after_secs,
+        }
     }
 }
 
@@ -78,7 +92,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

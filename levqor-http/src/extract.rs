@@ -16,16 +16,25 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
         let key = bearer.or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         match key.map(str::trim).filter(|k| !k.is_empty()) {
             Some(key) => Ok(Caller(state.levqor.authenticate(key).await?)),
-            None => Err(Error::unauthenticated("send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`").into()),
+            None => Err(Error::unauthenticated(
+                "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
+            )
+            .into()),
         }
     }
 }
@@ -59,17 +68,33 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
 }
 
 async fn read_json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
     if let Some(ct) = content_type
         && !(ct.starts_with("application/json") || ct.contains("+json"))
     {
-        return Err(ApiError::http(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"));
+        return Err(ApiError::http(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
     }
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::http(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 512 KB")
+            ApiError::http(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than 512 KB",
+            )
         } else {
-            ApiError::http(StatusCode::BAD_REQUEST, "bad_request", "the body could not be read")
+            ApiError::http(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the body could not be read",
+            )
         }
     })
 }
@@ -83,7 +108,9 @@ fn parse_object(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError
             vec![levqor_core::Violation::new("", "must be a JSON object")],
         )
         .into()),
-        Err(e) => Err(Error::invalid("malformed_json", format!("the body is not valid JSON: {e}")).into()),
+        Err(e) => {
+            Err(Error::invalid("malformed_json", format!("the body is not valid JSON: {e}")).into())
+        }
     }
 }
 

@@ -50,10 +50,16 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = self.allow_internal;
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow || !is_internal(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| allow || !is_internal(a.ip()))
+                .collect();
             if allowed.is_empty() {
-                return Err(format!("{} resolves only to internal addresses", name.as_str()).into());
+                return Err(
+                    format!("{} resolves only to internal addresses", name.as_str()).into(),
+                );
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -71,7 +77,11 @@ impl ReqwestHttp {
     /// A client; `allow_internal` lets steps reach private and loopback addresses.
     pub fn new(allow_internal: bool, max_body: usize) -> Self {
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            let internal_literal = attempt.url().host_str().and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok()).is_some_and(is_internal);
+            let internal_literal = attempt
+                .url()
+                .host_str()
+                .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+                .is_some_and(is_internal);
             if attempt.previous().len() >= 5 {
                 attempt.error("too many redirects")
             } else if internal_literal && !allow_internal {
@@ -86,14 +96,23 @@ impl ReqwestHttp {
             .user_agent(concat!("levqor/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
-        Self { client, allow_internal, max_body }
+        Self {
+            client,
+            allow_internal,
+            max_body,
+        }
     }
 
     async fn check_target(&self, url: &reqwest::Url) -> Result<(), StepFailure> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(StepFailure::permanent(format!("scheme {:?} is not allowed; use http or https", url.scheme())));
+            return Err(StepFailure::permanent(format!(
+                "scheme {:?} is not allowed; use http or https",
+                url.scheme()
+            )));
         }
-        let host = url.host_str().ok_or_else(|| StepFailure::permanent("the URL has no host"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| StepFailure::permanent("the URL has no host"))?;
         if self.allow_internal {
             return Ok(());
         }
@@ -118,7 +137,8 @@ impl ReqwestHttp {
 #[async_trait]
 impl HttpClient for ReqwestHttp {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, StepFailure> {
-        let url = reqwest::Url::parse(&request.url).map_err(|e| StepFailure::permanent(format!("bad URL {:?}: {e}", request.url)))?;
+        let url = reqwest::Url::parse(&request.url)
+            .map_err(|e| StepFailure::permanent(format!("bad URL {:?}: {e}", request.url)))?;
         self.check_target(&url).await?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| StepFailure::permanent(format!("bad method {:?}", request.method)))?;
@@ -130,22 +150,41 @@ impl HttpClient for ReqwestHttp {
             builder = builder.json(body);
         }
         let mut response = builder.send().await.map_err(|e| {
-            if e.is_builder() { StepFailure::permanent(format!("bad request: {e}")) } else { StepFailure::retryable(describe(&e)) }
+            if e.is_builder() {
+                StepFailure::permanent(format!("bad request: {e}"))
+            } else {
+                StepFailure::retryable(describe(&e))
+            }
         })?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| StepFailure::retryable(describe(&e)))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| StepFailure::retryable(describe(&e)))?
+        {
             if body.len() + chunk.len() > self.max_body {
-                return Err(StepFailure::permanent(format!("the response is larger than {} bytes", self.max_body)));
+                return Err(StepFailure::permanent(format!(
+                    "the response is larger than {} bytes",
+                    self.max_body
+                )));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse { status, headers, body })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -169,7 +208,19 @@ mod tests {
 
     #[test]
     fn internal_addresses_are_recognized() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
@@ -187,9 +238,17 @@ mod tests {
             body: None,
             timeout: std::time::Duration::from_secs(2),
         };
-        for url in ["http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]:9/", "http://169.254.169.254/latest"] {
+        for url in [
+            "http://127.0.0.1:9/",
+            "http://localhost:9/",
+            "http://[::1]:9/",
+            "http://169.254.169.254/latest",
+        ] {
             let err = guarded.send(req(url)).await.unwrap_err();
-            assert!(!err.retryable && err.message.contains("internal"), "{url}: {err:?}");
+            assert!(
+                !err.retryable && err.message.contains("internal"),
+                "{url}: {err:?}"
+            );
         }
         let err = guarded.send(req("file:///etc/passwd")).await.unwrap_err();
         assert!(err.message.contains("scheme"));

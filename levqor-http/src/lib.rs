@@ -30,9 +30,18 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .route("/v1/schemas/workflow", get(routes::workflow_schema))
-        .route("/v1/users", post(routes::create_user).get(routes::find_user))
-        .route("/v1/users/{id}", get(routes::get_user).patch(routes::patch_user))
-        .route("/v1/users/{id}/keys", post(routes::create_key).get(routes::list_keys))
+        .route(
+            "/v1/users",
+            post(routes::create_user).get(routes::find_user),
+        )
+        .route(
+            "/v1/users/{id}",
+            get(routes::get_user).patch(routes::patch_user),
+        )
+        .route(
+            "/v1/users/{id}/keys",
+            post(routes::create_key).get(routes::list_keys),
+        )
         .route("/v1/keys/{id}", delete(routes::revoke_key))
         .route("/v1/jobs", post(routes::submit_job).get(routes::list_jobs))
         .route("/v1/jobs/{id}", get(routes::get_job))
@@ -42,10 +51,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("a handler panicked");
-            error::ApiError::from(levqor_core::Error::internal("handler panicked")).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a handler panicked");
+                error::ApiError::from(levqor_core::Error::internal("handler panicked"))
+                    .into_response()
+            },
+        ))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -61,6 +73,9 @@ async fn request_id(req: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut response = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), HeaderValue::from_str(&id).expect("checked ASCII"));
+    response.headers_mut().insert(
+        X_REQUEST_ID.clone(),
+        HeaderValue::from_str(&id).expect("checked ASCII"),
+    );
     response
 }

@@ -84,7 +84,10 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
             init_logs("text");
-            levqor_store::migrate(&args.database_url).await.map(|()| println!("migrations applied")).map_err(|e| e.to_string())
+            levqor_store::migrate(&args.database_url)
+                .await
+                .map(|()| println!("migrations applied"))
+                .map_err(|e| e.to_string())
         }
     };
     match result {
@@ -97,8 +100,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LEVQOR_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LEVQOR_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -108,11 +114,21 @@ fn init_logs(format: &str) {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logs(&args.log_format);
-    let store = levqor_store::connect(&args.database.database_url).await.map_err(|e| e.to_string())?;
-    let http = Arc::new(ReqwestHttp::new(args.http_allow_private, args.http_max_response_bytes));
+    let store = levqor_store::connect(&args.database.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let http = Arc::new(ReqwestHttp::new(
+        args.http_allow_private,
+        args.http_max_response_bytes,
+    ));
     let notifier = Arc::new(OutboxNotifier::new(store.clone()));
     let runner = Arc::new(StepRunner::new(http, notifier, Vec::new()));
-    let levqor = Arc::new(Levqor::new(store, Arc::new(SystemClock), runner, args.admin_key.as_deref()));
+    let levqor = Arc::new(Levqor::new(
+        store,
+        Arc::new(SystemClock),
+        runner,
+        args.admin_key.as_deref(),
+    ));
     let engine = (args.workers > 0).then(|| {
         levqor.start_engine(EngineConfig {
             workers: args.workers,
@@ -121,16 +137,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             poll_interval: Duration::from_millis(args.poll_ms.max(1)),
             retry_base: Duration::from_millis(args.retry_base_ms),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
-            node: args.node_name.clone().unwrap_or_else(|| EngineConfig::default().node),
+            node: args
+                .node_name
+                .clone()
+                .unwrap_or_else(|| EngineConfig::default().node),
             ..EngineConfig::default()
         })
     });
-    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("levqor listening on {addr}");
     tracing::info!(%addr, workers = args.workers, "levqor serving");
     let app = router(AppState { levqor });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("shutting down: no new claims; waiting for running steps");
     if let Some(engine) = engine {
         engine.shutdown().await;

@@ -20,13 +20,18 @@ pub async fn health() -> Json<Value> {
 /// `GET /ready`: the database answers.
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     state.levqor.ready().await?;
-    Ok(Json(json!({"status": "ready", "store": state.levqor.store().backend()})))
+    Ok(Json(
+        json!({"status": "ready", "store": state.levqor.store().backend()}),
+    ))
 }
 
 /// `GET /v1/schemas/workflow`.
 pub async fn workflow_schema(State(state): State<AppState>) -> Response {
     let mut r = Json(state.levqor.workflow_schema().clone()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/schema+json"),
+    );
     r
 }
 
@@ -49,11 +54,19 @@ fn refuse_unknown_fields(body: &Map<String, Value>, known: &[&str], bad: &mut Ve
 }
 
 fn violations_or<T>(bad: Vec<Violation>, ok: T) -> ApiResult<T> {
-    if bad.is_empty() { Ok(ok) } else { Err(Error::violations("validation_failed", "the request has problems", bad).into()) }
+    if bad.is_empty() {
+        Ok(ok)
+    } else {
+        Err(Error::violations("validation_failed", "the request has problems", bad).into())
+    }
 }
 
 /// `POST /v1/users`: 201 with a new user, 200 with the one that has the email.
-pub async fn create_user(State(state): State<AppState>, Caller(who): Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn create_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let mut bad = Vec::new();
     refuse_unknown_fields(&body, &["email", "name"], &mut bad);
     let email = string_field(&body, "email", &mut bad);
@@ -62,13 +75,19 @@ pub async fn create_user(State(state): State<AppState>, Caller(who): Caller, Jso
         bad.push(Violation::new("/email", "is required"));
     }
     let email = violations_or(bad, email.unwrap_or_default())?;
-    Ok(match state.levqor.create_user(&who, &email, name.as_deref()).await? {
-        Upserted::Created(u) => {
-            let location = format!("/v1/users/{}", u.id);
-            (StatusCode::CREATED, [(header::LOCATION, location)], Json(u)).into_response()
-        }
-        Upserted::Existing(u) => (StatusCode::OK, Json(u)).into_response(),
-    })
+    Ok(
+        match state
+            .levqor
+            .create_user(&who, &email, name.as_deref())
+            .await?
+        {
+            Upserted::Created(u) => {
+                let location = format!("/v1/users/{}", u.id);
+                (StatusCode::CREATED, [(header::LOCATION, location)], Json(u)).into_response()
+            }
+            Upserted::Existing(u) => (StatusCode::OK, Json(u)).into_response(),
+        },
+    )
 }
 
 /// `?email=`.
@@ -78,15 +97,28 @@ pub struct EmailQuery {
 }
 
 /// `GET /v1/users?email=`.
-pub async fn find_user(State(state): State<AppState>, Caller(who): Caller, Query(q): Query<EmailQuery>) -> ApiResult<Response> {
+pub async fn find_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<EmailQuery>,
+) -> ApiResult<Response> {
     match q.email {
         Some(email) => Ok(Json(state.levqor.find_user(&who, &email).await?).into_response()),
-        None => Err(Error::violations("validation_failed", "name the user", vec![Violation::new("/email", "query parameter is required")]).into()),
+        None => Err(Error::violations(
+            "validation_failed",
+            "name the user",
+            vec![Violation::new("/email", "query parameter is required")],
+        )
+        .into()),
     }
 }
 
 /// `GET /v1/users/{id}`.
-pub async fn get_user(State(state): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn get_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = path_id(&id, "user")?;
     Ok(Json(state.levqor.get_user(&who, id).await?).into_response())
 }
@@ -105,7 +137,9 @@ pub async fn patch_user(
     if body.get("email").is_some_and(Value::is_null) {
         bad.push(Violation::new("/email", "cannot be removed"));
     }
-    let name = body.contains_key("name").then(|| string_field(&body, "name", &mut bad));
+    let name = body
+        .contains_key("name")
+        .then(|| string_field(&body, "name", &mut bad));
     let patch = violations_or(bad, UserPatch { email, name })?;
     Ok(Json(state.levqor.update_user(&who, id, patch).await?).into_response())
 }
@@ -148,13 +182,21 @@ pub async fn create_key(
 }
 
 /// `GET /v1/users/{id}/keys`: no secrets.
-pub async fn list_keys(State(state): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = path_id(&id, "user")?;
     Ok(Json(json!({"keys": state.levqor.list_keys(&who, id).await?})).into_response())
 }
 
 /// `DELETE /v1/keys/{id}`.
-pub async fn revoke_key(State(state): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = path_id(&id, "key")?;
     Ok(Json(state.levqor.revoke_key(&who, id).await?).into_response())
 }
@@ -168,7 +210,11 @@ pub async fn submit_job(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let mut bad = Vec::new();
-    refuse_unknown_fields(&body, &["workflow", "input", "max_attempts", "run_after"], &mut bad);
+    refuse_unknown_fields(
+        &body,
+        &["workflow", "input", "max_attempts", "run_after"],
+        &mut bad,
+    );
     let workflow = body.get("workflow").cloned().unwrap_or_else(|| {
         bad.push(Violation::new("/workflow", "is required"));
         Value::Null
@@ -189,10 +235,16 @@ pub async fn submit_job(
     };
     let run_after = match body.get("run_after") {
         None | Some(Value::Null) => None,
-        Some(v) => match v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        {
             Some(t) => Some(t.with_timezone(&chrono::Utc)),
             None => {
-                bad.push(Violation::new("/run_after", "must be an RFC 3339 timestamp"));
+                bad.push(Violation::new(
+                    "/run_after",
+                    "must be an RFC 3339 timestamp",
+                ));
                 None
             }
         },
@@ -202,20 +254,36 @@ pub async fn submit_job(
         Some(v) => match v.to_str() {
             Ok(s) => Some(s.to_string()),
             Err(_) => {
-                bad.push(Violation::new("/idempotency_key", "the Idempotency-Key header must be printable ASCII"));
+                bad.push(Violation::new(
+                    "/idempotency_key",
+                    "the Idempotency-Key header must be printable ASCII",
+                ));
                 None
             }
         },
     };
-    let request = violations_or(bad, SubmitRequest { workflow, input, max_attempts, run_after, idempotency_key })?;
+    let request = violations_or(
+        bad,
+        SubmitRequest {
+            workflow,
+            input,
+            max_attempts,
+            run_after,
+            idempotency_key,
+        },
+    )?;
     let submitted = state.levqor.submit_job(&who, request).await?;
     let replayed = matches!(submitted.admission, Admission::Replayed(_));
     let job = submitted.admission.job();
-    let mut body = serde_json::to_value(job).map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
+    let mut body =
+        serde_json::to_value(job).map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
     body["warnings"] = json!(submitted.warnings);
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     let h = response.headers_mut();
-    h.insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("ids are ASCII"));
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("ids are ASCII"),
+    );
     if replayed {
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -233,41 +301,72 @@ pub struct PageQuery {
 fn parse_limit(raw: Option<&str>) -> ApiResult<Option<usize>> {
     raw.map(|l| {
         l.parse::<usize>().map_err(|_| {
-            Error::violations("validation_failed", "bad query parameters", vec![Violation::new("/limit", "must be a whole number")]).into()
+            Error::violations(
+                "validation_failed",
+                "bad query parameters",
+                vec![Violation::new("/limit", "must be a whole number")],
+            )
+            .into()
         })
     })
     .transpose()
 }
 
 /// `GET /v1/jobs`: the caller's jobs, newest first, with a cursor.
-pub async fn list_jobs(State(state): State<AppState>, Caller(who): Caller, Query(q): Query<PageQuery>) -> ApiResult<Response> {
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Response> {
     let limit = parse_limit(q.limit.as_deref())?;
-    let page = state.levqor.list_jobs(&who, q.status.as_deref(), limit, q.cursor.as_deref()).await?;
+    let page = state
+        .levqor
+        .list_jobs(&who, q.status.as_deref(), limit, q.cursor.as_deref())
+        .await?;
     Ok(Json(json!({"jobs": page.items, "next_cursor": page.next_cursor})).into_response())
 }
 
 /// `GET /v1/jobs/{id}`.
-pub async fn get_job(State(state): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = path_id(&id, "job")?;
     Ok(Json(state.levqor.get_job(&who, id).await?).into_response())
 }
 
 /// `POST /v1/jobs/{id}/cancel`.
-pub async fn cancel_job(State(state): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = path_id(&id, "job")?;
     Ok(Json(state.levqor.cancel_job(&who, id).await?).into_response())
 }
 
 /// `GET /v1/jobs/{id}/steps`.
-pub async fn job_steps(State(state): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn job_steps(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = path_id(&id, "job")?;
     Ok(Json(json!({"steps": state.levqor.job_steps(&who, id).await?})).into_response())
 }
 
 /// `GET /v1/admin/outbox`.
-pub async fn outbox(State(state): State<AppState>, Caller(who): Caller, Query(q): Query<PageQuery>) -> ApiResult<Response> {
+pub async fn outbox(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Response> {
     let limit = parse_limit(q.limit.as_deref())?;
-    let page = state.levqor.list_outbox(&who, limit, q.cursor.as_deref()).await?;
+    let page = state
+        .levqor
+        .list_outbox(&who, limit, q.cursor.as_deref())
+        .await?;
     Ok(Json(json!({"messages": page.items, "next_cursor": page.next_cursor})).into_response())
 }
 
@@ -278,5 +377,9 @@ pub async fn not_found() -> ApiError {
 
 /// A route that exists, with another method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::http(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+    ApiError::http(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
 }

@@ -30,23 +30,48 @@ async fn a_job_runs_every_step_type_through_the_binary() {
     assert_eq!(s, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
     let done = wait_for(Duration::from_secs(30), || async {
-        api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await.1["status"] == "succeeded"
+        api.call("GET", &format!("/v1/jobs/{id}"), &key, None)
+            .await
+            .1["status"]
+            == "succeeded"
     })
     .await;
     let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
     assert!(done, "{job}");
     assert_eq!(job["attempts"], 1, "a delay is not a new attempt");
     assert_eq!(job["result"]["c"]["status"], 200);
-    assert_eq!(job["result"]["c"]["body"]["greeting"], "hello", "JSON bodies are parsed");
-    let (_, steps) = api.call("GET", &format!("/v1/jobs/{id}/steps"), &key, None).await;
-    let got: Vec<(&str, &str)> =
-        steps["steps"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
-    assert_eq!(got, vec![("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded"), ("d", "succeeded"), ("e", "succeeded"), ("f", "succeeded")]);
+    assert_eq!(
+        job["result"]["c"]["body"]["greeting"], "hello",
+        "JSON bodies are parsed"
+    );
+    let (_, steps) = api
+        .call("GET", &format!("/v1/jobs/{id}/steps"), &key, None)
+        .await;
+    let got: Vec<(&str, &str)> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", "succeeded"),
+            ("b", "succeeded"),
+            ("c", "succeeded"),
+            ("d", "succeeded"),
+            ("e", "succeeded"),
+            ("f", "succeeded")
+        ]
+    );
     let b = &steps["steps"][1];
     let c = &steps["steps"][2];
     let waited = chrono::DateTime::parse_from_rfc3339(c["started_at"].as_str().unwrap()).unwrap()
         - chrono::DateTime::parse_from_rfc3339(b["finished_at"].as_str().unwrap()).unwrap();
-    assert!(waited >= chrono::Duration::milliseconds(190), "the delay held the job back ({waited})");
+    assert!(
+        waited >= chrono::Duration::milliseconds(190),
+        "the delay held the job back ({waited})"
+    );
     assert_eq!(target.count(), 1);
     let (_, outbox) = api.call("GET", "/v1/admin/outbox", ADMIN, None).await;
     assert_eq!(outbox["messages"][0]["to"], "ada@example.com");
@@ -62,10 +87,20 @@ async fn failing_steps_retry_with_backoff_then_die() {
     let key = api.user_key("retry@example.com").await;
     // Nothing listens on port 9: every attempt fails to connect, which is worth retrying.
     let wf = json!({"name": "down", "steps": [{"id": "x", "type": "http_request", "url": "http://127.0.0.1:9/", "timeout_ms": 500}]});
-    let (_, job) = api.call("POST", "/v1/jobs", &key, Some(json!({"workflow": wf, "max_attempts": 3}))).await;
+    let (_, job) = api
+        .call(
+            "POST",
+            "/v1/jobs",
+            &key,
+            Some(json!({"workflow": wf, "max_attempts": 3})),
+        )
+        .await;
     let id = job["id"].as_str().unwrap().to_string();
     let dead = wait_for(Duration::from_secs(30), || async {
-        api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await.1["status"] == "dead"
+        api.call("GET", &format!("/v1/jobs/{id}"), &key, None)
+            .await
+            .1["status"]
+            == "dead"
     })
     .await;
     let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
@@ -81,15 +116,23 @@ async fn private_addresses_are_refused_unless_allowed() {
     let api = Client::new(&node.base);
     let key = api.user_key("ssrf@example.com").await;
     let wf = json!({"name": "ssrf", "steps": [target.step("c", 0)]});
-    let (_, job) = api.call("POST", "/v1/jobs", &key, Some(json!({"workflow": wf}))).await;
+    let (_, job) = api
+        .call("POST", "/v1/jobs", &key, Some(json!({"workflow": wf})))
+        .await;
     let id = job["id"].as_str().unwrap().to_string();
     let dead = wait_for(Duration::from_secs(20), || async {
-        api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await.1["status"] == "dead"
+        api.call("GET", &format!("/v1/jobs/{id}"), &key, None)
+            .await
+            .1["status"]
+            == "dead"
     })
     .await;
     let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
     assert!(dead, "{job}");
     assert_eq!(job["attempts"], 1, "a refused address is not retried");
-    assert!(job["error"].as_str().unwrap().contains("internal address"), "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("internal address"),
+        "{job}"
+    );
     assert_eq!(target.count(), 0, "the request never left");
 }

@@ -30,8 +30,18 @@ fn api() -> Api {
         Arc::new(OutboxNotifier::new(store.clone())),
         Vec::new(),
     ));
-    let levqor = Arc::new(Levqor::new(store, Arc::new(SystemClock), runner, Some(ADMIN)));
-    Api { app: router(AppState { levqor: levqor.clone() }), levqor }
+    let levqor = Arc::new(Levqor::new(
+        store,
+        Arc::new(SystemClock),
+        runner,
+        Some(ADMIN),
+    ));
+    Api {
+        app: router(AppState {
+            levqor: levqor.clone(),
+        }),
+        levqor,
+    }
 }
 
 impl Api {
@@ -39,9 +49,20 @@ impl Api {
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
-        Reply { status, headers, body }
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     async fn call(&self, method: &str, uri: &str, key: Option<&str>, body: Option<Value>) -> Reply {
@@ -50,7 +71,9 @@ impl Api {
             req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
         }
         let req = match body {
-            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         };
         self.raw(req.unwrap()).await
@@ -58,10 +81,19 @@ impl Api {
 
     /// A new user and a key with `*` scope.
     async fn user_with_key(&self, email: &str) -> (String, String) {
-        let u = self.call("POST", "/v1/users", Some(ADMIN), Some(json!({"email": email, "name": "Ada"}))).await;
+        let u = self
+            .call(
+                "POST",
+                "/v1/users",
+                Some(ADMIN),
+                Some(json!({"email": email, "name": "Ada"})),
+            )
+            .await;
         assert_eq!(u.status, StatusCode::CREATED, "{:?}", u.body);
         let id = u.body["id"].as_str().unwrap().to_string();
-        let k = self.call("POST", &format!("/v1/users/{id}/keys"), Some(ADMIN), None).await;
+        let k = self
+            .call("POST", &format!("/v1/users/{id}/keys"), Some(ADMIN), None)
+            .await;
         assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
         (id, k.body["key"].as_str().unwrap().to_string())
     }
@@ -76,18 +108,27 @@ fn assert_problem(r: &Reply, status: StatusCode, code: &str) {
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(r.body["code"], code, "{:?}", r.body);
     assert_eq!(r.body["status"], status.as_u16());
-    assert_eq!(r.body["request_id"].as_str(), r.headers["x-request-id"].to_str().ok());
+    assert_eq!(
+        r.body["request_id"].as_str(),
+        r.headers["x-request-id"].to_str().ok()
+    );
 }
 
 #[tokio::test]
 async fn health_ready_and_request_ids() {
     let api = api();
     let r = api.call("GET", "/health", None, None).await;
-    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     assert!(r.headers.contains_key("x-request-id"));
     let r = api.call("GET", "/ready", None, None).await;
     assert_eq!(r.status, StatusCode::OK);
-    let req = Request::get("/health").header("x-request-id", "trace-123").body(Body::empty()).unwrap();
+    let req = Request::get("/health")
+        .header("x-request-id", "trace-123")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(api.raw(req).await.headers["x-request-id"], "trace-123");
     let r = api.call("GET", "/nowhere", None, None).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not_found");
@@ -106,22 +147,59 @@ async fn the_workflow_schema_is_published() {
 #[tokio::test]
 async fn users_are_upserted_by_normalized_email() {
     let api = api();
-    let first = api.call("POST", "/v1/users", Some(ADMIN), Some(json!({"email": " Ada@Example.com ", "name": "Ada"}))).await;
+    let first = api
+        .call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"email": " Ada@Example.com ", "name": "Ada"})),
+        )
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert_eq!(first.body["email"], "ada@example.com");
-    let again = api.call("POST", "/v1/users", Some(ADMIN), Some(json!({"email": "ada@example.com"}))).await;
+    let again = api
+        .call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"email": "ada@example.com"})),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["id"], first.body["id"]);
     let id = first.body["id"].as_str().unwrap();
-    let found = api.call("GET", "/v1/users?email=ADA@example.com", Some(ADMIN), None).await;
+    let found = api
+        .call("GET", "/v1/users?email=ADA@example.com", Some(ADMIN), None)
+        .await;
     assert_eq!(found.body["id"], id);
-    let got = api.call("GET", &format!("/v1/users/{id}"), Some(ADMIN), None).await;
+    let got = api
+        .call("GET", &format!("/v1/users/{id}"), Some(ADMIN), None)
+        .await;
     assert_eq!(got.body["name"], "Ada");
-    let bad = api.call("POST", "/v1/users", Some(ADMIN), Some(json!({"email": "nope", "extra": 1}))).await;
+    let bad = api
+        .call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"email": "nope", "extra": 1})),
+        )
+        .await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let pointers: Vec<&str> = bad.body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    let pointers: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
     assert_eq!(pointers, vec!["/extra"]);
-    let bad = api.call("POST", "/v1/users", Some(ADMIN), Some(json!({"email": "nope"}))).await;
+    let bad = api
+        .call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"email": "nope"})),
+        )
+        .await;
     assert_eq!(bad.body["errors"][0]["pointer"], "/email");
 }
 
@@ -130,15 +208,48 @@ async fn patching_a_user_keeps_emails_unique() {
     let api = api();
     let (a, key_a) = api.user_with_key("a@example.com").await;
     let (b, _) = api.user_with_key("b@example.com").await;
-    let r = api.call("PATCH", &format!("/v1/users/{b}"), Some(ADMIN), Some(json!({"email": "A@example.com"}))).await;
+    let r = api
+        .call(
+            "PATCH",
+            &format!("/v1/users/{b}"),
+            Some(ADMIN),
+            Some(json!({"email": "A@example.com"})),
+        )
+        .await;
     assert_problem(&r, StatusCode::CONFLICT, "email_taken");
-    let r = api.call("PATCH", &format!("/v1/users/{a}"), Some(&key_a), Some(json!({"name": "Ada L", "email": "ada@example.com"}))).await;
-    assert_eq!((r.status, r.body["email"].as_str(), r.body["name"].as_str()), (StatusCode::OK, Some("ada@example.com"), Some("Ada L")));
-    let r = api.call("PATCH", &format!("/v1/users/{b}"), Some(&key_a), Some(json!({"name": "x"}))).await;
+    let r = api
+        .call(
+            "PATCH",
+            &format!("/v1/users/{a}"),
+            Some(&key_a),
+            Some(json!({"name": "Ada L", "email": "ada@example.com"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["email"].as_str(), r.body["name"].as_str()),
+        (StatusCode::OK, Some("ada@example.com"), Some("Ada L"))
+    );
+    let r = api
+        .call(
+            "PATCH",
+            &format!("/v1/users/{b}"),
+            Some(&key_a),
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not_found");
-    let r = api.call("GET", &format!("/v1/users/{b}"), Some(&key_a), None).await;
+    let r = api
+        .call("GET", &format!("/v1/users/{b}"), Some(&key_a), None)
+        .await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not_found");
-    let r = api.call("POST", "/v1/users", Some(&key_a), Some(json!({"email": "c@example.com"}))).await;
+    let r = api
+        .call(
+            "POST",
+            "/v1/users",
+            Some(&key_a),
+            Some(json!({"email": "c@example.com"})),
+        )
+        .await;
     assert_problem(&r, StatusCode::FORBIDDEN, "admin_only");
 }
 
@@ -146,21 +257,38 @@ async fn patching_a_user_keeps_emails_unique() {
 async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     let api = api();
     let (id, key) = api.user_with_key("k@example.com").await;
-    let list = api.call("GET", &format!("/v1/users/{id}/keys"), Some(&key), None).await;
+    let list = api
+        .call("GET", &format!("/v1/users/{id}/keys"), Some(&key), None)
+        .await;
     let keys = list.body["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
-    assert!(!list.body.to_string().contains(&key[3..]), "a listed key never carries its secret");
+    assert!(
+        !list.body.to_string().contains(&key[3..]),
+        "a listed key never carries its secret"
+    );
     assert!(key.starts_with(keys[0]["prefix"].as_str().unwrap()));
     // X-Api-Key works as well as Bearer.
-    let req = Request::get("/v1/jobs").header("x-api-key", &key).body(Body::empty()).unwrap();
+    let req = Request::get("/v1/jobs")
+        .header("x-api-key", &key)
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(api.raw(req).await.status, StatusCode::OK);
     let key_id = keys[0]["id"].as_str().unwrap();
-    let revoked = api.call("DELETE", &format!("/v1/keys/{key_id}"), Some(ADMIN), None).await;
+    let revoked = api
+        .call("DELETE", &format!("/v1/keys/{key_id}"), Some(ADMIN), None)
+        .await;
     assert_eq!(revoked.status, StatusCode::OK);
     assert!(revoked.body["revoked_at"].is_string());
     let r = api.call("GET", "/v1/jobs", Some(&key), None).await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let bad_scope = api.call("POST", &format!("/v1/users/{id}/keys"), Some(ADMIN), Some(json!({"scopes": ["root"]}))).await;
+    let bad_scope = api
+        .call(
+            "POST",
+            &format!("/v1/users/{id}/keys"),
+            Some(ADMIN),
+            Some(json!({"scopes": ["root"]})),
+        )
+        .await;
     assert_eq!(bad_scope.body["errors"][0]["pointer"], "/scopes/0");
 }
 
@@ -172,20 +300,37 @@ async fn missing_unknown_and_other_users_keys() {
     let r = api.call("GET", "/v1/jobs", None, None).await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
-    let r = api.call("GET", "/v1/jobs", Some("lq_not_a_key"), None).await;
+    let r = api
+        .call("GET", "/v1/jobs", Some("lq_not_a_key"), None)
+        .await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let job = api.call("POST", "/v1/jobs", Some(&key_a), Some(log_job())).await;
+    let job = api
+        .call("POST", "/v1/jobs", Some(&key_a), Some(log_job()))
+        .await;
     let id = job.body["id"].as_str().unwrap();
-    for (method, path) in [("GET", format!("/v1/jobs/{id}")), ("GET", format!("/v1/jobs/{id}/steps")), ("POST", format!("/v1/jobs/{id}/cancel"))] {
+    for (method, path) in [
+        ("GET", format!("/v1/jobs/{id}")),
+        ("GET", format!("/v1/jobs/{id}/steps")),
+        ("POST", format!("/v1/jobs/{id}/cancel")),
+    ] {
         let r = api.call(method, &path, Some(&key_b), None).await;
         assert_problem(&r, StatusCode::NOT_FOUND, "not_found");
     }
     let listed = api.call("GET", "/v1/jobs", Some(&key_b), None).await;
     assert_eq!(listed.body["jobs"], json!([]));
-    for path in ["/v1/jobs/not-an-id", "/v1/jobs/0190a000-0000-7000-8000-000000000000"] {
-        assert_problem(&api.call("GET", path, Some(&key_a), None).await, StatusCode::NOT_FOUND, "not_found");
+    for path in [
+        "/v1/jobs/not-an-id",
+        "/v1/jobs/0190a000-0000-7000-8000-000000000000",
+    ] {
+        assert_problem(
+            &api.call("GET", path, Some(&key_a), None).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
     }
-    let r = api.call("GET", "/v1/admin/outbox", Some(&key_a), None).await;
+    let r = api
+        .call("GET", "/v1/admin/outbox", Some(&key_a), None)
+        .await;
     assert_problem(&r, StatusCode::FORBIDDEN, "admin_only");
 }
 
@@ -193,17 +338,31 @@ async fn missing_unknown_and_other_users_keys() {
 async fn submitting_a_job_returns_202_and_its_location() {
     let api = api();
     let (owner, key) = api.user_with_key("j@example.com").await;
-    let r = api.call("POST", "/v1/jobs", Some(&key), Some(log_job())).await;
+    let r = api
+        .call("POST", "/v1/jobs", Some(&key), Some(log_job()))
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap();
-    assert_eq!(r.headers[header::LOCATION], format!("/v1/jobs/{id}").as_str());
-    assert_eq!((r.body["status"].as_str(), r.body["owner_id"].as_str()), (Some("queued"), Some(owner.as_str())));
+    assert_eq!(
+        r.headers[header::LOCATION],
+        format!("/v1/jobs/{id}").as_str()
+    );
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["owner_id"].as_str()),
+        (Some("queued"), Some(owner.as_str()))
+    );
     assert_eq!(r.body["max_attempts"], 3);
-    let got = api.call("GET", &format!("/v1/jobs/{id}"), Some(&key), None).await;
+    let got = api
+        .call("GET", &format!("/v1/jobs/{id}"), Some(&key), None)
+        .await;
     assert_eq!(got.body["id"], id);
-    let steps = api.call("GET", &format!("/v1/jobs/{id}/steps"), Some(&key), None).await;
+    let steps = api
+        .call("GET", &format!("/v1/jobs/{id}/steps"), Some(&key), None)
+        .await;
     assert_eq!(steps.body["steps"][0]["status"], "pending");
-    let r = api.call("POST", "/v1/jobs", Some(ADMIN), Some(log_job())).await;
+    let r = api
+        .call("POST", "/v1/jobs", Some(ADMIN), Some(log_job()))
+        .await;
     assert_problem(&r, StatusCode::FORBIDDEN, "user_key_required");
 }
 
@@ -216,7 +375,11 @@ async fn bad_job_submissions_report_every_problem_and_write_nothing() {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("{\"workflow\": "))
         .unwrap();
-    assert_problem(&api.raw(req).await, StatusCode::UNPROCESSABLE_ENTITY, "malformed_json");
+    assert_problem(
+        &api.raw(req).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "malformed_json",
+    );
     let body = json!({"workflow": {"name": "t", "steps": [
         {"id": "a", "type": "teleport"},
         {"id": "b", "type": "delay"},
@@ -224,11 +387,24 @@ async fn bad_job_submissions_report_every_problem_and_write_nothing() {
     ]}, "input": [1], "max_attempts": 99});
     let r = api.call("POST", "/v1/jobs", Some(&key), Some(body)).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let pointers: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
-    for p in ["/workflow/steps/0/type", "/workflow/steps/1", "/workflow/steps/2/timeout_ms", "/input", "/max_attempts"] {
+    let pointers: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    for p in [
+        "/workflow/steps/0/type",
+        "/workflow/steps/1",
+        "/workflow/steps/2/timeout_ms",
+        "/input",
+        "/max_attempts",
+    ] {
         assert!(pointers.contains(&p), "{p} missing from {pointers:?}");
     }
-    let r = api.call("POST", "/v1/jobs", Some(&key), Some(json!({"input": {}}))).await;
+    let r = api
+        .call("POST", "/v1/jobs", Some(&key), Some(json!({"input": {}})))
+        .await;
     assert_eq!(r.body["errors"][0]["pointer"], "/workflow");
     let big = json!({"workflow": {"name": "x".repeat(600 * 1024), "steps": []}});
     let r = api.call("POST", "/v1/jobs", Some(&key), Some(big)).await;
@@ -238,7 +414,11 @@ async fn bad_job_submissions_report_every_problem_and_write_nothing() {
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from("hi"))
         .unwrap();
-    assert_problem(&api.raw(req).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_problem(
+        &api.raw(req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let listed = api.call("GET", "/v1/jobs", Some(&key), None).await;
     assert_eq!(listed.body["jobs"], json!([]), "nothing was written");
 }
@@ -257,12 +437,19 @@ async fn an_idempotency_key_replays_the_first_job_or_conflicts() {
     };
     let first = api.raw(submit(log_job())).await;
     let again = api.raw(submit(log_job())).await;
-    assert_eq!((first.status, again.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(
+        (first.status, again.status),
+        (StatusCode::ACCEPTED, StatusCode::ACCEPTED)
+    );
     assert_eq!(again.body["id"], first.body["id"]);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     let mut other = log_job();
     other["input"]["who"] = json!("someone else");
-    assert_problem(&api.raw(submit(other)).await, StatusCode::CONFLICT, "idempotency_key_reused");
+    assert_problem(
+        &api.raw(submit(other)).await,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    );
     let listed = api.call("GET", "/v1/jobs", Some(&key), None).await;
     assert_eq!(listed.body["jobs"].as_array().unwrap().len(), 1);
 }
@@ -273,23 +460,73 @@ async fn jobs_page_with_a_cursor_and_filter_by_status() {
     let (_, key) = api.user_with_key("page@example.com").await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(api.call("POST", "/v1/jobs", Some(&key), Some(log_job())).await.body["id"].as_str().unwrap().to_string());
+        ids.push(
+            api.call("POST", "/v1/jobs", Some(&key), Some(log_job()))
+                .await
+                .body["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let p1 = api.call("GET", "/v1/jobs?limit=2", Some(&key), None).await;
-    let got: Vec<&str> = p1.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let got: Vec<&str> = p1.body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
     let cursor = p1.body["next_cursor"].as_str().unwrap();
-    let p2 = api.call("GET", &format!("/v1/jobs?limit=2&cursor={cursor}"), Some(&key), None).await;
-    let got: Vec<&str> = p2.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let p2 = api
+        .call(
+            "GET",
+            &format!("/v1/jobs?limit=2&cursor={cursor}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    let got: Vec<&str> = p2.body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
-    let p3 = api.call("GET", &format!("/v1/jobs?limit=2&cursor={}", p2.body["next_cursor"].as_str().unwrap()), Some(&key), None).await;
+    let p3 = api
+        .call(
+            "GET",
+            &format!(
+                "/v1/jobs?limit=2&cursor={}",
+                p2.body["next_cursor"].as_str().unwrap()
+            ),
+            Some(&key),
+            None,
+        )
+        .await;
     assert_eq!(p3.body["jobs"].as_array().unwrap().len(), 1);
     assert!(p3.body["next_cursor"].is_null());
-    api.call("POST", &format!("/v1/jobs/{}/cancel", ids[0]), Some(&key), None).await;
-    let canceled = api.call("GET", "/v1/jobs?status=canceled", Some(&key), None).await;
+    api.call(
+        "POST",
+        &format!("/v1/jobs/{}/cancel", ids[0]),
+        Some(&key),
+        None,
+    )
+    .await;
+    let canceled = api
+        .call("GET", "/v1/jobs?status=canceled", Some(&key), None)
+        .await;
     assert_eq!(canceled.body["jobs"][0]["id"], ids[0].as_str());
-    for q in ["limit=101", "limit=0", "limit=x", "status=exploded", "cursor=zzz"] {
-        let r = api.call("GET", &format!("/v1/jobs?{q}"), Some(&key), None).await;
+    for q in [
+        "limit=101",
+        "limit=0",
+        "limit=x",
+        "status=exploded",
+        "cursor=zzz",
+    ] {
+        let r = api
+            .call("GET", &format!("/v1/jobs?{q}"), Some(&key), None)
+            .await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
 }
@@ -298,10 +535,23 @@ async fn jobs_page_with_a_cursor_and_filter_by_status() {
 async fn canceling_a_queued_job_is_final() {
     let api = api();
     let (_, key) = api.user_with_key("cancel@example.com").await;
-    let id = api.call("POST", "/v1/jobs", Some(&key), Some(log_job())).await.body["id"].as_str().unwrap().to_string();
-    let r = api.call("POST", &format!("/v1/jobs/{id}/cancel"), Some(&key), None).await;
-    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("canceled")));
-    let r = api.call("POST", &format!("/v1/jobs/{id}/cancel"), Some(&key), None).await;
+    let id = api
+        .call("POST", "/v1/jobs", Some(&key), Some(log_job()))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = api
+        .call("POST", &format!("/v1/jobs/{id}/cancel"), Some(&key), None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("canceled"))
+    );
+    let r = api
+        .call("POST", &format!("/v1/jobs/{id}/cancel"), Some(&key), None)
+        .await;
     assert_problem(&r, StatusCode::CONFLICT, "invalid_transition");
 }
 
@@ -309,17 +559,32 @@ async fn canceling_a_queued_job_is_final() {
 async fn read_only_keys_cannot_submit() {
     let api = api();
     let (id, _) = api.user_with_key("ro@example.com").await;
-    let k = api.call("POST", &format!("/v1/users/{id}/keys"), Some(ADMIN), Some(json!({"scopes": ["jobs:read"]}))).await;
+    let k = api
+        .call(
+            "POST",
+            &format!("/v1/users/{id}/keys"),
+            Some(ADMIN),
+            Some(json!({"scopes": ["jobs:read"]})),
+        )
+        .await;
     let ro = k.body["key"].as_str().unwrap();
-    let r = api.call("POST", "/v1/jobs", Some(ro), Some(log_job())).await;
+    let r = api
+        .call("POST", "/v1/jobs", Some(ro), Some(log_job()))
+        .await;
     assert_problem(&r, StatusCode::FORBIDDEN, "insufficient_scope");
-    assert_eq!(api.call("GET", "/v1/jobs", Some(ro), None).await.status, StatusCode::OK);
+    assert_eq!(
+        api.call("GET", "/v1/jobs", Some(ro), None).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_runs_conditions_and_emails_to_the_outbox() {
     let api = api();
-    let engine = api.levqor.start_engine(EngineConfig { poll_interval: Duration::from_millis(10), ..EngineConfig::default() });
+    let engine = api.levqor.start_engine(EngineConfig {
+        poll_interval: Duration::from_millis(10),
+        ..EngineConfig::default()
+    });
     let (_, key) = api.user_with_key("run@example.com").await;
     let wf = json!({"workflow": {"name": "branch", "steps": [
         {"id": "a", "type": "log", "message": "start"},
@@ -328,10 +593,19 @@ async fn the_engine_runs_conditions_and_emails_to_the_outbox() {
         {"id": "e", "type": "email", "to": "{{input.to}}", "subject": "Hi {{input.name}}", "body": "started at {{steps.a.output.message}}"},
         {"id": "f", "type": "log", "message": "done"}
     ]}, "input": {"vip": true, "to": "vip@example.com", "name": "Vip"}});
-    let id = api.call("POST", "/v1/jobs", Some(&key), Some(wf)).await.body["id"].as_str().unwrap().to_string();
+    let id = api
+        .call("POST", "/v1/jobs", Some(&key), Some(wf))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut job = Value::Null;
     for _ in 0..200 {
-        job = api.call("GET", &format!("/v1/jobs/{id}"), Some(&key), None).await.body;
+        job = api
+            .call("GET", &format!("/v1/jobs/{id}"), Some(&key), None)
+            .await
+            .body;
         if job["status"] == "succeeded" {
             break;
         }
@@ -339,10 +613,30 @@ async fn the_engine_runs_conditions_and_emails_to_the_outbox() {
     }
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["result"]["d"]["result"], true);
-    let steps = api.call("GET", &format!("/v1/jobs/{id}/steps"), Some(&key), None).await.body;
-    let statuses: Vec<&str> = steps["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, vec!["succeeded", "succeeded", "skipped", "succeeded", "succeeded"]);
-    let outbox = api.call("GET", "/v1/admin/outbox", Some(ADMIN), None).await.body;
+    let steps = api
+        .call("GET", &format!("/v1/jobs/{id}/steps"), Some(&key), None)
+        .await
+        .body;
+    let statuses: Vec<&str> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            "succeeded",
+            "succeeded",
+            "skipped",
+            "succeeded",
+            "succeeded"
+        ]
+    );
+    let outbox = api
+        .call("GET", "/v1/admin/outbox", Some(ADMIN), None)
+        .await
+        .body;
     assert_eq!(outbox["messages"][0]["to"], "vip@example.com");
     assert_eq!(outbox["messages"][0]["subject"], "Hi Vip");
     assert_eq!(outbox["messages"][0]["body"], "started at start");

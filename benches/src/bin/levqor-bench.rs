@@ -38,8 +38,13 @@ struct NoHttp;
 
 #[async_trait::async_trait]
 impl levqor_core::HttpClient for NoHttp {
-    async fn send(&self, _: levqor_core::HttpRequest) -> Result<levqor_core::HttpResponse, levqor_core::StepFailure> {
-        Err(levqor_core::StepFailure::permanent("the benchmark makes no HTTP requests"))
+    async fn send(
+        &self,
+        _: levqor_core::HttpRequest,
+    ) -> Result<levqor_core::HttpResponse, levqor_core::StepFailure> {
+        Err(levqor_core::StepFailure::permanent(
+            "the benchmark makes no HTTP requests",
+        ))
     }
 }
 
@@ -71,7 +76,9 @@ fn new_job(owner: Uuid) -> NewJob {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let store = levqor_store::connect(&args.database_url).await.expect("store connects");
+    let store = levqor_store::connect(&args.database_url)
+        .await
+        .expect("store connects");
     let system = format!("levqor-{}", store.backend());
     let owner = match store
         .upsert_user(levqor_core::User {
@@ -99,9 +106,16 @@ async fn main() {
         left -= n;
     }
     let enqueue = args.jobs as f64 / t.elapsed().as_secs_f64();
-    println!("{system} enqueue_batch{}_jobs_per_s={enqueue:.0}", args.batch);
+    println!(
+        "{system} enqueue_batch{}_jobs_per_s={enqueue:.0}",
+        args.batch
+    );
 
-    let runner = Arc::new(StepRunner::new(Arc::new(NoHttp), Arc::new(OutboxNotifier::new(store.clone())), Vec::new()));
+    let runner = Arc::new(StepRunner::new(
+        Arc::new(NoHttp),
+        Arc::new(OutboxNotifier::new(store.clone())),
+        Vec::new(),
+    ));
     let levqor = Levqor::new(store.clone(), Arc::new(SystemClock), runner, None);
     let t = Instant::now();
     let engine = levqor.start_engine(EngineConfig {

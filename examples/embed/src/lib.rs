@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use levqor_core::jobs::context::StepContext;
 use levqor_core::{
-    Connector, EngineConfig, HttpClient, HttpRequest, HttpResponse, Job, Levqor, MemoryStore, OutboxNotifier,
-    Principal, StepFailure, StepRunner, SubmitRequest, SystemClock,
+    Connector, EngineConfig, HttpClient, HttpRequest, HttpResponse, Job, Levqor, MemoryStore,
+    OutboxNotifier, Principal, StepFailure, StepRunner, SubmitRequest, SystemClock,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -21,11 +21,15 @@ impl Connector for Shout {
     }
 
     fn schema(&self) -> Option<Value> {
-        Some(json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}))
+        Some(
+            json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}),
+        )
     }
 
     async fn run(&self, step: &Value, ctx: &StepContext) -> Result<Value, StepFailure> {
-        let text = ctx.render(step["text"].as_str().unwrap_or_default()).map_err(StepFailure::permanent)?;
+        let text = ctx
+            .render(step["text"].as_str().unwrap_or_default())
+            .map_err(StepFailure::permanent)?;
         Ok(json!({"text": text.to_uppercase()}))
     }
 }
@@ -43,12 +47,22 @@ impl HttpClient for Offline {
 /// Runs one job that greets `name` and returns it when it is done.
 pub async fn run(name: &str) -> levqor_core::Result<Job> {
     let store = Arc::new(MemoryStore::new());
-    let runner = Arc::new(StepRunner::new(Arc::new(Offline), Arc::new(OutboxNotifier::new(store.clone())), vec![Arc::new(Shout)]));
+    let runner = Arc::new(StepRunner::new(
+        Arc::new(Offline),
+        Arc::new(OutboxNotifier::new(store.clone())),
+        vec![Arc::new(Shout)],
+    ));
     let levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
-    let engine = levqor.start_engine(EngineConfig { poll_interval: Duration::from_millis(10), ..EngineConfig::default() });
+    let engine = levqor.start_engine(EngineConfig {
+        poll_interval: Duration::from_millis(10),
+        ..EngineConfig::default()
+    });
 
     let admin = levqor.authenticate("admin").await?;
-    let user = match levqor.create_user(&admin, "embedder@example.com", None).await? {
+    let user = match levqor
+        .create_user(&admin, "embedder@example.com", None)
+        .await?
+    {
         levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
     };
     let key = levqor.create_key(&admin, user.id, None).await?;

@@ -15,7 +15,9 @@ pub struct StepContext {
 impl StepContext {
     /// A context with the job's input and no outputs yet.
     pub fn new(job_id: Uuid, attempt: i32, input: &Value) -> Self {
-        Self { doc: json!({"input": input, "steps": {}, "job": {"id": job_id, "attempt": attempt}}) }
+        Self {
+            doc: json!({"input": input, "steps": {}, "job": {"id": job_id, "attempt": attempt}}),
+        }
     }
 
     /// Names the node running the job (`{{job.node}}`).
@@ -26,13 +28,21 @@ impl StepContext {
 
     /// Records a step's output for later steps.
     pub fn set_output(&mut self, step_id: &str, output: Value) {
-        self.doc["steps"].as_object_mut().expect("steps is an object").insert(step_id.into(), json!({"output": output}));
+        self.doc["steps"]
+            .as_object_mut()
+            .expect("steps is an object")
+            .insert(step_id.into(), json!({"output": output}));
     }
 
     /// The outputs so far, keyed by step id: the job's result when it succeeds.
     pub fn outputs(&self) -> Value {
         let steps = self.doc["steps"].as_object().cloned().unwrap_or_default();
-        Value::Object(steps.into_iter().map(|(k, v)| (k, v["output"].clone())).collect::<Map<_, _>>())
+        Value::Object(
+            steps
+                .into_iter()
+                .map(|(k, v)| (k, v["output"].clone()))
+                .collect::<Map<_, _>>(),
+        )
     }
 
     /// The value at a JSON pointer.
@@ -48,9 +58,17 @@ impl StepContext {
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| format!("unclosed template in {text:?}"))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed template in {text:?}"))?;
             let path = after[..end].trim();
-            let pointer = format!("/{}", path.split('.').map(escape_segment).collect::<Vec<_>>().join("/"));
+            let pointer = format!(
+                "/{}",
+                path.split('.')
+                    .map(escape_segment)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            );
             match self.doc.pointer(&pointer) {
                 Some(Value::String(s)) => out.push_str(s),
                 Some(v) => out.push_str(&v.to_string()),
@@ -66,9 +84,16 @@ impl StepContext {
     pub fn render_value(&self, value: &Value) -> Result<Value, String> {
         Ok(match value {
             Value::String(s) => Value::String(self.render(s)?),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.render_value(v)).collect::<Result<_, _>>()?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_value(v))
+                    .collect::<Result<_, _>>()?,
+            ),
             Value::Object(map) => Value::Object(
-                map.iter().map(|(k, v)| Ok((k.clone(), self.render_value(v)?))).collect::<Result<_, String>>()?,
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_value(v)?)))
+                    .collect::<Result<_, String>>()?,
             ),
             other => other.clone(),
         })
@@ -82,9 +107,15 @@ impl StepContext {
             (_, None) => test.op == "ne",
             ("eq", Some(v)) => json_eq(v, &test.value),
             ("ne", Some(v)) => !json_eq(v, &test.value),
-            ("contains", Some(Value::String(s))) => test.value.as_str().is_some_and(|needle| s.contains(needle)),
-            ("contains", Some(Value::Array(items))) => items.iter().any(|i| json_eq(i, &test.value)),
-            ("contains", Some(Value::Object(map))) => test.value.as_str().is_some_and(|k| map.contains_key(k)),
+            ("contains", Some(Value::String(s))) => {
+                test.value.as_str().is_some_and(|needle| s.contains(needle))
+            }
+            ("contains", Some(Value::Array(items))) => {
+                items.iter().any(|i| json_eq(i, &test.value))
+            }
+            ("contains", Some(Value::Object(map))) => {
+                test.value.as_str().is_some_and(|k| map.contains_key(k))
+            }
             (op @ ("gt" | "gte" | "lt" | "lte"), Some(v)) => match order(v, &test.value) {
                 Some(ord) => match op {
                     "gt" => ord.is_gt(),
@@ -126,18 +157,29 @@ mod tests {
 
     fn ctx() -> StepContext {
         let mut c = StepContext::new(Uuid::nil(), 1, &json!({"x": "hi", "n": 3, "a/b": 1}));
-        c.set_output("c", json!({"status": 200, "body": {"items": [1, 2], "word": "levqor"}}));
+        c.set_output(
+            "c",
+            json!({"status": 200, "body": {"items": [1, 2], "word": "levqor"}}),
+        );
         c
     }
 
     fn test(path: &str, op: &str, value: Value) -> bool {
-        ctx().test(&ConditionTest { path: path.into(), op: op.into(), value })
+        ctx().test(&ConditionTest {
+            path: path.into(),
+            op: op.into(),
+            value,
+        })
     }
 
     #[test]
     fn templates_read_input_outputs_and_the_job() {
         let c = ctx();
-        assert_eq!(c.render("say {{input.x}} {{ steps.c.output.status }}").unwrap(), "say hi 200");
+        assert_eq!(
+            c.render("say {{input.x}} {{ steps.c.output.status }}")
+                .unwrap(),
+            "say hi 200"
+        );
         assert_eq!(c.render("{{steps.c.output.body.items}}").unwrap(), "[1,2]");
         assert_eq!(c.render("attempt {{job.attempt}}").unwrap(), "attempt 1");
         assert_eq!(c.render("plain").unwrap(), "plain");
@@ -145,7 +187,12 @@ mod tests {
 
     #[test]
     fn a_template_that_refers_to_nothing_is_an_error() {
-        assert!(ctx().render("{{steps.zz.output}}").unwrap_err().contains("steps.zz.output"));
+        assert!(
+            ctx()
+                .render("{{steps.zz.output}}")
+                .unwrap_err()
+                .contains("steps.zz.output")
+        );
         assert!(ctx().render("{{input.x").is_err());
     }
 

@@ -132,8 +132,15 @@ pub fn start(
         writes,
     });
     let claimer = tokio::spawn(claim_loop(shared.clone()));
-    let background = vec![tokio::spawn(heartbeat_loop(shared.clone())), tokio::spawn(reap_loop(shared.clone()))];
-    EngineHandle { shared, claimer, background }
+    let background = vec![
+        tokio::spawn(heartbeat_loop(shared.clone())),
+        tokio::spawn(reap_loop(shared.clone())),
+    ];
+    EngineHandle {
+        shared,
+        claimer,
+        background,
+    }
 }
 
 impl EngineHandle {
@@ -154,7 +161,13 @@ impl EngineHandle {
         if drained.is_err() {
             running.abort_all();
             while running.join_next().await.is_some() {}
-            let leftover: Vec<Lease> = shared.leases.lock().expect("leases lock").drain().map(|(_, l)| l).collect();
+            let leftover: Vec<Lease> = shared
+                .leases
+                .lock()
+                .expect("leases lock")
+                .drain()
+                .map(|(_, l)| l)
+                .collect();
             let now = shared.clock.now();
             let releases: Vec<Write> = leftover
                 .into_iter()
@@ -171,7 +184,16 @@ impl EngineHandle {
 }
 
 fn release(lease: Lease, now: DateTime<Utc>, steps: Vec<StepRecord>) -> Finish {
-    Finish { lease, status: JobStatus::Queued, run_after: Some(now), result: None, error: None, steps, attempts_delta: -1, now }
+    Finish {
+        lease,
+        status: JobStatus::Queued,
+        run_after: Some(now),
+        result: None,
+        error: None,
+        steps,
+        attempts_delta: -1,
+        now,
+    }
 }
 
 async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
@@ -210,16 +232,37 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
         };
         let full = claimed.len() == permits.len();
         for job in claimed {
-            let lease = Lease { job_id: job.job.id, token: claim.token };
+            let lease = Lease {
+                job_id: job.job.id,
+                token: claim.token,
+            };
             let cancel = Arc::new(AtomicBool::new(job.job.cancel_requested));
-            shared.leases.lock().expect("leases lock").insert(lease.job_id, lease);
-            shared.signals.cancels.lock().expect("cancels lock").insert(lease.job_id, cancel.clone());
+            shared
+                .leases
+                .lock()
+                .expect("leases lock")
+                .insert(lease.job_id, lease);
+            shared
+                .signals
+                .cancels
+                .lock()
+                .expect("cancels lock")
+                .insert(lease.job_id, cancel.clone());
             let permit = permits.pop().expect("one permit per claimed job");
             let shared = shared.clone();
             running.spawn(async move {
                 run_job(&shared, job, lease, cancel).await;
-                shared.leases.lock().expect("leases lock").remove(&lease.job_id);
-                shared.signals.cancels.lock().expect("cancels lock").remove(&lease.job_id);
+                shared
+                    .leases
+                    .lock()
+                    .expect("leases lock")
+                    .remove(&lease.job_id);
+                shared
+                    .signals
+                    .cancels
+                    .lock()
+                    .expect("cancels lock")
+                    .remove(&lease.job_id);
                 drop(permit);
             });
         }
@@ -237,7 +280,13 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
     let every = shared.config.lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        let leases: Vec<Lease> = shared.leases.lock().expect("leases lock").values().copied().collect();
+        let leases: Vec<Lease> = shared
+            .leases
+            .lock()
+            .expect("leases lock")
+            .values()
+            .copied()
+            .collect();
         if leases.is_empty() {
             continue;
         }
@@ -261,7 +310,11 @@ async fn reap_loop(shared: Arc<Shared>) {
         tokio::time::sleep(shared.config.reap_interval).await;
         match shared.store.reap_expired(shared.clock.now()).await {
             Ok(r) if r.retried + r.dead > 0 => {
-                tracing::info!(retried = r.retried, dead = r.dead, "reaped jobs whose worker was lost");
+                tracing::info!(
+                    retried = r.retried,
+                    dead = r.dead,
+                    "reaped jobs whose worker was lost"
+                );
                 shared.signals.wake();
             }
             Ok(_) => {}
@@ -270,7 +323,14 @@ async fn reap_loop(shared: Arc<Shared>) {
     }
 }
 
-fn record(job_id: Uuid, step_id: &str, position: usize, attempt: i32, started: DateTime<Utc>, finished: DateTime<Utc>) -> StepRecord {
+fn record(
+    job_id: Uuid,
+    step_id: &str,
+    position: usize,
+    attempt: i32,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+) -> StepRecord {
     StepRecord {
         job_id,
         step_id: step_id.to_string(),
@@ -298,8 +358,12 @@ async fn run_job(shared: &Shared, claimed: ClaimedJob, lease: Lease, cancel: Arc
                 wake_at(shared, run_after);
             }
         }
-        Ok(false) => tracing::warn!(job_id = %job.id, "lease lost before the attempt was written; another node owns the job"),
-        Err(e) => tracing::warn!(job_id = %job.id, error = %e, "could not write the end of an attempt; the lease will expire"),
+        Ok(false) => {
+            tracing::warn!(job_id = %job.id, "lease lost before the attempt was written; another node owns the job")
+        }
+        Err(e) => {
+            tracing::warn!(job_id = %job.id, error = %e, "could not write the end of an attempt; the lease will expire")
+        }
     }
 }
 
@@ -316,18 +380,41 @@ fn wake_at(shared: &Shared, at: Option<DateTime<Utc>>) {
     });
 }
 
-async fn execute(shared: &Shared, claimed: &ClaimedJob, lease: Lease, cancel: &AtomicBool) -> Option<Finish> {
+async fn execute(
+    shared: &Shared,
+    claimed: &ClaimedJob,
+    lease: Lease,
+    cancel: &AtomicBool,
+) -> Option<Finish> {
     let job = &claimed.job;
     let end = |status, run_after, result, error, steps, attempts_delta| {
-        Some(Finish { lease, status, run_after, result, error, steps, attempts_delta, now: shared.clock.now() })
+        Some(Finish {
+            lease,
+            status,
+            run_after,
+            result,
+            error,
+            steps,
+            attempts_delta,
+            now: shared.clock.now(),
+        })
     };
     let workflow = match Workflow::parse(&job.workflow) {
         Ok(w) => w,
         Err(e) => return end(JobStatus::Dead, None, None, Some(e.message), Vec::new(), 0),
     };
-    let done: HashSet<&str> = claimed.steps.iter().filter(|s| s.status != StepStatus::Failed).map(|s| s.step_id.as_str()).collect();
+    let done: HashSet<&str> = claimed
+        .steps
+        .iter()
+        .filter(|s| s.status != StepStatus::Failed)
+        .map(|s| s.step_id.as_str())
+        .collect();
     let mut ctx = StepContext::new(job.id, job.attempts, &job.input).with_node(&shared.config.node);
-    for step in claimed.steps.iter().filter(|s| s.status == StepStatus::Succeeded) {
+    for step in claimed
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Succeeded)
+    {
         ctx.set_output(&step.step_id, step.output.clone());
     }
     let mut pending: Vec<StepRecord> = Vec::new();
@@ -340,7 +427,14 @@ async fn execute(shared: &Shared, claimed: &ClaimedJob, lease: Lease, cancel: &A
         }
         let t = shared.clock.now();
         if cancel.load(Ordering::SeqCst) {
-            return end(JobStatus::Canceled, None, None, Some("canceled by its owner".into()), pending, 0);
+            return end(
+                JobStatus::Canceled,
+                None,
+                None,
+                Some("canceled by its owner".into()),
+                pending,
+                0,
+            );
         }
         if shared.stopping.load(Ordering::SeqCst) {
             return Some(release(lease, t, pending));
@@ -357,8 +451,20 @@ async fn execute(shared: &Shared, claimed: &ClaimedJob, lease: Lease, cancel: &A
                 let error = format!("step {} failed: {message}", step.id);
                 if retryable && job.attempts < job.max_attempts {
                     let jitter = 0.5 + rand::random::<f64>() * 0.5;
-                    let delay = retry_delay(job.attempts, shared.config.retry_base, shared.config.retry_cap, jitter);
-                    return end(JobStatus::Failed, Some(finished + delay), None, Some(error), pending, 0);
+                    let delay = retry_delay(
+                        job.attempts,
+                        shared.config.retry_base,
+                        shared.config.retry_cap,
+                        jitter,
+                    );
+                    return end(
+                        JobStatus::Failed,
+                        Some(finished + delay),
+                        None,
+                        Some(error),
+                        pending,
+                        0,
+                    );
                 }
                 return end(JobStatus::Dead, None, None, Some(error), pending, 0);
             }
@@ -381,7 +487,10 @@ async fn execute(shared: &Shared, claimed: &ClaimedJob, lease: Lease, cancel: &A
                 pending.push(rec);
                 // Validation guarantees the target lies ahead; the steps jumped over are
                 // recorded as skipped in the same checkpoint as the condition.
-                let target = workflow.position(&target).filter(|&p| p > position).unwrap_or(next);
+                let target = workflow
+                    .position(&target)
+                    .filter(|&p| p > position)
+                    .unwrap_or(next);
                 for (p, skipped) in workflow.steps.iter().enumerate().take(target).skip(next) {
                     pending.push(StepRecord {
                         status: StepStatus::Skipped,
@@ -393,7 +502,14 @@ async fn execute(shared: &Shared, claimed: &ClaimedJob, lease: Lease, cancel: &A
         }
         if next < workflow.steps.len() {
             // Checkpoint before the next step runs, so a crash never re-runs this one.
-            match shared.writes.submit(Write::Checkpoint { lease, steps: std::mem::take(&mut pending) }).await {
+            match shared
+                .writes
+                .submit(Write::Checkpoint {
+                    lease,
+                    steps: std::mem::take(&mut pending),
+                })
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => return None,
                 Err(e) => {
@@ -404,7 +520,14 @@ async fn execute(shared: &Shared, claimed: &ClaimedJob, lease: Lease, cancel: &A
         }
         position = next;
     }
-    end(JobStatus::Succeeded, None, Some(ctx.outputs()), None, pending, 0)
+    end(
+        JobStatus::Succeeded,
+        None,
+        Some(ctx.outputs()),
+        None,
+        pending,
+        0,
+    )
 }
 
 #[cfg(test)]
@@ -421,6 +544,10 @@ mod tests {
         assert_eq!(retry_delay(5, base, cap, 1.0), Duration::from_secs(10));
         assert_eq!(retry_delay(40, base, cap, 1.0), Duration::from_secs(10));
         assert_eq!(retry_delay(3, base, cap, 0.5), Duration::from_secs(2));
-        assert_eq!(retry_delay(3, base, cap, 0.1), Duration::from_secs(2), "jitter never goes below half");
+        assert_eq!(
+            retry_delay(3, base, cap, 0.1),
+            Duration::from_secs(2),
+            "jitter never goes below half"
+        );
     }
 }

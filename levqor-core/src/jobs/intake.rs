@@ -85,7 +85,11 @@ impl IntakeStage for ValidateStage {
         let workflow = match self.schema.validate(&ctx.request.workflow) {
             Ok(w) => Some(w),
             Err(e) => {
-                violations.extend(e.violations.into_iter().map(|v| Violation::new(format!("/workflow{}", v.pointer), v.message)));
+                violations.extend(
+                    e.violations
+                        .into_iter()
+                        .map(|v| Violation::new(format!("/workflow{}", v.pointer), v.message)),
+                );
                 None
             }
         };
@@ -95,10 +99,15 @@ impl IntakeStage for ValidateStage {
         if let Some(n) = ctx.request.max_attempts
             && !(1..=MAX_ATTEMPTS_LIMIT).contains(&n)
         {
-            violations.push(Violation::new("/max_attempts", format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}")));
+            violations.push(Violation::new(
+                "/max_attempts",
+                format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}"),
+            ));
         }
         if let Some(key) = &ctx.request.idempotency_key
-            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || key.chars().any(char::is_control))
+            && (key.is_empty()
+                || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+                || key.chars().any(char::is_control))
         {
             violations.push(Violation::new(
                 "/idempotency_key",
@@ -106,7 +115,11 @@ impl IntakeStage for ValidateStage {
             ));
         }
         if !violations.is_empty() {
-            return Err(Error::violations("validation_failed", format!("the job has {} problem(s)", violations.len()), violations));
+            return Err(Error::violations(
+                "validation_failed",
+                format!("the job has {} problem(s)", violations.len()),
+                violations,
+            ));
         }
         ctx.workflow = workflow;
         Ok(())
@@ -131,7 +144,11 @@ pub struct Submitted {
 impl Intake {
     /// Intake with `stages` (the validate stage first) committing to `store`; up to `parallel`
     /// admit batches are in flight at once (1 for a single-writer database).
-    pub fn new(store: Arc<dyn JobStore>, stages: Vec<Arc<dyn IntakeStage>>, parallel: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        stages: Vec<Arc<dyn IntakeStage>>,
+        parallel: usize,
+    ) -> Self {
         let admit = Batcher::spawn(512, parallel, move |jobs: Vec<NewJob>| {
             let store = store.clone();
             async move { store.admit_batch(jobs).await }
@@ -145,9 +162,21 @@ impl Intake {
     }
 
     /// Runs every stage, then admits.
-    pub async fn submit(&self, owner_id: Uuid, request: SubmitRequest, now: DateTime<Utc>) -> Result<Submitted> {
+    pub async fn submit(
+        &self,
+        owner_id: Uuid,
+        request: SubmitRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Submitted> {
         let request_hash = fingerprint(&request);
-        let mut ctx = IntakeContext { owner_id, request, workflow: None, status: JobStatus::Queued, warnings: Vec::new(), now };
+        let mut ctx = IntakeContext {
+            owner_id,
+            request,
+            workflow: None,
+            status: JobStatus::Queued,
+            warnings: Vec::new(),
+            now,
+        };
         for stage in &self.stages {
             stage.check(&mut ctx).await.inspect_err(|e| {
                 tracing::debug!(stage = stage.name(), code = e.code, "intake refused");
@@ -173,7 +202,10 @@ impl Intake {
             finished_at: None,
         };
         let admission = self.admit.submit(NewJob { job, request_hash }).await??;
-        Ok(Submitted { admission, warnings: ctx.warnings })
+        Ok(Submitted {
+            admission,
+            warnings: ctx.warnings,
+        })
     }
 }
 

@@ -58,7 +58,10 @@ impl JobStatus {
 
     /// No transition leaves a terminal status.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Dead | JobStatus::Canceled)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Dead | JobStatus::Canceled
+        )
     }
 
     /// Whether `self -> to` is an allowed transition.
@@ -161,7 +164,13 @@ impl StepStatus {
 
     /// Parses the stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [StepStatus::Succeeded, StepStatus::Failed, StepStatus::Skipped].into_iter().find(|st| st.as_str() == s)
+        [
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 

@@ -24,12 +24,18 @@ pub struct StepFailure {
 impl StepFailure {
     /// A failure worth retrying.
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: true }
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     /// A failure no retry can fix.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: false }
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -106,14 +112,29 @@ pub struct StepRunner {
 
 impl StepRunner {
     /// A runner with these ports and connectors.
-    pub fn new(http: Arc<dyn HttpClient>, notifier: Arc<dyn Notifier>, connectors: Vec<Arc<dyn Connector>>) -> Self {
-        let connectors = connectors.into_iter().map(|c| (c.step_type().to_string(), c)).collect();
-        Self { http, notifier, connectors }
+    pub fn new(
+        http: Arc<dyn HttpClient>,
+        notifier: Arc<dyn Notifier>,
+        connectors: Vec<Arc<dyn Connector>>,
+    ) -> Self {
+        let connectors = connectors
+            .into_iter()
+            .map(|c| (c.step_type().to_string(), c))
+            .collect();
+        Self {
+            http,
+            notifier,
+            connectors,
+        }
     }
 
     /// The registered connectors' types and schemas, for the workflow schema.
     pub fn connector_schemas(&self) -> Vec<(String, Option<Value>)> {
-        let mut v: Vec<_> = self.connectors.values().map(|c| (c.step_type().to_string(), c.schema())).collect();
+        let mut v: Vec<_> = self
+            .connectors
+            .values()
+            .map(|c| (c.step_type().to_string(), c.schema()))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -127,7 +148,9 @@ impl StepRunner {
         job_id: Uuid,
         now: DateTime<Utc>,
     ) -> StepOutcome {
-        let parse_failure = |e: serde_json::Error| StepOutcome::Fail(StepFailure::permanent(format!("step {}: {e}", step.id)));
+        let parse_failure = |e: serde_json::Error| {
+            StepOutcome::Fail(StepFailure::permanent(format!("step {}: {e}", step.id)))
+        };
         match step.kind.as_str() {
             "log" => match ctx.render(step.spec["message"].as_str().unwrap_or_default()) {
                 Ok(message) => {
@@ -148,7 +171,9 @@ impl StepRunner {
                     let output = json!({"result": holds, "next": target});
                     match target {
                         Some(t) if workflow.position(&t).is_some() => StepOutcome::Jump(output, t),
-                        Some(t) => StepOutcome::Fail(StepFailure::permanent(format!("no step has id {t:?}"))),
+                        Some(t) => StepOutcome::Fail(StepFailure::permanent(format!(
+                            "no step has id {t:?}"
+                        ))),
                         None => StepOutcome::Next(output),
                     }
                 }
@@ -163,7 +188,9 @@ impl StepRunner {
                 Err(e) => parse_failure(e),
             },
             other => match self.connectors.get(other) {
-                Some(connector) => run_connector(connector.clone(), step.spec.clone(), ctx.clone()).await,
+                Some(connector) => {
+                    run_connector(connector.clone(), step.spec.clone(), ctx.clone()).await
+                }
                 None => StepOutcome::Fail(StepFailure::retryable(format!(
                     "no connector for step type {other:?} is registered on this node"
                 ))),
@@ -173,15 +200,24 @@ impl StepRunner {
 
     async fn http_request(&self, h: HttpRequestStep, ctx: &StepContext) -> StepOutcome {
         let rendered = (|| -> Result<HttpRequest, String> {
-            let mut headers: Vec<(String, String)> =
-                h.headers.iter().map(|(k, v)| Ok((k.clone(), ctx.render(v)?))).collect::<Result<_, String>>()?;
+            let mut headers: Vec<(String, String)> = h
+                .headers
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), ctx.render(v)?)))
+                .collect::<Result<_, String>>()?;
             headers.sort();
             Ok(HttpRequest {
                 method: h.method.to_uppercase(),
                 url: ctx.render(&h.url)?,
                 headers,
-                body: if h.body.is_null() { None } else { Some(ctx.render_value(&h.body)?) },
-                timeout: std::time::Duration::from_millis(h.timeout_ms.unwrap_or(DEFAULT_HTTP_TIMEOUT_MS)),
+                body: if h.body.is_null() {
+                    None
+                } else {
+                    Some(ctx.render_value(&h.body)?)
+                },
+                timeout: std::time::Duration::from_millis(
+                    h.timeout_ms.unwrap_or(DEFAULT_HTTP_TIMEOUT_MS),
+                ),
             })
         })();
         let request = match rendered {
@@ -189,28 +225,47 @@ impl StepRunner {
             Err(e) => return StepOutcome::Fail(StepFailure::permanent(e)),
         };
         match self.http.send(request).await {
-            Ok(resp) if resp.status >= 500 || resp.status == 429 => {
-                StepOutcome::Fail(StepFailure::retryable(format!("the server answered {}", resp.status)))
-            }
+            Ok(resp) if resp.status >= 500 || resp.status == 429 => StepOutcome::Fail(
+                StepFailure::retryable(format!("the server answered {}", resp.status)),
+            ),
             Ok(resp) => StepOutcome::Next(response_output(resp)),
             Err(failure) => StepOutcome::Fail(failure),
         }
     }
 
-    async fn email(&self, e: EmailStep, ctx: &StepContext, job_id: Uuid, now: DateTime<Utc>) -> StepOutcome {
+    async fn email(
+        &self,
+        e: EmailStep,
+        ctx: &StepContext,
+        job_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StepOutcome {
         let rendered = (|| -> Result<Email, String> {
-            Ok(Email { to: ctx.render(&e.to)?, subject: ctx.render(&e.subject)?, body: ctx.render(&e.body)?, job_id: Some(job_id) })
+            Ok(Email {
+                to: ctx.render(&e.to)?,
+                subject: ctx.render(&e.subject)?,
+                body: ctx.render(&e.body)?,
+                job_id: Some(job_id),
+            })
         })();
         let email = match rendered {
             Ok(email) => email,
             Err(msg) => return StepOutcome::Fail(StepFailure::permanent(msg)),
         };
         if crate::users::normalize_email(&email.to).is_err() {
-            return StepOutcome::Fail(StepFailure::permanent(format!("{:?} is not an email address", email.to)));
+            return StepOutcome::Fail(StepFailure::permanent(format!(
+                "{:?} is not an email address",
+                email.to
+            )));
         }
         match self.notifier.send_email(&email, now).await {
-            Ok(()) => StepOutcome::Next(json!({"to": email.to, "subject": email.subject, "sent": true})),
-            Err(err) => StepOutcome::Fail(StepFailure::retryable(format!("email not accepted: {}", err.message))),
+            Ok(()) => {
+                StepOutcome::Next(json!({"to": email.to, "subject": email.subject, "sent": true}))
+            }
+            Err(err) => StepOutcome::Fail(StepFailure::retryable(format!(
+                "email not accepted: {}",
+                err.message
+            ))),
         }
     }
 }
@@ -225,8 +280,14 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// Runs a connector on its own task so that a panic is a failed step, not a dead worker.
-async fn run_connector(connector: Arc<dyn Connector>, spec: Value, ctx: StepContext) -> StepOutcome {
-    let mut task = AbortOnDrop(tokio::spawn(async move { connector.run(&spec, &ctx).await }));
+async fn run_connector(
+    connector: Arc<dyn Connector>,
+    spec: Value,
+    ctx: StepContext,
+) -> StepOutcome {
+    let mut task = AbortOnDrop(tokio::spawn(
+        async move { connector.run(&spec, &ctx).await },
+    ));
     match (&mut task.0).await {
         Ok(Ok(output)) => StepOutcome::Next(output),
         Ok(Err(failure)) => StepOutcome::Fail(failure),
@@ -236,8 +297,11 @@ async fn run_connector(connector: Arc<dyn Connector>, spec: Value, ctx: StepCont
 
 /// `{"status", "headers", "body"}`, the body parsed when it is JSON.
 fn response_output(resp: HttpResponse) -> Value {
-    let headers: serde_json::Map<String, Value> =
-        resp.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let headers: serde_json::Map<String, Value> = resp
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
     let body = serde_json::from_slice::<Value>(&resp.body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()));
     json!({"status": resp.status, "headers": headers, "body": body})

@@ -33,7 +33,10 @@ impl WorkflowSchema {
     pub fn new(connectors: &[(String, Option<Value>)]) -> Self {
         let document = schema_document(connectors);
         let validator = jsonschema::validator_for(&document).expect("the workflow schema is valid");
-        Self { document, validator }
+        Self {
+            document,
+            validator,
+        }
     }
 
     /// The JSON Schema document, as published at `GET /v1/schemas/workflow`.
@@ -69,7 +72,9 @@ fn schema_document(connectors: &[(String, Option<Value>)]) -> Value {
     let head = json!({"id": {"type": "string"}, "type": {"type": "string"}});
     let with_head = |props: Value| {
         let mut p = head.clone();
-        p.as_object_mut().unwrap().extend(props.as_object().unwrap().clone());
+        p.as_object_mut()
+            .unwrap()
+            .extend(props.as_object().unwrap().clone());
         p
     };
     let mut types: Vec<Value> = BUILTIN_STEP_TYPES.iter().map(|t| json!(t)).collect();
@@ -114,7 +119,10 @@ fn schema_document(connectors: &[(String, Option<Value>)]) -> Value {
     );
     for (name, schema) in connectors {
         types.push(json!(name));
-        defs.insert(name.clone(), schema.clone().unwrap_or_else(|| json!({"type": "object"})));
+        defs.insert(
+            name.clone(),
+            schema.clone().unwrap_or_else(|| json!({"type": "object"})),
+        );
     }
     let branches: Vec<Value> = defs
         .keys()
@@ -155,7 +163,10 @@ fn cross_step_violations(workflow: &Value) -> Vec<Violation> {
     for (i, step) in steps.iter().enumerate() {
         let id = step["id"].as_str().unwrap_or_default();
         if position.contains_key(id) {
-            out.push(Violation::new(format!("/steps/{i}/id"), format!("step id {id:?} is used more than once")));
+            out.push(Violation::new(
+                format!("/steps/{i}/id"),
+                format!("step id {id:?} is used more than once"),
+            ));
         } else {
             position.insert(id, i);
         }
@@ -165,12 +176,19 @@ fn cross_step_violations(workflow: &Value) -> Vec<Violation> {
             continue;
         }
         for branch in ["then", "else"] {
-            let Some(target) = step[branch].as_str() else { continue };
+            let Some(target) = step[branch].as_str() else {
+                continue;
+            };
             match position.get(target) {
-                None => out.push(Violation::new(format!("/steps/{i}/{branch}"), format!("no step has id {target:?}"))),
+                None => out.push(Violation::new(
+                    format!("/steps/{i}/{branch}"),
+                    format!("no step has id {target:?}"),
+                )),
                 Some(&j) if j <= i => out.push(Violation::new(
                     format!("/steps/{i}/{branch}"),
-                    format!("step {target:?} is not after this condition; workflows only jump forward"),
+                    format!(
+                        "step {target:?} is not after this condition; workflows only jump forward"
+                    ),
                 )),
                 Some(_) => {}
             }
@@ -313,8 +331,18 @@ mod tests {
         ], "extra": 1});
         let err = schema().validate(&wf).unwrap_err();
         let pointers: Vec<&str> = err.violations.iter().map(|v| v.pointer.as_str()).collect();
-        for expected in ["", "/name", "/steps/0", "/steps/1/type", "/steps/2/ms", "/steps/3"] {
-            assert!(pointers.contains(&expected), "missing {expected:?} in {pointers:?}");
+        for expected in [
+            "",
+            "/name",
+            "/steps/0",
+            "/steps/1/type",
+            "/steps/2/ms",
+            "/steps/3",
+        ] {
+            assert!(
+                pointers.contains(&expected),
+                "missing {expected:?} in {pointers:?}"
+            );
         }
     }
 
@@ -327,7 +355,10 @@ mod tests {
         ]});
         let err = schema().validate(&wf).unwrap_err();
         let pointers: Vec<&str> = err.violations.iter().map(|v| v.pointer.as_str()).collect();
-        assert_eq!(pointers, vec!["/steps/1/else", "/steps/1/then", "/steps/2/id"]);
+        assert_eq!(
+            pointers,
+            vec!["/steps/1/else", "/steps/1/then", "/steps/2/id"]
+        );
     }
 
     #[test]

@@ -33,10 +33,25 @@ impl Node {
     }
 
     fn spawn(db: &str, allow_private: bool, extra: &[&str]) -> Node {
-        let log = std::env::temp_dir().join(format!("levqor-test-{}.log", uuid::Uuid::new_v4().simple()));
+        let log =
+            std::env::temp_dir().join(format!("levqor-test-{}.log", uuid::Uuid::now_v7().simple()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_levqor"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db, "--admin-key", ADMIN, "--poll-ms", "20"])
-            .args(if allow_private { &["--http-allow-private"][..] } else { &[][..] })
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                db,
+                "--admin-key",
+                ADMIN,
+                "--poll-ms",
+                "20",
+            ])
+            .args(if allow_private {
+                &["--http-allow-private"][..]
+            } else {
+                &[][..]
+            })
             .args(extra)
             .env("LEVQOR_LOG", "warn")
             .stdout(Stdio::piped())
@@ -46,10 +61,19 @@ impl Node {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("levqor listening on ").unwrap_or_else(|| {
-            panic!("unexpected first line {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default())
-        });
-        Node { child, base: format!("http://{addr}") }
+        let addr = line
+            .trim()
+            .strip_prefix("levqor listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        Node {
+            child,
+            base: format!("http://{addr}"),
+        }
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
@@ -100,14 +124,29 @@ impl Target {
         let app = axum::Router::new()
             .route(
                 "/hit",
-                post(|State(hits): State<Arc<Mutex<Vec<Hit>>>>, Query(q): Query<HitQuery>, headers: HeaderMap| async move {
-                    if let Some(ms) = q.sleep_ms {
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
-                    }
-                    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                    hits.lock().unwrap().push(Hit { job: h("x-job"), step: h("x-step"), attempt: h("x-attempt").parse().unwrap_or(-1), node: h("x-node") });
-                    axum::Json(json!({"ok": true, "greeting": "hello"}))
-                }),
+                post(
+                    |State(hits): State<Arc<Mutex<Vec<Hit>>>>,
+                     Query(q): Query<HitQuery>,
+                     headers: HeaderMap| async move {
+                        if let Some(ms) = q.sleep_ms {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                        }
+                        let h = |k: &str| {
+                            headers
+                                .get(k)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        hits.lock().unwrap().push(Hit {
+                            job: h("x-job"),
+                            step: h("x-step"),
+                            attempt: h("x-attempt").parse().unwrap_or(-1),
+                            node: h("x-node"),
+                        });
+                        axum::Json(json!({"ok": true, "greeting": "hello"}))
+                    },
+                ),
             )
             .route("/plain", get(|| async { "plain text" }))
             .with_state(hits.clone());
@@ -138,11 +177,26 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
-        Client { http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(), base: base.into() }
+        Client {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            base: base.into(),
+        }
     }
 
-    pub async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base)).bearer_auth(key);
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(key);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -153,15 +207,30 @@ impl Client {
 
     /// A new user's key.
     pub async fn user_key(&self, email: &str) -> String {
-        let (s, user) = self.call("POST", "/v1/users", ADMIN, Some(json!({"email": email}))).await;
+        let (s, user) = self
+            .call("POST", "/v1/users", ADMIN, Some(json!({"email": email})))
+            .await;
         assert!(s == 201 || s == 200, "{user}");
-        let (s, key) = self.call("POST", &format!("/v1/users/{}/keys", user["id"].as_str().unwrap()), ADMIN, None).await;
+        let (s, key) = self
+            .call(
+                "POST",
+                &format!("/v1/users/{}/keys", user["id"].as_str().unwrap()),
+                ADMIN,
+                None,
+            )
+            .await;
         assert_eq!(s, 201, "{key}");
         key["key"].as_str().unwrap().to_string()
     }
 
     /// Submits `n` jobs with `concurrency` callers; returns their ids.
-    pub async fn submit_many(&self, key: &str, n: usize, concurrency: usize, body: Value) -> Vec<String> {
+    pub async fn submit_many(
+        &self,
+        key: &str,
+        n: usize,
+        concurrency: usize,
+        body: Value,
+    ) -> Vec<String> {
         use futures::StreamExt;
         futures::stream::iter(0..n)
             .map(|_| {
@@ -199,7 +268,9 @@ impl Client {
     pub async fn status_counts(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
         for j in self.all_jobs().await {
-            *counts.entry(j["status"].as_str().unwrap().to_string()).or_default() += 1;
+            *counts
+                .entry(j["status"].as_str().unwrap().to_string())
+                .or_default() += 1;
         }
         counts
     }
@@ -224,17 +295,24 @@ where
 /// A new, empty PostgreSQL database; its URL.
 pub async fn fresh_pg_db() -> String {
     use sqlx::Connection;
-    let admin = std::env::var("LEVQOR_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL is reachable at LEVQOR_TEST_PG_URL");
+    let admin = std::env::var("LEVQOR_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL is reachable at LEVQOR_TEST_PG_URL");
     let name = format!("levqor_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
     format!("{base}/{name}")
 }
 
 /// A new SQLite database file; its URL.
 pub fn fresh_sqlite_db() -> String {
-    let path = std::env::temp_dir().join(format!("levqor-test-{}.db", uuid::Uuid::new_v4().simple()));
+    let path =
+        std::env::temp_dir().join(format!("levqor-test-{}.db", uuid::Uuid::now_v7().simple()));
     format!("sqlite:{}", path.display())
 }
 
@@ -254,19 +332,39 @@ pub async fn crash_scenario(db: &str, n: usize) {
         target.step("d", 3),
         {"id": "e", "type": "log", "message": "end"}
     ]});
-    let ids = api.submit_many(&key, n, 32, json!({"workflow": workflow, "max_attempts": 5})).await;
+    let ids = api
+        .submit_many(
+            &key,
+            n,
+            32,
+            json!({"workflow": workflow, "max_attempts": 5}),
+        )
+        .await;
     assert_eq!(ids.len(), n);
     let total_hits = 2 * n;
-    assert!(wait_for(Duration::from_secs(120), || async { target.count() >= total_hits * 3 / 10 }).await, "the node made progress");
+    assert!(
+        wait_for(Duration::from_secs(120), || async {
+            target.count() >= total_hits * 3 / 10
+        })
+        .await,
+        "the node made progress"
+    );
     first.kill();
     let at_kill = target.count();
-    assert!(at_kill < total_hits, "the node was killed mid-run ({at_kill} of {total_hits} requests made)");
+    assert!(
+        at_kill < total_hits,
+        "the node was killed mid-run ({at_kill} of {total_hits} requests made)"
+    );
 
     let second = Node::start(db, &flags);
     let api = Client::new(&second.base);
     let finished = wait_for(Duration::from_secs(180), || async {
         let counts = api.status_counts().await;
-        ["succeeded", "dead", "canceled"].iter().map(|s| counts.get(*s).copied().unwrap_or(0)).sum::<usize>() == n
+        ["succeeded", "dead", "canceled"]
+            .iter()
+            .map(|s| counts.get(*s).copied().unwrap_or(0))
+            .sum::<usize>()
+            == n
     })
     .await;
     let counts = api.status_counts().await;
@@ -275,7 +373,10 @@ pub async fn crash_scenario(db: &str, n: usize) {
 
     let jobs = api.all_jobs().await;
     assert_eq!(jobs.len(), n, "no job is lost or duplicated");
-    let mut listed: Vec<String> = jobs.iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    let mut listed: Vec<String> = jobs
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
     listed.sort();
     let mut submitted = ids.clone();
     submitted.sort();
@@ -283,36 +384,48 @@ pub async fn crash_scenario(db: &str, n: usize) {
 
     // Where each step's checkpoint says it completed.
     use futures::StreamExt;
-    let checkpoints: Vec<(String, HashMap<String, i64>)> = futures::stream::iter(ids.iter().cloned())
-        .map(|id| {
-            let api = api.clone();
-            async move {
-                let (_, steps) = api.call("GET", &format!("/v1/jobs/{id}/steps"), ADMIN, None).await;
-                let done = steps["steps"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| {
-                        assert_eq!(s["status"], "succeeded", "{steps}");
-                        (s["id"].as_str().unwrap().to_string(), s["attempt"].as_i64().unwrap())
-                    })
-                    .collect();
-                (id, done)
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    let checkpoints: Vec<(String, HashMap<String, i64>)> =
+        futures::stream::iter(ids.iter().cloned())
+            .map(|id| {
+                let api = api.clone();
+                async move {
+                    let (_, steps) = api
+                        .call("GET", &format!("/v1/jobs/{id}/steps"), ADMIN, None)
+                        .await;
+                    let done = steps["steps"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| {
+                            assert_eq!(s["status"], "succeeded", "{steps}");
+                            (
+                                s["id"].as_str().unwrap().to_string(),
+                                s["attempt"].as_i64().unwrap(),
+                            )
+                        })
+                        .collect();
+                    (id, done)
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
     let hits = target.hits.lock().unwrap().clone();
     let mut by_step: HashMap<(String, String), Vec<i64>> = HashMap::new();
     for h in &hits {
-        by_step.entry((h.job.clone(), h.step.clone())).or_default().push(h.attempt);
+        by_step
+            .entry((h.job.clone(), h.step.clone()))
+            .or_default()
+            .push(h.attempt);
     }
     let mut reruns_of_unfinished = 0;
     for (job, done) in &checkpoints {
         for step in ["b", "d"] {
             let completed_in = done[step];
-            let attempts = by_step.get(&(job.clone(), step.to_string())).cloned().unwrap_or_default();
+            let attempts = by_step
+                .get(&(job.clone(), step.to_string()))
+                .cloned()
+                .unwrap_or_default();
             assert_eq!(
                 attempts.iter().filter(|&&a| a == completed_in).count(),
                 1,
@@ -326,7 +439,12 @@ pub async fn crash_scenario(db: &str, n: usize) {
         }
     }
     // Only steps in flight at the kill could run twice: at most one per worker.
-    assert!(reruns_of_unfinished <= 32, "{reruns_of_unfinished} steps re-ran");
-    println!("killed after {at_kill} of {total_hits} requests; {reruns_of_unfinished} unfinished steps ran again after the restart");
+    assert!(
+        reruns_of_unfinished <= 32,
+        "{reruns_of_unfinished} steps re-ran"
+    );
+    println!(
+        "killed after {at_kill} of {total_hits} requests; {reruns_of_unfinished} unfinished steps ran again after the restart"
+    );
     drop(second);
 }
