@@ -317,7 +317,15 @@ impl JobStore for PgStore {
             return Ok(Vec::new());
         }
         // The claim holds these jobs now, so nobody else writes their steps: no transaction needed.
-        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+        // A job first started by this claim has no checkpoints to load.
+        let ids: Vec<Uuid> = jobs
+            .iter()
+            .filter(|j| j.started_at != Some(claim.now))
+            .map(|j| j.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(claimed(jobs, Vec::new()));
+        }
         let steps = sqlx::query(STEPS_OF)
             .bind(&ids)
             .try_map(|row| Db::step_from_row(&row))

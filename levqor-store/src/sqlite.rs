@@ -400,7 +400,8 @@ impl JobStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error("claim_due"))?;
-        let steps: Vec<StepRecord> = if jobs.is_empty() {
+        // A job first started by this claim has no checkpoints to load.
+        let steps: Vec<StepRecord> = if jobs.iter().all(|j| j.started_at == Some(claim.now)) {
             Vec::new()
         } else {
             sqlx::query(CLAIMED_STEPS)

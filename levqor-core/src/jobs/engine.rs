@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -208,14 +208,8 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
             permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
             _ = shared.signals.wake.notified() => continue,
         };
-        let mut permits = vec![first];
-        while permits.len() < shared.config.claim_batch {
-            match slots.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
-        let now = shared.clock.now();
+        let mut permits = gather_permits(&slots, first, &shared.config).await;
+        let now = micros(shared.clock.now());
         let claim = Claim {
             token: Uuid::new_v4(),
             worker: shared.config.node.clone(),
@@ -274,6 +268,41 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
             }
         }
     }
+}
+
+/// Truncates to whole microseconds, the precision every backend stores.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap_or(t)
+}
+
+/// Collects worker slots for one claim. When most workers are busy it lingers up to 2 ms for a
+/// quarter of a batch to free up, so that a busy node makes a few large claims rather than many
+/// small ones (each claim walks the due index, which is the expensive part of claiming).
+async fn gather_permits(
+    slots: &Arc<Semaphore>,
+    first: OwnedSemaphorePermit,
+    config: &EngineConfig,
+) -> Vec<OwnedSemaphorePermit> {
+    let target = config.claim_batch.min(config.workers).max(1);
+    let enough = (target / 4).max(1);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2);
+    let mut permits = vec![first];
+    while permits.len() < target {
+        if let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+            continue;
+        }
+        if permits.len() >= enough {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => permits.push(p),
+            _ => break,
+        }
+    }
+    permits
 }
 
 async fn heartbeat_loop(shared: Arc<Shared>) {

@@ -42,7 +42,8 @@ pub struct Claim {
     pub token: Uuid,
     /// The claiming worker, for operators.
     pub worker: String,
-    /// Jobs whose `run_after` is not after this are due.
+    /// Jobs whose `run_after` is not after this are due. Whole microseconds (what every
+    /// backend stores), so a job first started by this claim has `started_at == now`.
     pub now: DateTime<Utc>,
     /// The lease ends here unless extended.
     pub lease_until: DateTime<Utc>,
