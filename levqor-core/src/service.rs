@@ -15,7 +15,9 @@ use crate::users::{self, ApiKey, IssuedKey, Upserted, User, UserStore};
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Everything Levqor stores: one backend implements every area's port.
@@ -78,6 +80,47 @@ pub struct Levqor {
     runner: Arc<StepRunner>,
     signals: Arc<EngineSignals>,
     admin_key_hash: Option<String>,
+    keys: KeyCache,
+}
+
+/// Recently seen live keys, so that a busy client does not cost a database read per request.
+/// An entry lives [`KEY_CACHE_TTL`]; revoking a key through this process drops it at once, and
+/// a key revoked through another node stops working here within the TTL.
+#[derive(Default)]
+struct KeyCache {
+    entries: RwLock<HashMap<String, (Principal, Instant)>>,
+}
+
+/// How long a key lookup is trusted.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let entries = self.entries.read().expect("key cache lock");
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, hash: String, principal: Principal) {
+        let mut entries = self.entries.write().expect("key cache lock");
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+            if entries.len() >= KEY_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (principal, Instant::now()));
+    }
+
+    fn forget_key(&self, key_id: Uuid) {
+        self.entries
+            .write()
+            .expect("key cache lock")
+            .retain(|_, (p, _)| !matches!(p, Principal::User { key_id: k, .. } if *k == key_id));
+    }
 }
 
 impl Levqor {
@@ -101,6 +144,7 @@ impl Levqor {
             runner,
             signals: Arc::new(EngineSignals::default()),
             admin_key_hash: admin_key.filter(|k| !k.is_empty()).map(users::hash_secret),
+            keys: KeyCache::default(),
         }
     }
 
@@ -154,12 +198,19 @@ impl Levqor {
         {
             return Ok(Principal::Admin);
         }
+        if let Some(principal) = self.keys.get(&hash) {
+            return Ok(principal);
+        }
         match self.store.find_key_by_hash(&hash).await? {
-            Some(key) => Ok(Principal::User {
-                user_id: key.user_id,
-                key_id: key.id,
-                scopes: key.scopes,
-            }),
+            Some(key) => {
+                let principal = Principal::User {
+                    user_id: key.user_id,
+                    key_id: key.id,
+                    scopes: key.scopes,
+                };
+                self.keys.put(hash, principal.clone());
+                Ok(principal)
+            }
             None => Err(Error::unauthenticated("the API key is unknown or revoked")),
         }
     }
@@ -253,10 +304,13 @@ impl Levqor {
             .await?
             .ok_or_else(|| Error::not_found("key"))?;
         who.check_owner(key.user_id, "key")?;
-        self.store
+        let revoked = self
+            .store
             .revoke_key(key_id, self.now())
             .await?
-            .ok_or_else(|| Error::not_found("key"))
+            .ok_or_else(|| Error::not_found("key"))?;
+        self.keys.forget_key(key_id);
+        Ok(revoked)
     }
 
     /// Runs intake for the caller's job.
