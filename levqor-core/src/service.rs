@@ -359,26 +359,7 @@ impl Levqor {
                 }
             },
         };
-        let limit = limit.unwrap_or(20);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            bad.push(Violation::new(
-                "/limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
-        }
-        let before = match cursor {
-            None => None,
-            Some(c) => match Uuid::parse_str(c) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    bad.push(Violation::new(
-                        "/cursor",
-                        "is not a cursor this API returned",
-                    ));
-                    None
-                }
-            },
-        };
+        let page = PageRequest::parse(limit, cursor, &mut bad);
         if !bad.is_empty() {
             return Err(Error::violations(
                 "validation_failed",
@@ -389,17 +370,11 @@ impl Levqor {
         let filter = JobFilter {
             owner_id: who.user_id(),
             status,
-            before,
-            limit: limit + 1,
+            before: page.before,
+            limit: page.limit + 1,
         };
-        let mut items = self.store.list_jobs(&filter).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|j| j.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = self.store.list_jobs(&filter).await?;
+        Ok(page.cut(items, |j| j.id))
     }
 
     /// Cancels a job: at once if it waits, at its next step boundary if it runs.
@@ -458,39 +433,58 @@ impl Levqor {
         cursor: Option<&str>,
     ) -> Result<Page<OutboxMessage>> {
         who.require_admin()?;
-        let limit = limit.unwrap_or(20);
-        if !(1..=MAX_PAGE).contains(&limit) {
+        let mut bad = Vec::new();
+        let page = PageRequest::parse(limit, cursor, &mut bad);
+        if !bad.is_empty() {
             return Err(Error::violations(
                 "validation_failed",
                 "bad query parameters",
-                vec![Violation::new(
-                    "/limit",
-                    format!("must be between 1 and {MAX_PAGE}"),
-                )],
+                bad,
             ));
         }
-        let before = cursor
-            .map(|c| {
-                Uuid::parse_str(c).map_err(|_| {
-                    Error::violations(
-                        "validation_failed",
-                        "bad cursor",
-                        vec![Violation::new(
-                            "/cursor",
-                            "is not a cursor this API returned",
-                        )],
-                    )
-                })
-            })
-            .transpose()?;
-        let mut items = self.store.list_outbox(before, limit + 1).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|m| m.id.to_string())
+        let items = self.store.list_outbox(page.before, page.limit + 1).await?;
+        Ok(page.cut(items, |m| m.id))
+    }
+}
+
+/// A page asked for: how many, and the cursor (the last id of the previous page).
+struct PageRequest {
+    limit: usize,
+    before: Option<Uuid>,
+}
+
+impl PageRequest {
+    /// Reads `limit` (default 20, at most [`MAX_PAGE`]) and `cursor`, adding any problem to `bad`.
+    fn parse(limit: Option<usize>, cursor: Option<&str>, bad: &mut Vec<Violation>) -> Self {
+        let limit = limit.unwrap_or(20);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            bad.push(Violation::new(
+                "/limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let before = cursor.and_then(|c| match Uuid::parse_str(c) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                bad.push(Violation::new(
+                    "/cursor",
+                    "is not a cursor this API returned",
+                ));
+                None
+            }
+        });
+        Self { limit, before }
+    }
+
+    /// Cuts `items` (fetched with `limit + 1`) to the page and sets the next cursor.
+    fn cut<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> Uuid) -> Page<T> {
+        let next_cursor = if items.len() > self.limit {
+            items.truncate(self.limit);
+            items.last().map(|i| id(i).to_string())
         } else {
             None
         };
-        Ok(Page { items, next_cursor })
+        Page { items, next_cursor }
     }
 }
 

@@ -9,7 +9,10 @@
 
 use clap::Parser;
 use levqor_core::jobs::store::NewJob;
-use levqor_core::{EngineConfig, Job, JobStatus, Levqor, OutboxNotifier, StepRunner, SystemClock};
+use levqor_core::{
+    EngineConfig, Job, JobStatus, Levqor, OutboxNotifier, StepRunner, Store, SubmitRequest,
+    SystemClock,
+};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +32,9 @@ struct Args {
     /// Workers (jobs in flight) while draining.
     #[arg(long, default_value_t = 1024)]
     workers: usize,
+    /// Concurrent callers for the one-job-per-call intake measurement.
+    #[arg(long, default_value_t = 10)]
+    callers: usize,
     /// Most jobs per claim.
     #[arg(long, default_value_t = 1000)]
     claim_batch: usize,
@@ -80,21 +86,63 @@ async fn main() {
         .await
         .expect("store connects");
     let system = format!("levqor-{}", store.backend());
-    let owner = match store
-        .upsert_user(levqor_core::User {
-            id: Uuid::now_v7(),
-            email: "bench@example.com".into(),
-            name: None,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-        })
+    let runner = Arc::new(StepRunner::new(
+        Arc::new(NoHttp),
+        Arc::new(OutboxNotifier::new(store.clone())),
+        Vec::new(),
+    ));
+    let levqor = Arc::new(Levqor::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        runner,
+        Some("bench-admin"),
+    ));
+    let admin = levqor.authenticate("bench-admin").await.expect("admin");
+    let owner = match levqor
+        .create_user(&admin, "bench@example.com", None)
         .await
         .expect("user")
     {
         levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u.id,
     };
-    let before = store.count_jobs(JobStatus::Succeeded).await.expect("count");
+    let key = levqor.create_key(&admin, owner, None).await.expect("key");
+    let me = levqor.authenticate(&key.secret).await.expect("user key");
+    let config = EngineConfig {
+        workers: args.workers,
+        claim_batch: args.claim_batch,
+        poll_interval: Duration::from_millis(5),
+        ..EngineConfig::default()
+    };
 
+    // One job per call through the whole intake path (validation, fingerprint, group commit),
+    // from `callers` concurrent callers.
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..args.callers)
+        .map(|c| {
+            let (levqor, me) = (levqor.clone(), me.clone());
+            let n = args.jobs / args.callers + usize::from(c < args.jobs % args.callers);
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    levqor.submit_job(&me, request()).await.expect("admitted");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("caller");
+    }
+    let rate = args.jobs as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "{system} enqueue_single_c{}_jobs_per_s={rate:.0}",
+        args.callers
+    );
+    let rate = drain(&levqor, &store, &config, args.jobs).await;
+    println!(
+        "{system} process_w{}_after_single_jobs_per_s={rate:.0}",
+        args.workers
+    );
+
+    // Batches of `batch` jobs per store call.
     let t = Instant::now();
     let mut left = args.jobs;
     while left > 0 {
@@ -105,25 +153,27 @@ async fn main() {
         }
         left -= n;
     }
-    let enqueue = args.jobs as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "{system} enqueue_batch{}_jobs_per_s={enqueue:.0}",
-        args.batch
-    );
+    let rate = args.jobs as f64 / t.elapsed().as_secs_f64();
+    println!("{system} enqueue_batch{}_jobs_per_s={rate:.0}", args.batch);
+    let rate = drain(&levqor, &store, &config, args.jobs).await;
+    println!("{system} process_w{}_jobs_per_s={rate:.0}", args.workers);
+}
 
-    let runner = Arc::new(StepRunner::new(
-        Arc::new(NoHttp),
-        Arc::new(OutboxNotifier::new(store.clone())),
-        Vec::new(),
-    ));
-    let levqor = Levqor::new(store.clone(), Arc::new(SystemClock), runner, None);
+fn request() -> SubmitRequest {
+    SubmitRequest {
+        workflow: json!({"name": "bench", "steps": [{"id": "a", "type": "log", "message": "noop"}]}),
+        input: json!({}),
+        max_attempts: None,
+        run_after: None,
+        idempotency_key: None,
+    }
+}
+
+/// Starts an engine on a filled queue and returns jobs/s until `jobs` more have succeeded.
+async fn drain(levqor: &Levqor, store: &Arc<dyn Store>, config: &EngineConfig, jobs: usize) -> f64 {
+    let before = store.count_jobs(JobStatus::Succeeded).await.expect("count");
     let t = Instant::now();
-    let engine = levqor.start_engine(EngineConfig {
-        workers: args.workers,
-        claim_batch: args.claim_batch,
-        poll_interval: Duration::from_millis(5),
-        ..EngineConfig::default()
-    });
+    let engine = levqor.start_engine(config.clone());
     // Drained when nothing is due and nothing runs: both counts use small partial indexes, so
     // polling them costs the database little.
     loop {
@@ -137,9 +187,9 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let rate = jobs as f64 / t.elapsed().as_secs_f64();
     let done = store.count_jobs(JobStatus::Succeeded).await.expect("count") - before;
-    assert_eq!(done, args.jobs as u64, "every job succeeded");
-    let process = args.jobs as f64 / t.elapsed().as_secs_f64();
-    println!("{system} process_w{}_jobs_per_s={process:.0}", args.workers);
+    assert_eq!(done, jobs as u64, "every job succeeded");
     engine.shutdown().await;
+    rate
 }
