@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 pub use state::AppState;
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 
 /// The largest request body accepted (512 KB).
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -63,7 +64,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Echoes a sane `X-Request-Id` or makes one, serves the request with it in scope (so problem
-/// bodies and logs carry it), and sets it on the response.
+/// bodies and every log line of the request carry it), and sets it on the response.
 async fn request_id(req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -72,7 +73,19 @@ async fn request_id(req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut response = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let mut response = error::REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "served"
+        );
+    });
     response.headers_mut().insert(
         X_REQUEST_ID.clone(),
         HeaderValue::from_str(&id).expect("checked ASCII"),
