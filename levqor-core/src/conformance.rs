@@ -198,8 +198,13 @@ pub async fn update_user_refuses_a_taken_email(store: Arc<dyn Store>) {
     );
     let ghost = User {
         id: Uuid::now_v7(),
-        ..a
+        ..a.clone()
     };
+    assert_eq!(
+        store.update_user(&ghost).await.unwrap(),
+        None,
+        "no such user, even with a taken email"
+    );
     assert_eq!(
         store
             .update_user(&User {

@@ -293,6 +293,9 @@ impl UserStore for MemoryStore {
 
     async fn update_user(&self, user: &User) -> Result<Option<User>> {
         let mut s = self.lock();
+        if !s.users.contains_key(&user.id) {
+            return Ok(None);
+        }
         if s.users
             .values()
             .any(|u| u.email == user.email && u.id != user.id)
