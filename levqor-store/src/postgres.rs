@@ -2,7 +2,13 @@
 //! Every batched call is one transaction of a few set-based statements (each column bound once
 //! as an array and expanded with `UNNEST`). Claims take rows with `FOR UPDATE SKIP LOCKED`, so two
 //! nodes never hold the same job and never wait on each other; statements that must wait for
-//! several job rows lock them in id order, so concurrent batches cannot deadlock.
+//! several leases lock them in id order, so concurrent batches cannot deadlock.
+//!
+//! The jobs waiting to run are listed in `job_queue` and the running ones, with their leases, in
+//! `job_leases` (see `migrations/postgres/0002_job_queue_and_leases.sql`): no index of `jobs`
+//! covers a column that a claim, heartbeat or finish changes, so those updates are HOT. A queue
+//! row only points at a job that may be due; a claim takes the job only if it is still `queued`
+//! or `failed`, so a queue row left behind by a cancel racing a claim is harmless.
 
 use crate::error::{db_error, migrate_error, setup_error};
 use crate::plan::{self, plan_commit};
@@ -26,14 +32,19 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// reap calls, and the reads of the adapters.
 const POOL_SIZE: u32 = 16;
 
-const INSERT_JOBS: &str = "INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
+/// Inserts the jobs and queues those admitted as `queued`; returns the ids inserted.
+const INSERT_JOBS: &str = "WITH inserted AS (\
+     INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
      run_after, result, error, cancel_requested, idempotency_key, request_hash, created_at, updated_at, \
      started_at, finished_at) \
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::jsonb[], $4::jsonb[], $5::text[], $6::int4[], \
      $7::int4[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::bool[], $12::text[], $13::text[], \
      $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[]) \
      ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-     RETURNING id";
+     RETURNING id, status, run_after), \
+     queued AS (INSERT INTO job_queue (run_after, id) \
+     SELECT run_after, id FROM inserted WHERE status = 'queued') \
+     SELECT id FROM inserted";
 
 /// `idempotency_key IS NOT NULL` lets the planner use the partial unique index.
 const FIRST_WITH_KEYS: &str = concat!(
@@ -43,15 +54,24 @@ const FIRST_WITH_KEYS: &str = concat!(
     "AND (owner_id, idempotency_key) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
 );
 
+/// Takes the oldest due queue rows nobody else is taking (deleting them by their row address,
+/// which their lock pins), moves the jobs still waiting to `running`, and leases them.
 const CLAIM: &str = concat!(
     "WITH due AS (",
-    "SELECT id AS due_id FROM jobs WHERE status IN ('queued', 'failed') AND run_after <= $4 ",
-    "ORDER BY run_after, id LIMIT $5 FOR UPDATE SKIP LOCKED) ",
-    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1, lease_owner = $2, ",
-    "lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 ",
-    "FROM due WHERE jobs.id = due.due_id ",
+    "DELETE FROM job_queue WHERE ctid = ANY(ARRAY(",
+    "SELECT ctid FROM job_queue WHERE run_after <= $4 ORDER BY run_after, id LIMIT $5 ",
+    "FOR UPDATE SKIP LOCKED)) RETURNING id AS due_id), ",
+    "claimed AS (",
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, ",
+    "started_at = COALESCE(started_at, $4), updated_at = $4 ",
+    "FROM due WHERE jobs.id = due.due_id AND jobs.status IN ('queued', 'failed') ",
     "RETURNING ",
-    job_columns!()
+    job_columns!(),
+    "), ",
+    "leased AS (INSERT INTO job_leases (id, token, worker, expires_at) SELECT id, $1, $2, $3 FROM claimed) ",
+    "SELECT ",
+    job_columns!(),
+    " FROM claimed"
 );
 
 const STEPS_OF: &str = concat!(
@@ -60,10 +80,10 @@ const STEPS_OF: &str = concat!(
     " FROM job_steps WHERE job_id = ANY($1) ORDER BY job_id, position"
 );
 
-/// Locks the jobs whose lease is still held, in id order.
-const LOCK_HELD: &str = "SELECT jobs.id, jobs.lease_token FROM jobs \
-     JOIN UNNEST($1::uuid[], $2::uuid[]) AS held(id, token) ON jobs.id = held.id AND jobs.lease_token = held.token \
-     WHERE jobs.status = 'running' ORDER BY jobs.id FOR UPDATE OF jobs";
+/// Locks the leases still held, in id order.
+const LOCK_HELD: &str = "SELECT l.id, l.token FROM job_leases l \
+     JOIN UNNEST($1::uuid[], $2::uuid[]) AS held(id, token) ON l.id = held.id AND l.token = held.token \
+     ORDER BY l.id FOR UPDATE OF l";
 
 const UPSERT_STEPS: &str = concat!(
     "INSERT INTO job_steps (",
@@ -75,31 +95,66 @@ const UPSERT_STEPS: &str = concat!(
     "started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at"
 );
 
-const FINISH: &str = "UPDATE jobs SET status = f.status, attempts = jobs.attempts + f.attempts_delta, \
-     run_after = COALESCE(f.run_after, jobs.run_after), result = COALESCE(f.result, jobs.result), \
-     error = f.error, updated_at = f.at, finished_at = COALESCE(f.finished_at, jobs.finished_at), \
-     lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL \
-     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::timestamptz[], $6::jsonb[], $7::text[], \
-     $8::timestamptz[], $9::timestamptz[]) \
+/// Releases the leases, ends the attempts, and queues the jobs to run again (`failed`, or
+/// `queued` after a delay or a release).
+const FINISH: &str = "WITH ended AS (\
+     DELETE FROM job_leases l \
+     USING UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::timestamptz[], $6::jsonb[], \
+     $7::text[], $8::timestamptz[], $9::timestamptz[]) \
      AS f(id, token, status, attempts_delta, run_after, result, error, at, finished_at) \
-     WHERE jobs.id = f.id AND jobs.lease_token = f.token AND jobs.status = 'running'";
+     WHERE l.id = f.id AND l.token = f.token \
+     RETURNING f.*), \
+     updated AS (UPDATE jobs SET status = e.status, attempts = jobs.attempts + e.attempts_delta, \
+     run_after = COALESCE(e.run_after, jobs.run_after), result = COALESCE(e.result, jobs.result), \
+     error = e.error, updated_at = e.at, finished_at = COALESCE(e.finished_at, jobs.finished_at) \
+     FROM ended e WHERE jobs.id = e.id \
+     RETURNING jobs.id, jobs.status, jobs.run_after) \
+     INSERT INTO job_queue (run_after, id) \
+     SELECT run_after, id FROM updated WHERE status IN ('queued', 'failed')";
 
+/// Extends the leases still held, locked in id order; returns whether each job's owner asked to
+/// cancel it.
 const EXTEND: &str = "WITH held AS (\
-     SELECT jobs.id AS held_id FROM jobs \
-     JOIN UNNEST($1::uuid[], $2::uuid[]) AS l(id, token) ON jobs.id = l.id AND jobs.lease_token = l.token \
-     WHERE jobs.status = 'running' ORDER BY jobs.id FOR UPDATE OF jobs) \
-     UPDATE jobs SET lease_expires_at = $3 FROM held WHERE jobs.id = held.held_id \
-     RETURNING jobs.id, jobs.lease_token, jobs.cancel_requested";
+     SELECT l.id AS held_id FROM job_leases l \
+     JOIN UNNEST($1::uuid[], $2::uuid[]) AS h(id, token) ON l.id = h.id AND l.token = h.token \
+     ORDER BY l.id FOR UPDATE OF l), \
+     extended AS (UPDATE job_leases SET expires_at = $3 FROM held WHERE job_leases.id = held.held_id \
+     RETURNING job_leases.id, job_leases.token) \
+     SELECT extended.id, extended.token, jobs.cancel_requested FROM extended JOIN jobs ON jobs.id = extended.id";
 
-/// Expired leases that no other transaction is writing; a job being written is left for the
-/// next round.
+/// Releases the expired leases that no other transaction is writing (a job being written is left
+/// for the next round), applies [`reap_assignments!`] to their jobs and queues the retries.
 const REAP: &str = concat!(
     "WITH expired AS (",
-    "SELECT id AS expired_id FROM jobs WHERE status = 'running' AND lease_expires_at < $1 ",
-    "FOR UPDATE SKIP LOCKED) ",
-    "UPDATE jobs SET ",
+    "DELETE FROM job_leases WHERE id IN (",
+    "SELECT id FROM job_leases WHERE expires_at < $1 FOR UPDATE SKIP LOCKED) ",
+    "RETURNING id AS expired_id), ",
+    "reaped AS (UPDATE jobs SET ",
     reap_assignments!(),
-    " FROM expired WHERE jobs.id = expired.expired_id RETURNING status"
+    " FROM expired WHERE jobs.id = expired.expired_id RETURNING jobs.id, jobs.status, jobs.run_after), ",
+    "retried AS (INSERT INTO job_queue (run_after, id) SELECT run_after, id FROM reaped WHERE status = 'failed') ",
+    "SELECT status FROM reaped"
+);
+
+/// A job not yet running becomes `canceled` and leaves the queue; a running one gets
+/// `cancel_requested`; a terminal one is left alone. A queue row that a claim is taking at the
+/// same moment is skipped: the claim deletes it and, finding the job canceled, leaves the job.
+const CANCEL: &str = concat!(
+    "WITH changed AS (UPDATE jobs SET ",
+    "cancel_requested = CASE WHEN status = 'running' THEN TRUE ELSE cancel_requested END, ",
+    "finished_at = CASE WHEN status = 'running' THEN finished_at ELSE $2 END, ",
+    "status = CASE WHEN status = 'running' THEN status ELSE 'canceled' END, ",
+    "updated_at = $2 ",
+    "WHERE id = $1 AND status NOT IN ('succeeded', 'dead', 'canceled') ",
+    "RETURNING ",
+    job_columns!(),
+    "), ",
+    "dequeued AS (DELETE FROM job_queue WHERE ctid = ANY(ARRAY(",
+    "SELECT q.ctid FROM job_queue q JOIN changed c ON q.run_after = c.run_after AND q.id = c.id ",
+    "WHERE c.status = 'canceled' FOR UPDATE OF q SKIP LOCKED))) ",
+    "SELECT ",
+    job_columns!(),
+    " FROM changed"
 );
 
 /// Levqor's store on PostgreSQL.
@@ -424,7 +479,17 @@ impl JobStore for PgStore {
     }
 
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
-        self.sql.cancel_job(id, now).await
+        let changed = sqlx::query(CANCEL)
+            .bind(id)
+            .bind(now)
+            .try_map(|row| Db::job_from_row(&row))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error("cancel_job"))?;
+        match changed {
+            Some(job) => Ok(Some(job)),
+            None => self.sql.get_job(id).await,
+        }
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
@@ -432,11 +497,24 @@ impl JobStore for PgStore {
     }
 
     async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64> {
-        self.sql.queue_depth(now).await
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_queue WHERE run_after <= $1")
+            .bind(now)
+            .fetch_one(&self.sql.read)
+            .await
+            .map_err(db_error("queue_depth"))?;
+        Ok(n as u64)
     }
 
+    /// Running jobs are counted by their leases, a table of at most one row per worker.
     async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
-        self.sql.count_jobs(status).await
+        if status != JobStatus::Running {
+            return self.sql.count_jobs(status).await;
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_leases")
+            .fetch_one(&self.sql.read)
+            .await
+            .map_err(db_error("count_jobs"))?;
+        Ok(n as u64)
     }
 }
 

@@ -32,10 +32,11 @@ macro_rules! step_columns {
 }
 
 /// What an expired lease does to its job: back to `failed` for an attempt at once, or `dead`
-/// when none is left. `$1` is now, `$2` the error to record.
+/// when none is left. `$1` is now, `$2` the error to record. (Where the lease itself is kept, and
+/// so how it is released, is each backend's own.)
 macro_rules! reap_assignments {
     () => {
-        "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1, error = $2, \
+        "updated_at = $1, error = $2, \
          status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END, \
          finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE finished_at END, \
          run_after = CASE WHEN attempts >= max_attempts THEN run_after ELSE $1 END"

@@ -99,7 +99,7 @@ const EXTEND: &str = "UPDATE jobs SET lease_expires_at = $2 \
      RETURNING id, lease_token, cancel_requested";
 
 const REAP: &str = concat!(
-    "UPDATE jobs SET ",
+    "UPDATE jobs SET lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, ",
     reap_assignments!(),
     " WHERE status = 'running' AND lease_expires_at < $1 RETURNING status"
 );
