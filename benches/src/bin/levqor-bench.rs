@@ -185,7 +185,7 @@ async fn drain(levqor: &Levqor, store: &Arc<dyn Store>, config: &EngineConfig, j
         if t.elapsed() > Duration::from_secs(600) {
             panic!("drain timed out with {due} due and {running} running");
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = jobs as f64 / t.elapsed().as_secs_f64();
     let done = store.count_jobs(JobStatus::Succeeded).await.expect("count") - before;

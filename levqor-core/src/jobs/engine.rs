@@ -245,7 +245,7 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
             let permit = permits.pop().expect("one permit per claimed job");
             let shared = shared.clone();
             running.spawn(async move {
-                run_job(&shared, job, lease, cancel).await;
+                run_job(&shared, job, lease, cancel, permit).await;
                 shared
                     .leases
                     .lock()
@@ -257,7 +257,6 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
                     .lock()
                     .expect("cancels lock")
                     .remove(&lease.job_id);
-                drop(permit);
             });
         }
         drop(permits);
@@ -374,9 +373,19 @@ fn record(
 }
 
 /// Runs one claimed attempt to its end (or to a boundary where it must stop) and writes it.
-async fn run_job(shared: &Shared, claimed: ClaimedJob, lease: Lease, cancel: Arc<AtomicBool>) {
+/// The worker slot is freed as soon as the steps are done, so the next claim overlaps with the
+/// group commit of this one's end (the commit queue bounds how many ends wait).
+async fn run_job(
+    shared: &Shared,
+    claimed: ClaimedJob,
+    lease: Lease,
+    cancel: Arc<AtomicBool>,
+    slot: OwnedSemaphorePermit,
+) {
     let job = &claimed.job;
-    let Some(finish) = execute(shared, &claimed, lease, &cancel).await else {
+    let finish = execute(shared, &claimed, lease, &cancel).await;
+    drop(slot);
+    let Some(finish) = finish else {
         tracing::warn!(job_id = %job.id, "lease lost while running; another node owns the job");
         return;
     };
