@@ -642,3 +642,49 @@ async fn the_engine_runs_conditions_and_emails_to_the_outbox() {
     assert_eq!(outbox["messages"][0]["body"], "started at start");
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn ready_is_503_when_the_database_is_gone() {
+    let path =
+        std::env::temp_dir().join(format!("levqor-test-{}.db", uuid::Uuid::now_v7().simple()));
+    let sqlite = Arc::new(
+        levqor_store::SqliteStore::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    let runner = Arc::new(StepRunner::new(
+        Arc::new(ReqwestHttp::new(false, 1 << 20)),
+        Arc::new(OutboxNotifier::new(sqlite.clone())),
+        Vec::new(),
+    ));
+    let levqor = Arc::new(Levqor::new(
+        sqlite.clone(),
+        Arc::new(SystemClock),
+        runner,
+        Some(ADMIN),
+    ));
+    let api = Api {
+        app: router(AppState {
+            levqor: levqor.clone(),
+        }),
+        levqor,
+    };
+    assert_eq!(
+        api.call("GET", "/ready", None, None).await.status,
+        StatusCode::OK
+    );
+    sqlite.close().await;
+    let r = api.call("GET", "/ready", None, None).await;
+    assert_problem(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(
+        !r.body.to_string().to_lowercase().contains("sqlite"),
+        "no internal detail leaks: {}",
+        r.body
+    );
+    assert_eq!(
+        api.call("GET", "/health", None, None).await.status,
+        StatusCode::OK,
+        "the process is still alive"
+    );
+    let _ = std::fs::remove_file(path);
+}
