@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::json;
 use std::time::Duration;
-use support::{ADMIN, Client, Node, Target, fresh_sqlite_db, wait_for};
+use support::{ADMIN, Client, Node, Target, fresh_sqlite_db};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_every_step_type_through_the_binary() {
@@ -29,14 +29,9 @@ async fn a_job_runs_every_step_type_through_the_binary() {
         .await;
     assert_eq!(s, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
-    let done = wait_for(Duration::from_secs(30), || async {
-        api.call("GET", &format!("/v1/jobs/{id}"), &key, None)
-            .await
-            .1["status"]
-            == "succeeded"
-    })
-    .await;
-    let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
+    let (done, job) = api
+        .wait_for_status(&key, &id, "succeeded", Duration::from_secs(30))
+        .await;
     assert!(done, "{job}");
     assert_eq!(job["attempts"], 1, "a delay is not a new attempt");
     assert_eq!(job["result"]["c"]["status"], 200);
@@ -96,14 +91,9 @@ async fn failing_steps_retry_with_backoff_then_die() {
         )
         .await;
     let id = job["id"].as_str().unwrap().to_string();
-    let dead = wait_for(Duration::from_secs(30), || async {
-        api.call("GET", &format!("/v1/jobs/{id}"), &key, None)
-            .await
-            .1["status"]
-            == "dead"
-    })
-    .await;
-    let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
+    let (dead, job) = api
+        .wait_for_status(&key, &id, "dead", Duration::from_secs(30))
+        .await;
     assert!(dead, "{job}");
     assert_eq!(job["attempts"], 3);
     assert!(job["error"].as_str().unwrap().contains("step x failed"));
@@ -120,14 +110,9 @@ async fn private_addresses_are_refused_unless_allowed() {
         .call("POST", "/v1/jobs", &key, Some(json!({"workflow": wf})))
         .await;
     let id = job["id"].as_str().unwrap().to_string();
-    let dead = wait_for(Duration::from_secs(20), || async {
-        api.call("GET", &format!("/v1/jobs/{id}"), &key, None)
-            .await
-            .1["status"]
-            == "dead"
-    })
-    .await;
-    let (_, job) = api.call("GET", &format!("/v1/jobs/{id}"), &key, None).await;
+    let (dead, job) = api
+        .wait_for_status(&key, &id, "dead", Duration::from_secs(20))
+        .await;
     assert!(dead, "{job}");
     assert_eq!(job["attempts"], 1, "a refused address is not retried");
     assert!(

@@ -12,7 +12,9 @@
 
 use crate::error::{db_error, migrate_error, setup_error};
 use crate::plan::{self, plan_commit};
-use crate::sql::{SqlStore, as_stored, claimed, job_columns, reap_assignments, step_columns};
+use crate::sql::{
+    SqlStore, as_stored, cancel_update, claimed, job_columns, reap_assignments, step_columns,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use levqor_core::jobs::store::{
@@ -140,12 +142,8 @@ const REAP: &str = concat!(
 /// `cancel_requested`; a terminal one is left alone. A queue row that a claim is taking at the
 /// same moment is skipped: the claim deletes it and, finding the job canceled, leaves the job.
 const CANCEL: &str = concat!(
-    "WITH changed AS (UPDATE jobs SET ",
-    "cancel_requested = CASE WHEN status = 'running' THEN TRUE ELSE cancel_requested END, ",
-    "finished_at = CASE WHEN status = 'running' THEN finished_at ELSE $2 END, ",
-    "status = CASE WHEN status = 'running' THEN status ELSE 'canceled' END, ",
-    "updated_at = $2 ",
-    "WHERE id = $1 AND status NOT IN ('succeeded', 'dead', 'canceled') ",
+    "WITH changed AS (",
+    cancel_update!(),
     "RETURNING ",
     job_columns!(),
     "), ",

@@ -43,6 +43,20 @@ macro_rules! reap_assignments {
     };
 }
 
+/// What cancel does to a job that is not terminal: a running one gets `cancel_requested` (its
+/// worker stops at the next step boundary), any other becomes `canceled`. `$1` is the job, `$2`
+/// now.
+macro_rules! cancel_update {
+    () => {
+        "UPDATE jobs SET \
+         cancel_requested = CASE WHEN status = 'running' THEN TRUE ELSE cancel_requested END, \
+         finished_at = CASE WHEN status = 'running' THEN finished_at ELSE $2 END, \
+         status = CASE WHEN status = 'running' THEN status ELSE 'canceled' END, \
+         updated_at = $2 \
+         WHERE id = $1 AND status NOT IN ('succeeded', 'dead', 'canceled') "
+    };
+}
+
 /// Implements [`UserStore`](levqor_core::UserStore) and [`OutboxStore`](levqor_core::OutboxStore),
 /// which both backends serve with the shared queries, for a store with an `sql: SqlStore<_>`.
 macro_rules! delegate_shared_ports {
@@ -135,7 +149,9 @@ macro_rules! delegate_shared_ports {
     };
 }
 
-pub(crate) use {delegate_shared_ports, job_columns, reap_assignments, step_columns};
+pub(crate) use {
+    cancel_update, delegate_shared_ports, job_columns, reap_assignments, step_columns,
+};
 
 /// The error recorded on a job whose lease expired.
 const LEASE_EXPIRED: &str = "the worker running this job was lost (lease expired)";
@@ -311,22 +327,13 @@ where
     /// A job not yet running becomes `canceled`; a running one gets `cancel_requested` (its
     /// worker stops at the next step boundary); a terminal one is returned unchanged.
     pub async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
-        let changed = sqlx::query(concat!(
-            "UPDATE jobs SET ",
-            "cancel_requested = CASE WHEN status = 'running' THEN TRUE ELSE cancel_requested END, ",
-            "finished_at = CASE WHEN status = 'running' THEN finished_at ELSE $2 END, ",
-            "status = CASE WHEN status = 'running' THEN status ELSE 'canceled' END, ",
-            "updated_at = $2 ",
-            "WHERE id = $1 AND status NOT IN ('succeeded', 'dead', 'canceled') ",
-            "RETURNING ",
-            job_columns!()
-        ))
-        .bind(id)
-        .bind(Timestamp(now))
-        .try_map(|row| Self::job_from_row(&row))
-        .fetch_optional(&self.write)
-        .await
-        .map_err(db_error("cancel_job"))?;
+        let changed = sqlx::query(concat!(cancel_update!(), "RETURNING ", job_columns!()))
+            .bind(id)
+            .bind(Timestamp(now))
+            .try_map(|row| Self::job_from_row(&row))
+            .fetch_optional(&self.write)
+            .await
+            .map_err(db_error("cancel_job"))?;
         match changed {
             Some(job) => Ok(Some(job)),
             None => self.get_job(id).await,

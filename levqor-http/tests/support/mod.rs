@@ -246,6 +246,22 @@ impl Client {
             .await
     }
 
+    /// Polls the job until it is in `status` (or `timeout` passes); the job as last seen.
+    pub async fn wait_for_status(
+        &self,
+        key: &str,
+        id: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> (bool, Value) {
+        let path = format!("/v1/jobs/{id}");
+        let reached = wait_for(timeout, || async {
+            self.call("GET", &path, key, None).await.1["status"] == status
+        })
+        .await;
+        (reached, self.call("GET", &path, key, None).await.1)
+    }
+
     /// Every job the admin can see, by status.
     pub async fn all_jobs(&self) -> Vec<Value> {
         let mut out = Vec::new();
