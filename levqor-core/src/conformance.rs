@@ -26,7 +26,9 @@ macro_rules! conformance_suite {
             concurrent_claims_never_share_a_job, writes_are_fenced_by_the_lease, checkpoints_survive_a_reclaim,
             a_delay_requeues_without_spending_an_attempt, heartbeats_extend_leases_and_report_cancels,
             expired_leases_are_retried_or_dead, jobs_list_newest_first_by_owner_and_status, cancel_follows_the_state_machine,
-            outbox_lists_newest_first, queue_depth_counts_due_jobs);
+            outbox_lists_newest_first, queue_depth_counts_due_jobs,
+            consent_records_round_trip_and_chain, privacy_records_round_trip,
+            sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -38,6 +40,10 @@ macro_rules! conformance_suite {
         )*
     };
 }
+
+#[path = "conformance_privacy.rs"]
+mod privacy_cases;
+pub use privacy_cases::*;
 
 /// A fixed instant, whole milliseconds, so every backend stores it exactly.
 pub fn t0() -> DateTime<Utc> {
@@ -734,6 +740,22 @@ pub async fn outbox_lists_newest_first(store: Arc<dyn Store>) {
             subject: "s".into(),
             body: "b".into(),
             job_id: (i == 0).then(Uuid::now_v7),
+            kind: if i == 1 {
+                crate::notify::EmailKind::Marketing
+            } else {
+                crate::notify::EmailKind::Transactional
+            },
+            attachments: if i == 2 {
+                vec![crate::notify::StoredAttachment::from(
+                    &crate::notify::Attachment {
+                        filename: "a.zip".into(),
+                        content_type: "application/zip".into(),
+                        content: vec![0, 1, 2, 255],
+                    },
+                )]
+            } else {
+                Vec::new()
+            },
             created_at: ms(t0()),
         };
         store.push_outbox(&m).await.unwrap();

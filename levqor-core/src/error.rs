@@ -60,6 +60,8 @@ pub struct Error {
     pub violations: Vec<Violation>,
     /// For [`ErrorKind::Limit`]: seconds until a retry may succeed.
     pub retry_after_secs: Option<u64>,
+    /// Facts for the client beyond the message (merged into problem bodies).
+    pub details: Option<serde_json::Value>,
 }
 
 impl Error {
@@ -70,6 +72,7 @@ impl Error {
             message: message.into(),
             violations: Vec::new(),
             retry_after_secs: None,
+            details: None,
         }
     }
 
@@ -125,6 +128,20 @@ impl Error {
     /// Storage or a dependency is down. The cause is logged by the caller, not shown.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, "unavailable", message)
+    }
+
+    /// The same error with another machine code.
+    pub fn with_code(self, code: &'static str) -> Self {
+        Self { code, ..self }
+    }
+
+    /// The same error with facts for the client (e.g. a screening result), added to the
+    /// problem body by the adapters.
+    pub fn with_details(self, details: serde_json::Value) -> Self {
+        Self {
+            details: Some(details),
+            ..self
+        }
     }
 
     /// A bug.

@@ -15,22 +15,32 @@ pub mod batch;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod consent;
 pub mod error;
 pub mod jobs;
 pub mod memory;
 pub mod notify;
+pub mod privacy;
+pub mod screening;
+pub mod screening_stage;
 pub mod service;
 pub mod users;
 
 pub use auth::Principal;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consent::ConsentStore;
 pub use error::{Error, ErrorKind, Result, Violation};
 pub use jobs::engine::{EngineConfig, EngineHandle};
 pub use jobs::intake::{SubmitRequest, Submitted};
 pub use jobs::model::{Job, JobStatus, StepRecord, StepStatus};
-pub use jobs::steps::{Connector, HttpClient, HttpRequest, HttpResponse, StepFailure, StepRunner};
+pub use jobs::steps::{
+    Connector, HttpClient, HttpRequest, HttpResponse, StepFailure, StepRunner, SystemTask,
+};
 pub use jobs::store::{Admission, JobStore};
 pub use memory::MemoryStore;
-pub use notify::{Email, Notifier, OutboxMessage, OutboxNotifier, OutboxStore};
+pub use notify::{
+    Attachment, Email, EmailKind, Notifier, OutboxMessage, OutboxNotifier, OutboxStore,
+};
+pub use privacy::{PersonalDataArea, PrivacyStore};
 pub use service::{Levqor, Page, Store, UserPatch};
 pub use users::{ApiKey, IssuedKey, Upserted, User, UserStore};

@@ -1,16 +1,26 @@
 //! An in-memory [`Store`]: for tests and for embedders who want no database. It obeys the same
 //! conformance suite as the SQL backends; nothing survives the process.
 
+use crate::consent::{
+    Category, ConsentErasure, ConsentStats, ConsentStore, GENESIS_HASH, LedgerEntry, LedgerRecord,
+    Objection, ObjectionKind, Subscription, SubscriptionStatus, TermsAcceptance, TermsVersion,
+    seal,
+};
 use crate::error::{Error, Result};
 use crate::jobs::model::{Job, JobStatus, StepRecord};
 use crate::jobs::store::{
     Admission, Claim, ClaimedJob, JobFilter, JobStore, Lease, NewJob, Reaped, Write,
 };
 use crate::notify::{OutboxMessage, OutboxStore};
+use crate::privacy::{
+    AppealStatus, AuditRecord, DataClass, Event, ExportRecord, Held, LegalHold, PrivacyStore,
+    ScreeningRecord, StoredArea,
+};
 use crate::service::Store;
 use crate::users::{ApiKey, Upserted, User, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use uuid::Uuid;
@@ -29,6 +39,38 @@ struct State {
     idempotency: HashMap<(Uuid, String), Uuid>,
     steps: HashMap<Uuid, BTreeMap<String, StepRecord>>,
     outbox: BTreeMap<Uuid, OutboxMessage>,
+    terms: Vec<TermsVersion>,
+    acceptances: BTreeMap<Uuid, TermsAcceptance>,
+    subscriptions: BTreeMap<Uuid, Subscription>,
+    objections: BTreeMap<(Uuid, ObjectionKind), Objection>,
+    subjects: HashMap<Uuid, Uuid>,
+    ledger: Vec<LedgerRecord>,
+    settings: HashMap<String, Value>,
+    audit: BTreeMap<Uuid, AuditRecord>,
+    events: BTreeMap<Uuid, Event>,
+    exports: BTreeMap<Uuid, ExportRecord>,
+    holds: BTreeMap<Uuid, LegalHold>,
+    screenings: BTreeMap<Uuid, ScreeningRecord>,
+}
+
+impl State {
+    fn append_ledger(&mut self, entry: &LedgerEntry) {
+        let (seq, prev) = self
+            .ledger
+            .last()
+            .map_or((0, GENESIS_HASH.to_string()), |r| (r.seq, r.hash.clone()));
+        let entry = LedgerEntry {
+            at: crate::service::micros(entry.at),
+            ..entry.clone()
+        };
+        let hash = seal(seq + 1, &prev, &entry);
+        self.ledger.push(LedgerRecord {
+            seq: seq + 1,
+            entry,
+            prev_hash: prev,
+            hash,
+        });
+    }
 }
 
 /// The in-memory store.
@@ -234,6 +276,18 @@ impl JobStore for MemoryStore {
         Ok(Some(job.clone()))
     }
 
+    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
+        let mut s = self.lock();
+        let Some(stored) = s.jobs.get_mut(&id) else {
+            return Ok(None);
+        };
+        if stored.job.status == JobStatus::AwaitingApproval {
+            stored.job.status = JobStatus::Queued;
+            stored.job.updated_at = now;
+        }
+        Ok(Some(stored.job.clone()))
+    }
+
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
         let mut steps: Vec<StepRecord> = self
             .lock()
@@ -344,6 +398,23 @@ impl UserStore for MemoryStore {
         }))
     }
 
+    async fn list_users(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<User>> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .filter(|u| after.is_none_or(|a| u.id > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_user(&self, id: Uuid) -> Result<bool> {
+        let mut s = self.lock();
+        s.keys.retain(|_, (k, _)| k.user_id != id);
+        Ok(s.users.remove(&id).is_some())
+    }
+
     async fn find_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>> {
         Ok(self
             .lock()
@@ -352,6 +423,496 @@ impl UserStore for MemoryStore {
             .find(|(k, h)| h == secret_hash && k.revoked_at.is_none())
             .map(|(k, _)| k.clone()))
     }
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn publish_terms(&self, terms: &TermsVersion, entry: &LedgerEntry) -> Result<()> {
+        let mut s = self.lock();
+        if s.terms.iter().any(|t| t.version == terms.version) {
+            return Err(Error::conflict(
+                "terms_version_exists",
+                "a terms version with this name was already published",
+            ));
+        }
+        s.terms.push(terms.clone());
+        s.append_ledger(entry);
+        Ok(())
+    }
+
+    async fn list_terms(&self) -> Result<Vec<TermsVersion>> {
+        Ok(self.lock().terms.clone())
+    }
+
+    async fn accept_terms(&self, acceptance: &TermsAcceptance, entry: &LedgerEntry) -> Result<()> {
+        let mut s = self.lock();
+        s.acceptances.insert(acceptance.id, acceptance.clone());
+        s.append_ledger(entry);
+        Ok(())
+    }
+
+    async fn list_acceptances(&self, user_id: Uuid) -> Result<Vec<TermsAcceptance>> {
+        Ok(self
+            .lock()
+            .acceptances
+            .values()
+            .rev()
+            .filter(|a| a.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn subscription_by_email(&self, email: &str) -> Result<Option<Subscription>> {
+        Ok(self
+            .lock()
+            .subscriptions
+            .values()
+            .find(|s| s.email == email)
+            .cloned())
+    }
+
+    async fn subscription_by_token(&self, token_hash: &str) -> Result<Option<Subscription>> {
+        Ok(self
+            .lock()
+            .subscriptions
+            .values()
+            .find(|s| s.token_hash.as_deref() == Some(token_hash))
+            .cloned())
+    }
+
+    async fn get_subscription(&self, id: Uuid) -> Result<Option<Subscription>> {
+        Ok(self.lock().subscriptions.get(&id).cloned())
+    }
+
+    async fn put_subscription(
+        &self,
+        sub: &Subscription,
+        entry: Option<&LedgerEntry>,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        if s.subscriptions
+            .values()
+            .any(|o| o.email == sub.email && o.id != sub.id)
+        {
+            return Err(Error::conflict(
+                "subscription_exists",
+                "another subscription has this email",
+            ));
+        }
+        s.subscriptions.insert(sub.id, sub.clone());
+        if let Some(e) = entry {
+            s.append_ledger(e);
+        }
+        Ok(())
+    }
+
+    async fn list_subscribed(
+        &self,
+        category: Category,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>> {
+        Ok(self
+            .lock()
+            .subscriptions
+            .values()
+            .filter(|s| after.is_none_or(|a| s.id > a))
+            .filter(|s| {
+                s.status == SubscriptionStatus::Subscribed && s.categories.contains(&category)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn set_objection(
+        &self,
+        user_id: Uuid,
+        objection: &Objection,
+        entry: &LedgerEntry,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        s.objections
+            .insert((user_id, objection.kind), objection.clone());
+        s.append_ledger(entry);
+        Ok(())
+    }
+
+    async fn list_objections(&self, user_id: Uuid) -> Result<Vec<Objection>> {
+        Ok(self
+            .lock()
+            .objections
+            .iter()
+            .filter(|((u, _), _)| *u == user_id)
+            .map(|(_, o)| o.clone())
+            .collect())
+    }
+
+    async fn objects_by_email(&self, email: &str, kind: ObjectionKind) -> Result<bool> {
+        let s = self.lock();
+        Ok(s.users
+            .values()
+            .find(|u| u.email == email)
+            .is_some_and(|u| s.objections.get(&(u.id, kind)).is_some_and(|o| o.objected)))
+    }
+
+    async fn subject_of(&self, user_id: Uuid) -> Result<Uuid> {
+        Ok(*self
+            .lock()
+            .subjects
+            .entry(user_id)
+            .or_insert_with(Uuid::new_v4))
+    }
+
+    async fn ledger_after(&self, after: i64, limit: usize) -> Result<Vec<LedgerRecord>> {
+        Ok(self
+            .lock()
+            .ledger
+            .iter()
+            .filter(|r| r.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn erase_consents(
+        &self,
+        user_id: Uuid,
+        email: &str,
+        tombstone: Uuid,
+    ) -> Result<ConsentErasure> {
+        let mut s = self.lock();
+        let mut out = ConsentErasure::default();
+        let subs = s.subscriptions.len();
+        s.subscriptions.retain(|_, sub| sub.email != email);
+        out.deleted += (subs - s.subscriptions.len()) as u64;
+        let objections = s.objections.len();
+        s.objections.retain(|(u, _), _| *u != user_id);
+        out.deleted += (objections - s.objections.len()) as u64;
+        out.deleted += u64::from(s.subjects.remove(&user_id).is_some());
+        for a in s.acceptances.values_mut().filter(|a| a.user_id == user_id) {
+            a.user_id = tombstone;
+            a.ip = None;
+            a.user_agent = None;
+            out.pseudonymized += 1;
+        }
+        Ok(out)
+    }
+
+    async fn consent_stats(&self, current: Option<&str>) -> Result<ConsentStats> {
+        let s = self.lock();
+        let accepted: std::collections::HashSet<Uuid> = s
+            .acceptances
+            .values()
+            .filter(|a| Some(a.version.as_str()) == current && s.users.contains_key(&a.user_id))
+            .map(|a| a.user_id)
+            .collect();
+        Ok(ConsentStats {
+            users: s.users.len() as u64,
+            accepted_current: accepted.len() as u64,
+            subscribed_by_category: Category::ALL
+                .into_iter()
+                .map(|c| {
+                    let n = s
+                        .subscriptions
+                        .values()
+                        .filter(|sub| {
+                            sub.status == SubscriptionStatus::Subscribed
+                                && sub.categories.contains(&c)
+                        })
+                        .count();
+                    (c, n as u64)
+                })
+                .collect(),
+            subscriptions_by_status: [
+                SubscriptionStatus::Pending,
+                SubscriptionStatus::Subscribed,
+                SubscriptionStatus::Unsubscribed,
+            ]
+            .into_iter()
+            .map(|st| {
+                let n = s
+                    .subscriptions
+                    .values()
+                    .filter(|sub| sub.status == st)
+                    .count();
+                (st, n as u64)
+            })
+            .collect(),
+            objections_by_kind: ObjectionKind::ALL
+                .into_iter()
+                .map(|k| {
+                    let n = s
+                        .objections
+                        .iter()
+                        .filter(|((_, kind), o)| *kind == k && o.objected)
+                        .count();
+                    (k, n as u64)
+                })
+                .collect(),
+        })
+    }
+}
+
+#[async_trait]
+impl PrivacyStore for MemoryStore {
+    async fn get_setting(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.lock().settings.get(key).cloned())
+    }
+
+    async fn put_setting(&self, key: &str, value: &Value) -> Result<()> {
+        self.lock().settings.insert(key.into(), value.clone());
+        Ok(())
+    }
+
+    async fn put_setting_if_absent(&self, key: &str, value: &Value) -> Result<()> {
+        self.lock()
+            .settings
+            .entry(key.into())
+            .or_insert_with(|| value.clone());
+        Ok(())
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        self.lock().audit.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn list_audit(&self, before: Option<Uuid>, limit: usize) -> Result<Vec<AuditRecord>> {
+        Ok(self
+            .lock()
+            .audit
+            .values()
+            .rev()
+            .filter(|a| before.is_none_or(|b| a.id < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn find_audit(&self, action: &str, subject: Option<&str>) -> Result<Vec<AuditRecord>> {
+        Ok(self
+            .lock()
+            .audit
+            .values()
+            .rev()
+            .filter(|a| {
+                a.action == action && subject.is_none_or(|s| a.subject.as_deref() == Some(s))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn record_events(&self, events: &[Event]) -> Result<()> {
+        let mut s = self.lock();
+        for e in events {
+            s.events.insert(e.id, e.clone());
+        }
+        Ok(())
+    }
+
+    async fn list_events(
+        &self,
+        user_id: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        Ok(self
+            .lock()
+            .events
+            .values()
+            .filter(|e| e.user_id == user_id && after.is_none_or(|a| e.id > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn record_export(&self, export: &ExportRecord) -> Result<()> {
+        self.lock().exports.insert(export.id, export.clone());
+        Ok(())
+    }
+
+    async fn last_export(&self, user_id: Uuid) -> Result<Option<ExportRecord>> {
+        Ok(self
+            .lock()
+            .exports
+            .values()
+            .rev()
+            .find(|e| e.user_id == user_id)
+            .cloned())
+    }
+
+    async fn set_legal_hold(&self, hold: &LegalHold) -> Result<()> {
+        self.lock().holds.insert(hold.user_id, hold.clone());
+        Ok(())
+    }
+
+    async fn clear_legal_hold(&self, user_id: Uuid) -> Result<bool> {
+        Ok(self.lock().holds.remove(&user_id).is_some())
+    }
+
+    async fn legal_holds(&self) -> Result<Vec<LegalHold>> {
+        Ok(self.lock().holds.values().cloned().collect())
+    }
+
+    async fn put_screening(&self, record: &ScreeningRecord) -> Result<()> {
+        self.lock().screenings.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn get_screening(&self, id: Uuid) -> Result<Option<ScreeningRecord>> {
+        Ok(self.lock().screenings.get(&id).cloned())
+    }
+
+    async fn list_screenings(
+        &self,
+        user_id: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ScreeningRecord>> {
+        Ok(self
+            .lock()
+            .screenings
+            .values()
+            .rev()
+            .filter(|r| user_id.is_none_or(|u| r.user_id == u) && before.is_none_or(|b| r.id < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn erase_area(&self, area: StoredArea, user_id: Uuid, email: &str) -> Result<u64> {
+        let mut s = self.lock();
+        let before;
+        let after;
+        match area {
+            StoredArea::Jobs => {
+                let ids: Vec<Uuid> = s
+                    .jobs
+                    .values()
+                    .filter(|j| j.job.owner_id == user_id)
+                    .map(|j| j.job.id)
+                    .collect();
+                for id in &ids {
+                    let stored = s.jobs.remove(id).expect("listed");
+                    if let Some(key) = stored.job.idempotency_key {
+                        s.idempotency.remove(&(user_id, key));
+                    }
+                    s.steps.remove(id);
+                }
+                return Ok(ids.len() as u64);
+            }
+            StoredArea::Events => {
+                before = s.events.len();
+                s.events.retain(|_, e| e.user_id != user_id);
+                after = s.events.len();
+            }
+            StoredArea::Screenings => {
+                before = s.screenings.len();
+                s.screenings.retain(|_, r| r.user_id != user_id);
+                after = s.screenings.len();
+            }
+            StoredArea::Outbox => {
+                before = s.outbox.len();
+                s.outbox.retain(|_, m| m.to != email);
+                after = s.outbox.len();
+            }
+            StoredArea::Exports => {
+                before = s.exports.len();
+                s.exports.retain(|_, e| e.user_id != user_id);
+                after = s.exports.len();
+            }
+        }
+        Ok((before - after) as u64)
+    }
+
+    async fn sweep(
+        &self,
+        class: DataClass,
+        cutoff: DateTime<Utc>,
+        held: &Held,
+        dry_run: bool,
+    ) -> Result<u64> {
+        let mut s = self.lock();
+        let free = |u: &Uuid| !held.user_ids.contains(u);
+        let n = match class {
+            DataClass::Jobs => {
+                let ids: Vec<Uuid> = s
+                    .jobs
+                    .values()
+                    .filter(|j| {
+                        j.job.status.is_terminal()
+                            && j.job.finished_at.is_some_and(|f| f < cutoff)
+                            && free(&j.job.owner_id)
+                    })
+                    .map(|j| j.job.id)
+                    .collect();
+                if !dry_run {
+                    for id in &ids {
+                        let stored = s.jobs.remove(id).expect("listed");
+                        if let Some(key) = stored.job.idempotency_key {
+                            s.idempotency.remove(&(stored.job.owner_id, key));
+                        }
+                        s.steps.remove(id);
+                    }
+                }
+                ids.len()
+            }
+            DataClass::StepOutputs => {
+                let finished: std::collections::HashSet<Uuid> = s
+                    .jobs
+                    .values()
+                    .filter(|j| j.job.status.is_terminal() && free(&j.job.owner_id))
+                    .map(|j| j.job.id)
+                    .collect();
+                let mut n = 0;
+                for (job_id, steps) in s.steps.iter_mut() {
+                    if !finished.contains(job_id) {
+                        continue;
+                    }
+                    for step in steps.values_mut() {
+                        if step.finished_at < cutoff && !step.output.is_null() {
+                            n += 1;
+                            if !dry_run {
+                                step.output = Value::Null;
+                            }
+                        }
+                    }
+                }
+                n
+            }
+            DataClass::Events => sweep_map(&mut s.events, dry_run, |e| {
+                e.created_at < cutoff && free(&e.user_id)
+            }),
+            DataClass::Audit => sweep_map(&mut s.audit, dry_run, |a| a.at < cutoff),
+            DataClass::Exports => sweep_map(&mut s.exports, dry_run, |e| {
+                e.created_at < cutoff && free(&e.user_id)
+            }),
+            DataClass::Tokens => sweep_map(&mut s.subscriptions, dry_run, |sub| {
+                sub.status == SubscriptionStatus::Pending
+                    && sub.token_expires_at.is_some_and(|t| t < cutoff)
+                    && !held.emails.contains(&sub.email)
+            }),
+            DataClass::Outbox => sweep_map(&mut s.outbox, dry_run, |m| {
+                m.created_at < cutoff && !held.emails.contains(&m.to)
+            }),
+            DataClass::Screenings => sweep_map(&mut s.screenings, dry_run, |r| {
+                r.created_at < cutoff
+                    && r.appeal_status != Some(AppealStatus::Pending)
+                    && free(&r.user_id)
+            }),
+        };
+        Ok(n as u64)
+    }
+}
+
+/// Removes (unless `dry_run`) the values that `old` picks; how many it picked.
+fn sweep_map<V>(map: &mut BTreeMap<Uuid, V>, dry_run: bool, old: impl Fn(&V) -> bool) -> usize {
+    let n = map.values().filter(|v| old(v)).count();
+    if !dry_run {
+        map.retain(|_, v| !old(v));
+    }
+    n
 }
 
 #[async_trait]

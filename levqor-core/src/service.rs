@@ -3,6 +3,7 @@
 
 use crate::auth::Principal;
 use crate::clock::Clock;
+use crate::consent::{ConsentCache, ConsentStage, ConsentState, ConsentStore};
 use crate::error::{Error, Result, Violation};
 use crate::jobs::engine::{self, EngineConfig, EngineHandle, EngineSignals};
 use crate::jobs::intake::{Intake, IntakeStage, SubmitRequest, Submitted, ValidateStage};
@@ -10,7 +11,9 @@ use crate::jobs::model::{Job, JobStatus, StepRecord};
 use crate::jobs::steps::StepRunner;
 use crate::jobs::store::{JobFilter, JobStore};
 use crate::jobs::workflow::{Workflow, WorkflowSchema};
-use crate::notify::{OutboxMessage, OutboxStore};
+use crate::notify::{Email, EmailKind, OutboxMessage, OutboxStore};
+use crate::privacy::{self, PersonalDataArea, PrivacyStore};
+use crate::screening_stage::{ScreenStage, ScreeningRules};
 use crate::users::{self, ApiKey, IssuedKey, Upserted, User, UserStore};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -22,7 +25,7 @@ use uuid::Uuid;
 
 /// Everything Levqor stores: one backend implements every area's port.
 #[async_trait]
-pub trait Store: JobStore + UserStore + OutboxStore {
+pub trait Store: JobStore + UserStore + OutboxStore + ConsentStore + PrivacyStore {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
     /// `memory`, `sqlite` or `postgres`.
@@ -73,21 +76,25 @@ pub struct StepView {
 
 /// The Levqor service.
 pub struct Levqor {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     schema: Arc<WorkflowSchema>,
-    intake: Intake,
+    pub(crate) intake: Intake,
     runner: Arc<StepRunner>,
-    signals: Arc<EngineSignals>,
+    pub(crate) signals: Arc<EngineSignals>,
     admin_key_hash: Option<String>,
-    keys: KeyCache,
+    pub(crate) keys: KeyCache,
+    pub(crate) consent_cache: Arc<ConsentCache>,
+    pub(crate) screening: Arc<ScreeningRules>,
+    pub(crate) areas: Vec<Arc<dyn PersonalDataArea>>,
+    pub(crate) public_url: String,
 }
 
 /// Recently seen live keys, so that a busy client does not cost a database read per request.
 /// An entry lives [`KEY_CACHE_TTL`]; revoking a key through this process drops it at once, and
 /// a key revoked through another node stops working here within the TTL.
 #[derive(Default)]
-struct KeyCache {
+pub(crate) struct KeyCache {
     entries: RwLock<HashMap<String, (Principal, Instant)>>,
 }
 
@@ -115,7 +122,7 @@ impl KeyCache {
         entries.insert(hash, (principal, Instant::now()));
     }
 
-    fn forget_key(&self, key_id: Uuid) {
+    pub(crate) fn forget_key(&self, key_id: Uuid) {
         self.entries
             .write()
             .expect("key cache lock")
@@ -133,9 +140,18 @@ impl Levqor {
         admin_key: Option<&str>,
     ) -> Self {
         let schema = Arc::new(WorkflowSchema::new(&runner.connector_schemas()));
-        let stages: Vec<Arc<dyn IntakeStage>> = vec![Arc::new(ValidateStage::new(schema.clone()))];
+        let consent_cache = Arc::new(ConsentCache::new(store.clone()));
+        let screening = Arc::new(ScreeningRules::new(store.clone()));
+        let stages: Vec<Arc<dyn IntakeStage>> = vec![
+            Arc::new(ValidateStage::new(schema.clone())),
+            Arc::new(ScreenStage::new(screening.clone(), store.clone())),
+            Arc::new(ConsentStage::new(consent_cache.clone())),
+        ];
         let job_store: Arc<dyn JobStore> = store.clone();
         let intake = Intake::new(job_store, stages, store.write_parallelism());
+        runner
+            .system_tasks()
+            .register(Arc::new(privacy::RetentionSweepTask::new(store.clone())));
         Self {
             store,
             clock,
@@ -145,12 +161,42 @@ impl Levqor {
             signals: Arc::new(EngineSignals::default()),
             admin_key_hash: admin_key.filter(|k| !k.is_empty()).map(users::hash_secret),
             keys: KeyCache::default(),
+            consent_cache,
+            screening,
+            areas: privacy::builtin_areas(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
+    }
+
+    /// The base URL of links in emails (confirmation and unsubscribe links).
+    pub fn set_public_url(&mut self, url: &str) {
+        self.public_url = url.trim_end_matches('/').to_string();
+    }
+
+    /// Sends a transactional email through the notifier.
+    pub(crate) async fn send_transactional(&self, email: Email) -> Result<()> {
+        self.send_email(email, EmailKind::Transactional).await
+    }
+
+    /// Sends an email through the notifier. Addresses never reach the logs, only their hash.
+    pub(crate) async fn send_email(&self, email: Email, kind: EmailKind) -> Result<()> {
+        self.runner
+            .notifier()
+            .send_email(&email, kind, self.now())
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(to = %users::hash_secret(&email.to), code = e.code, "email not accepted");
+            })
+    }
+
+    /// The user's consent facts, cached for a second.
+    pub(crate) async fn consent_state(&self, user_id: Uuid) -> Result<ConsentState> {
+        self.consent_cache.state(user_id, self.now()).await
     }
 
     /// The clock's time, to the microsecond: what every backend stores, so that a job returned
     /// at admission equals the job read back later.
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
         use chrono::DurationRound;
         let now = self.clock.now();
         now.duration_trunc(chrono::Duration::microseconds(1))
@@ -447,13 +493,35 @@ impl Levqor {
     }
 }
 
+/// `t` to the microsecond: what every backend stores.
+pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap_or(t)
+}
+
 /// A page asked for: how many, and the cursor (the last id of the previous page).
-struct PageRequest {
-    limit: usize,
-    before: Option<Uuid>,
+pub(crate) struct PageRequest {
+    pub(crate) limit: usize,
+    pub(crate) before: Option<Uuid>,
 }
 
 impl PageRequest {
+    /// Reads `limit` and `cursor`; any problem is a `validation_failed` error.
+    pub(crate) fn parse_or_fail(limit: Option<usize>, cursor: Option<&str>) -> Result<Self> {
+        let mut bad = Vec::new();
+        let page = Self::parse(limit, cursor, &mut bad);
+        if bad.is_empty() {
+            Ok(page)
+        } else {
+            Err(Error::violations(
+                "validation_failed",
+                "bad query parameters",
+                bad,
+            ))
+        }
+    }
+
     /// Reads `limit` (default 20, at most [`MAX_PAGE`]) and `cursor`, adding any problem to `bad`.
     fn parse(limit: Option<usize>, cursor: Option<&str>, bad: &mut Vec<Violation>) -> Self {
         let limit = limit.unwrap_or(20);
@@ -477,7 +545,7 @@ impl PageRequest {
     }
 
     /// Cuts `items` (fetched with `limit + 1`) to the page and sets the next cursor.
-    fn cut<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> Uuid) -> Page<T> {
+    pub(crate) fn cut<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> Uuid) -> Page<T> {
         let next_cursor = if items.len() > self.limit {
             items.truncate(self.limit);
             items.last().map(|i| id(i).to_string())
@@ -488,6 +556,6 @@ impl PageRequest {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -84,6 +84,10 @@ pub trait UserStore: Send + Sync {
     async fn revoke_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<ApiKey>>;
     /// The live (unrevoked) key whose secret hashes to `secret_hash`.
     async fn find_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>>;
+    /// Users by id, after `after` when given.
+    async fn list_users(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<User>>;
+    /// Deletes a user and their keys; whether there was one.
+    async fn delete_user(&self, id: Uuid) -> Result<bool>;
 }
 
 /// Trims and lower-cases an email, and checks its shape; the result is the user's key.

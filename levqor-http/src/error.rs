@@ -42,6 +42,7 @@ pub struct ApiError {
     detail: String,
     violations: Vec<Violation>,
     retry_after: Option<u64>,
+    details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -53,6 +54,7 @@ impl ApiError {
             detail: detail.into(),
             violations: Vec::new(),
             retry_after: None,
+            details: None,
         }
     }
 }
@@ -73,6 +75,7 @@ impl From<Error> for ApiError {
             detail,
             violations: e.violations,
             retry_after: e.retry_after_secs,
+            details: e.details,
         }
     }
 }
@@ -89,6 +92,14 @@ impl IntoResponse for ApiError {
         });
         if !self.violations.is_empty() {
             body["errors"] = json!(self.violations);
+        }
+        if let Some(serde_json::Value::Object(details)) = self.details {
+            for (k, v) in details {
+                body.as_object_mut()
+                    .expect("the body is an object")
+                    .entry(k)
+                    .or_insert(v);
+            }
         }
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod privacy_routes;
 pub mod routes;
 pub mod state;
 
@@ -15,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 pub use state::AppState;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(routes::cancel_job))
         .route("/v1/jobs/{id}/steps", get(routes::job_steps))
         .route("/v1/admin/outbox", get(routes::outbox))
+        .merge(privacy_router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -61,6 +63,65 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Terms, consent, objections, screening, exports, erasure and retention.
+fn privacy_router() -> Router<AppState> {
+    use privacy_routes as p;
+    Router::new()
+        .route("/v1/me", get(p::me))
+        .route("/v1/terms", get(p::list_terms))
+        .route("/v1/terms/accept", post(p::accept_terms))
+        .route("/v1/terms/status", get(p::terms_status))
+        .route("/v1/terms/history", get(p::terms_history))
+        .route("/v1/admin/terms", post(p::publish_terms))
+        .route("/v1/marketing/subscribe", post(p::subscribe))
+        .route("/v1/marketing/confirm", get(p::confirm))
+        .route(
+            "/v1/marketing/unsubscribe",
+            post(p::unsubscribe).get(p::unsubscribe),
+        )
+        .route("/v1/marketing/status", post(p::marketing_status))
+        .route(
+            "/v1/marketing/preferences",
+            get(p::preferences).put(p::set_preferences),
+        )
+        .route("/v1/admin/marketing/send", post(p::send_marketing))
+        .route(
+            "/v1/me/objections",
+            get(p::objections).post(p::set_objection),
+        )
+        .route(
+            "/v1/admin/users/{id}/objections",
+            get(p::objections).post(p::set_objection),
+        )
+        .route("/v1/admin/users/{id}/terms", get(p::terms_history))
+        .route("/v1/admin/consent/verify", get(p::verify_ledger))
+        .route("/v1/screen", post(p::screen))
+        .route(
+            "/v1/admin/screening/rules",
+            get(p::screening_rules).put(p::set_screening_rules),
+        )
+        .route("/v1/jobs/{id}/appeal", post(p::appeal))
+        .route("/v1/admin/appeals", get(p::appeals))
+        .route("/v1/admin/appeals/{id}", post(p::decide_appeal))
+        .route("/v1/admin/jobs/{id}/approve", post(p::approve_job))
+        .route("/v1/me/export", post(p::export))
+        .route("/v1/admin/users/{id}/export", post(p::export))
+        .route("/v1/me/erase", post(p::erase))
+        .route("/v1/admin/users/{id}/erase", post(p::erase))
+        .route("/v1/events", post(p::record_events))
+        .route(
+            "/v1/admin/users/{id}/legal-hold",
+            put(p::set_legal_hold).delete(p::clear_legal_hold),
+        )
+        .route(
+            "/v1/admin/retention/policies",
+            get(p::retention_policies).put(p::set_retention_policies),
+        )
+        .route("/v1/admin/retention/sweep", post(p::sweep))
+        .route("/v1/admin/compliance", get(p::compliance))
+        .route("/v1/admin/audit", get(p::audit))
 }
 
 /// Echoes a sane `X-Request-Id` or makes one, serves the request with it in scope (so problem

@@ -150,7 +150,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("levqor listening on {addr}");
     tracing::info!(%addr, workers = args.workers, "levqor serving");
-    let app = router(AppState { levqor });
+    let app = router(AppState::new(levqor)).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

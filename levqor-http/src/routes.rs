@@ -36,7 +36,11 @@ pub async fn workflow_schema(State(state): State<AppState>) -> Response {
 }
 
 /// Reads an optional string field; a value of another type is a violation.
-fn string_field(body: &Map<String, Value>, name: &str, bad: &mut Vec<Violation>) -> Option<String> {
+pub(crate) fn string_field(
+    body: &Map<String, Value>,
+    name: &str,
+    bad: &mut Vec<Violation>,
+) -> Option<String> {
     match body.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -47,13 +51,17 @@ fn string_field(body: &Map<String, Value>, name: &str, bad: &mut Vec<Violation>)
     }
 }
 
-fn refuse_unknown_fields(body: &Map<String, Value>, known: &[&str], bad: &mut Vec<Violation>) {
+pub(crate) fn refuse_unknown_fields(
+    body: &Map<String, Value>,
+    known: &[&str],
+    bad: &mut Vec<Violation>,
+) {
     for k in body.keys().filter(|k| !known.contains(&k.as_str())) {
         bad.push(Violation::new(format!("/{k}"), "is not a known field"));
     }
 }
 
-fn violations_or<T>(bad: Vec<Violation>, ok: T) -> ApiResult<T> {
+pub(crate) fn violations_or<T>(bad: Vec<Violation>, ok: T) -> ApiResult<T> {
     if bad.is_empty() {
         Ok(ok)
     } else {
@@ -278,6 +286,9 @@ pub async fn submit_job(
     let mut body =
         serde_json::to_value(job).map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
     body["warnings"] = json!(submitted.warnings);
+    if let Some(screening) = submitted.screening {
+        body["screening"] = screening;
+    }
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     let h = response.headers_mut();
     h.insert(
@@ -293,12 +304,12 @@ pub async fn submit_job(
 /// `?status=&limit=&cursor=`.
 #[derive(Deserialize)]
 pub struct PageQuery {
-    status: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
-fn parse_limit(raw: Option<&str>) -> ApiResult<Option<usize>> {
+pub(crate) fn parse_limit(raw: Option<&str>) -> ApiResult<Option<usize>> {
     raw.map(|l| {
         l.parse::<usize>().map_err(|_| {
             Error::violations(

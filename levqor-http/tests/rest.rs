@@ -37,9 +37,7 @@ fn api() -> Api {
         Some(ADMIN),
     ));
     Api {
-        app: router(AppState {
-            levqor: levqor.clone(),
-        }),
+        app: router(AppState::new(levqor.clone())),
         levqor,
     }
 }
@@ -664,9 +662,7 @@ async fn ready_is_503_when_the_database_is_gone() {
         Some(ADMIN),
     ));
     let api = Api {
-        app: router(AppState {
-            levqor: levqor.clone(),
-        }),
+        app: router(AppState::new(levqor.clone())),
         levqor,
     };
     assert_eq!(

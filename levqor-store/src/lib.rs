@@ -21,6 +21,7 @@
 mod error;
 mod plan;
 mod postgres;
+mod privacy_sql;
 mod sql;
 mod sqlite;
 mod types;

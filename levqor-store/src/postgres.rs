@@ -15,6 +15,7 @@ use crate::plan::{self, plan_commit};
 use crate::sql::{
     SqlStore, as_stored, cancel_update, claimed, job_columns, reap_assignments, step_columns,
 };
+use crate::types::Timestamp;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use levqor_core::jobs::store::{
@@ -173,6 +174,7 @@ impl PgStore {
             sql: SqlStore {
                 read: pool.clone(),
                 write: pool,
+                side_tables: &["job_queue", "job_leases"],
             },
         })
     }
@@ -488,6 +490,20 @@ impl JobStore for PgStore {
             Some(job) => Ok(Some(job)),
             None => self.sql.get_job(id).await,
         }
+    }
+
+    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
+        sqlx::query(
+            "WITH approved AS (UPDATE jobs SET status = 'queued', updated_at = $2 \
+             WHERE id = $1 AND status = 'awaiting_approval' RETURNING run_after, id) \
+             INSERT INTO job_queue (run_after, id) SELECT run_after, id FROM approved",
+        )
+        .bind(id)
+        .bind(Timestamp(now))
+        .execute(self.pool())
+        .await
+        .map_err(db_error("approve_job"))?;
+        self.sql.get_job(id).await
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {

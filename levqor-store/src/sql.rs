@@ -7,6 +7,7 @@ use crate::plan::First;
 use crate::types::{Timestamp, micros};
 use chrono::{DateTime, Utc};
 use levqor_core::jobs::store::{ClaimedJob, JobFilter, NewJob, Reaped};
+use levqor_core::notify::EmailKind;
 use levqor_core::users::{ApiKey, Upserted, User};
 use levqor_core::{Error, Job, JobStatus, OutboxMessage, Result, StepRecord, StepStatus};
 use serde_json::Value;
@@ -127,6 +128,112 @@ macro_rules! delegate_shared_ports {
             ) -> levqor_core::Result<Option<levqor_core::ApiKey>> {
                 self.sql.find_key_by_hash(secret_hash).await
             }
+
+            async fn list_users(
+                &self,
+                after: Option<uuid::Uuid>,
+                limit: usize,
+            ) -> levqor_core::Result<Vec<levqor_core::User>> {
+                self.sql.list_users(after, limit).await
+            }
+
+            async fn delete_user(&self, id: uuid::Uuid) -> levqor_core::Result<bool> {
+                self.sql.delete_user(id).await
+            }
+        }
+
+        $crate::sql::delegate! { ConsentStore for $store {
+            publish_terms(terms: &levqor_core::consent::TermsVersion, entry: &levqor_core::consent::LedgerEntry) -> ();
+            list_terms() -> Vec<levqor_core::consent::TermsVersion>;
+            accept_terms(acceptance: &levqor_core::consent::TermsAcceptance, entry: &levqor_core::consent::LedgerEntry) -> ();
+            list_acceptances(user_id: uuid::Uuid) -> Vec<levqor_core::consent::TermsAcceptance>;
+            subscription_by_email(email: &str) -> Option<levqor_core::consent::Subscription>;
+            subscription_by_token(token_hash: &str) -> Option<levqor_core::consent::Subscription>;
+            get_subscription(id: uuid::Uuid) -> Option<levqor_core::consent::Subscription>;
+            put_subscription(sub: &levqor_core::consent::Subscription, entry: Option<&levqor_core::consent::LedgerEntry>) -> ();
+            list_subscribed(category: levqor_core::consent::Category, after: Option<uuid::Uuid>, limit: usize) -> Vec<levqor_core::consent::Subscription>;
+            set_objection(user_id: uuid::Uuid, objection: &levqor_core::consent::Objection, entry: &levqor_core::consent::LedgerEntry) -> ();
+            list_objections(user_id: uuid::Uuid) -> Vec<levqor_core::consent::Objection>;
+            objects_by_email(email: &str, kind: levqor_core::consent::ObjectionKind) -> bool;
+            subject_of(user_id: uuid::Uuid) -> uuid::Uuid;
+            ledger_after(after: i64, limit: usize) -> Vec<levqor_core::consent::LedgerRecord>;
+            erase_consents(user_id: uuid::Uuid, email: &str, tombstone: uuid::Uuid) -> levqor_core::consent::ConsentErasure;
+            consent_stats(current: Option<&str>) -> levqor_core::consent::ConsentStats;
+        }}
+
+        #[async_trait::async_trait]
+        impl levqor_core::PrivacyStore for $store {
+            async fn get_setting(&self, key: &str) -> levqor_core::Result<Option<serde_json::Value>> {
+                self.sql.get_setting(key).await
+            }
+
+            async fn put_setting(&self, key: &str, value: &serde_json::Value) -> levqor_core::Result<()> {
+                self.sql.put_setting(key, value, false).await
+            }
+
+            async fn put_setting_if_absent(&self, key: &str, value: &serde_json::Value) -> levqor_core::Result<()> {
+                self.sql.put_setting(key, value, true).await
+            }
+
+            async fn append_audit(&self, record: &levqor_core::privacy::AuditRecord) -> levqor_core::Result<()> {
+                self.sql.append_audit(record).await
+            }
+
+            async fn list_audit(&self, before: Option<uuid::Uuid>, limit: usize) -> levqor_core::Result<Vec<levqor_core::privacy::AuditRecord>> {
+                self.sql.list_audit(before, limit).await
+            }
+
+            async fn find_audit(&self, action: &str, subject: Option<&str>) -> levqor_core::Result<Vec<levqor_core::privacy::AuditRecord>> {
+                self.sql.find_audit(action, subject).await
+            }
+
+            async fn record_events(&self, events: &[levqor_core::privacy::Event]) -> levqor_core::Result<()> {
+                self.sql.record_events(events).await
+            }
+
+            async fn list_events(&self, user_id: uuid::Uuid, after: Option<uuid::Uuid>, limit: usize) -> levqor_core::Result<Vec<levqor_core::privacy::Event>> {
+                self.sql.list_events(user_id, after, limit).await
+            }
+
+            async fn record_export(&self, export: &levqor_core::privacy::ExportRecord) -> levqor_core::Result<()> {
+                self.sql.record_export(export).await
+            }
+
+            async fn last_export(&self, user_id: uuid::Uuid) -> levqor_core::Result<Option<levqor_core::privacy::ExportRecord>> {
+                self.sql.last_export(user_id).await
+            }
+
+            async fn set_legal_hold(&self, hold: &levqor_core::privacy::LegalHold) -> levqor_core::Result<()> {
+                self.sql.set_legal_hold(hold).await
+            }
+
+            async fn clear_legal_hold(&self, user_id: uuid::Uuid) -> levqor_core::Result<bool> {
+                self.sql.clear_legal_hold(user_id).await
+            }
+
+            async fn legal_holds(&self) -> levqor_core::Result<Vec<levqor_core::privacy::LegalHold>> {
+                self.sql.legal_holds().await
+            }
+
+            async fn put_screening(&self, record: &levqor_core::privacy::ScreeningRecord) -> levqor_core::Result<()> {
+                self.sql.put_screening(record).await
+            }
+
+            async fn get_screening(&self, id: uuid::Uuid) -> levqor_core::Result<Option<levqor_core::privacy::ScreeningRecord>> {
+                self.sql.get_screening(id).await
+            }
+
+            async fn list_screenings(&self, user_id: Option<uuid::Uuid>, before: Option<uuid::Uuid>, limit: usize) -> levqor_core::Result<Vec<levqor_core::privacy::ScreeningRecord>> {
+                self.sql.list_screenings(user_id, before, limit).await
+            }
+
+            async fn erase_area(&self, area: levqor_core::privacy::StoredArea, user_id: uuid::Uuid, email: &str) -> levqor_core::Result<u64> {
+                self.sql.erase_area(area, user_id, email).await
+            }
+
+            async fn sweep(&self, class: levqor_core::privacy::DataClass, cutoff: chrono::DateTime<chrono::Utc>, held: &levqor_core::privacy::Held, dry_run: bool) -> levqor_core::Result<u64> {
+                self.sql.sweep(class, cutoff, held, dry_run).await
+            }
         }
 
         #[async_trait::async_trait]
@@ -149,8 +256,22 @@ macro_rules! delegate_shared_ports {
     };
 }
 
+/// Implements a store port whose every method forwards to the same-named method of `self.sql`.
+macro_rules! delegate {
+    ($port:ident for $store:ty { $($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* }) => {
+        #[async_trait::async_trait]
+        impl levqor_core::$port for $store {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> levqor_core::Result<$ret> {
+                    self.sql.$name($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
 pub(crate) use {
-    cancel_update, delegate_shared_ports, job_columns, reap_assignments, step_columns,
+    cancel_update, delegate, delegate_shared_ports, job_columns, reap_assignments, step_columns,
 };
 
 /// The error recorded on a job whose lease expired.
@@ -162,6 +283,9 @@ pub(crate) struct SqlStore<DB: Database> {
     pub read: Pool<DB>,
     /// Serves writes. On SQLite: the one connection allowed to write.
     pub write: Pool<DB>,
+    /// Tables beside `jobs` keyed by job id (PostgreSQL's queue and leases), which deleting a
+    /// job must clear too.
+    pub side_tables: &'static [&'static str],
 }
 
 impl<DB> SqlStore<DB>
@@ -264,6 +388,12 @@ where
             subject: row.try_get("subject")?,
             body: row.try_get("body")?,
             job_id: row.try_get("job_id")?,
+            kind: match row.try_get::<String, _>("kind")?.as_str() {
+                "marketing" => EmailKind::Marketing,
+                _ => EmailKind::Transactional,
+            },
+            attachments: serde_json::from_value(row.try_get("attachments")?)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             created_at: row.try_get::<Timestamp, _>("created_at")?.0,
         })
     }
@@ -521,8 +651,8 @@ where
 
     pub async fn push_outbox(&self, m: &OutboxMessage) -> Result<()> {
         sqlx::query(
-            "INSERT INTO outbox (id, channel, to_addr, subject, body, job_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO outbox (id, channel, to_addr, subject, body, job_id, created_at, kind, attachments) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(m.id)
         .bind(m.channel.as_str())
@@ -531,6 +661,8 @@ where
         .bind(m.body.as_str())
         .bind(m.job_id)
         .bind(Timestamp(m.created_at))
+        .bind(m.kind.as_str())
+        .bind(serde_json::to_value(&m.attachments).map_err(|e| Error::internal(e.to_string()))?)
         .execute(&self.write)
         .await
         .map_err(db_error("push_outbox"))?;
@@ -543,7 +675,7 @@ where
         limit_to: usize,
     ) -> Result<Vec<OutboxMessage>> {
         let mut q = QueryBuilder::<DB>::new(
-            "SELECT id, channel, to_addr, subject, body, job_id, created_at FROM outbox WHERE TRUE",
+            "SELECT id, channel, to_addr, subject, body, job_id, created_at, kind, attachments FROM outbox WHERE TRUE",
         );
         if let Some(before) = before {
             q.push(" AND id < ").push_bind(before);

@@ -130,6 +130,7 @@ impl SqliteStore {
                 sql: SqlStore {
                     read: pool.clone(),
                     write: pool,
+                    side_tables: &[],
                 },
             });
         }
@@ -141,7 +142,11 @@ impl SqliteStore {
             .await
             .map_err(setup_error("connect"))?;
         Ok(Self {
-            sql: SqlStore { read, write },
+            sql: SqlStore {
+                read,
+                write,
+                side_tables: &[],
+            },
         })
     }
 
@@ -173,7 +178,9 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
         .map_err(setup_error("connect"))?
         .create_if_missing(true)
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true))
+        .foreign_keys(true)
+        // Deleted rows are overwritten, so an erased user's data does not linger in free pages.
+        .pragma("secure_delete", "ON"))
 }
 
 fn is_in_memory(url: &str) -> bool {
@@ -480,6 +487,19 @@ impl JobStore for SqliteStore {
 
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
         self.sql.cancel_job(id, now).await
+    }
+
+    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued', updated_at = $2 \
+             WHERE id = $1 AND status = 'awaiting_approval'",
+        )
+        .bind(id)
+        .bind(Timestamp(now))
+        .execute(&self.sql.write)
+        .await
+        .map_err(db_error("approve_job"))?;
+        self.sql.get_job(id).await
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {

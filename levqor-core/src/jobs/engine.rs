@@ -40,6 +40,8 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// How often expired leases are looked for.
     pub reap_interval: Duration,
+    /// How often the node checks that every system task has its job for the current period.
+    pub system_interval: Duration,
     /// This node's name, for operators.
     pub node: String,
 }
@@ -55,6 +57,7 @@ impl Default for EngineConfig {
             retry_cap: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
             reap_interval: Duration::from_secs(1),
+            system_interval: Duration::from_secs(60),
             node: format!("node-{}", Uuid::new_v4().simple()),
         }
     }
@@ -135,6 +138,7 @@ pub fn start(
     let background = vec![
         tokio::spawn(heartbeat_loop(shared.clone())),
         tokio::spawn(reap_loop(shared.clone())),
+        tokio::spawn(system_loop(shared.clone())),
     ];
     EngineHandle {
         shared,
@@ -348,6 +352,77 @@ async fn reap_loop(shared: Arc<Shared>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
         }
+    }
+}
+
+/// Admits, for every system task, the job of the period `now` falls in. The idempotency key
+/// names the task and the period, and the request is the same on every node, so however many
+/// nodes do this, each period gets one job.
+pub async fn schedule_system_jobs(
+    store: &dyn JobStore,
+    runner: &StepRunner,
+    now: DateTime<Utc>,
+) -> crate::error::Result<usize> {
+    use super::intake::{SubmitRequest, fingerprint};
+    use super::model::Job;
+    use super::store::NewJob;
+    let mut jobs = Vec::new();
+    for task in runner.system_tasks().all() {
+        let period = task.period().as_secs().max(1) as i64;
+        let slot = now.timestamp().div_euclid(period);
+        let starts = DateTime::from_timestamp(slot * period, 0).unwrap_or(now);
+        let request = SubmitRequest {
+            workflow: serde_json::json!({"steps": [{"id": "run", "type": "system", "task": task.name()}]}),
+            input: serde_json::json!({}),
+            max_attempts: Some(3),
+            run_after: Some(starts),
+            idempotency_key: Some(format!("system:{}:{slot}", task.name())),
+        };
+        let request_hash = fingerprint(&request);
+        jobs.push(NewJob {
+            job: Job {
+                id: Uuid::now_v7(),
+                owner_id: crate::privacy::SYSTEM_OWNER,
+                workflow: request.workflow,
+                input: request.input,
+                status: JobStatus::Queued,
+                attempts: 0,
+                max_attempts: 3,
+                run_after: starts,
+                result: None,
+                error: None,
+                cancel_requested: false,
+                idempotency_key: request.idempotency_key,
+                created_at: now,
+                updated_at: now,
+                started_at: None,
+                finished_at: None,
+            },
+            request_hash,
+        });
+    }
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let results = store.admit_batch(jobs).await?;
+    Ok(results
+        .iter()
+        .filter(|r| matches!(r, Ok(super::store::Admission::Created(_))))
+        .count())
+}
+
+async fn system_loop(shared: Arc<Shared>) {
+    loop {
+        match schedule_system_jobs(shared.store.as_ref(), &shared.runner, shared.clock.now()).await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(jobs = n, "system jobs admitted");
+                shared.signals.wake();
+            }
+            Err(e) => tracing::warn!(error = %e, "admitting system jobs failed"),
+        }
+        tokio::time::sleep(shared.config.system_interval).await;
     }
 }
 

@@ -39,6 +39,8 @@ pub struct SubmitRequest {
 /// What intake stages read and annotate on the way to admission.
 #[derive(Debug)]
 pub struct IntakeContext {
+    /// The id the job will have (a refused job's records name it too).
+    pub job_id: Uuid,
     /// The owner of the job.
     pub owner_id: Uuid,
     /// The request as received.
@@ -49,6 +51,8 @@ pub struct IntakeContext {
     pub status: JobStatus,
     /// Warnings returned to the caller with the job.
     pub warnings: Vec<Value>,
+    /// What content screening found, when it found anything.
+    pub screening: Option<Value>,
     /// When.
     pub now: DateTime<Utc>,
 }
@@ -139,6 +143,8 @@ pub struct Submitted {
     pub admission: Admission,
     /// Warnings from the stages.
     pub warnings: Vec<Value>,
+    /// What content screening found, when it found anything.
+    pub screening: Option<Value>,
 }
 
 impl Intake {
@@ -170,11 +176,13 @@ impl Intake {
     ) -> Result<Submitted> {
         let request_hash = fingerprint(&request);
         let mut ctx = IntakeContext {
+            job_id: Uuid::now_v7(),
             owner_id,
             request,
             workflow: None,
             status: JobStatus::Queued,
             warnings: Vec::new(),
+            screening: None,
             now,
         };
         for stage in &self.stages {
@@ -182,13 +190,39 @@ impl Intake {
                 tracing::debug!(stage = stage.name(), code = e.code, "intake refused");
             })?;
         }
-        let r = ctx.request;
+        let admission = self
+            .admit(
+                ctx.job_id,
+                owner_id,
+                ctx.request,
+                ctx.status,
+                request_hash,
+                now,
+            )
+            .await?;
+        Ok(Submitted {
+            admission,
+            warnings: ctx.warnings,
+            screening: ctx.screening,
+        })
+    }
+
+    /// Admits a job that passed its stages (or that an admin let through), group-committed.
+    pub async fn admit(
+        &self,
+        id: Uuid,
+        owner_id: Uuid,
+        r: SubmitRequest,
+        status: JobStatus,
+        request_hash: String,
+        now: DateTime<Utc>,
+    ) -> Result<Admission> {
         let job = Job {
-            id: Uuid::now_v7(),
+            id,
             owner_id,
             workflow: r.workflow,
             input: r.input,
-            status: ctx.status,
+            status,
             attempts: 0,
             max_attempts: r.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             run_after: r.run_after.unwrap_or(now),
@@ -201,11 +235,7 @@ impl Intake {
             started_at: None,
             finished_at: None,
         };
-        let admission = self.admit.submit(NewJob { job, request_hash }).await??;
-        Ok(Submitted {
-            admission,
-            warnings: ctx.warnings,
-        })
+        self.admit.submit(NewJob { job, request_hash }).await?
     }
 }
 

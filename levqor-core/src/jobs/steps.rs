@@ -4,7 +4,7 @@
 
 use super::context::StepContext;
 use super::workflow::{ConditionStep, EmailStep, HttpRequestStep, Step, Workflow};
-use crate::notify::{Email, Notifier};
+use crate::notify::{Email, EmailKind, Notifier};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -108,6 +108,45 @@ pub struct StepRunner {
     http: Arc<dyn HttpClient>,
     notifier: Arc<dyn Notifier>,
     connectors: HashMap<String, Arc<dyn Connector>>,
+    system: Arc<SystemTasks>,
+}
+
+/// A recurring task of the platform itself (the retention sweep, dunning). The engine admits
+/// one system job per task per period, keyed so that every node agrees on it; the job's one
+/// `system` step runs the task. Users cannot submit `system` steps: the workflow schema does
+/// not know the type.
+#[async_trait]
+pub trait SystemTask: Send + Sync {
+    /// Unique name, e.g. `retention_sweep`.
+    fn name(&self) -> &'static str;
+    /// How often it runs.
+    fn period(&self) -> std::time::Duration;
+    /// Runs once; the output is the job's result.
+    async fn run(&self, now: DateTime<Utc>) -> Result<Value, StepFailure>;
+}
+
+/// The registered system tasks.
+#[derive(Default)]
+pub struct SystemTasks {
+    tasks: std::sync::RwLock<Vec<Arc<dyn SystemTask>>>,
+}
+
+impl SystemTasks {
+    /// Registers a task (a task of the same name is replaced).
+    pub fn register(&self, task: Arc<dyn SystemTask>) {
+        let mut tasks = self.tasks.write().expect("system tasks lock");
+        tasks.retain(|t| t.name() != task.name());
+        tasks.push(task);
+    }
+
+    /// Every task.
+    pub fn all(&self) -> Vec<Arc<dyn SystemTask>> {
+        self.tasks.read().expect("system tasks lock").clone()
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<dyn SystemTask>> {
+        self.all().into_iter().find(|t| t.name() == name)
+    }
 }
 
 impl StepRunner {
@@ -125,7 +164,18 @@ impl StepRunner {
             http,
             notifier,
             connectors,
+            system: Arc::new(SystemTasks::default()),
         }
+    }
+
+    /// The notifier steps send email through.
+    pub fn notifier(&self) -> &Arc<dyn Notifier> {
+        &self.notifier
+    }
+
+    /// The platform's recurring tasks, run by `system` steps.
+    pub fn system_tasks(&self) -> &Arc<SystemTasks> {
+        &self.system
     }
 
     /// The registered connectors' types and schemas, for the workflow schema.
@@ -187,6 +237,18 @@ impl StepRunner {
                 Ok(e) => self.email(e, ctx, job_id, now).await,
                 Err(e) => parse_failure(e),
             },
+            "system" => {
+                let name = step.spec["task"].as_str().unwrap_or_default();
+                match self.system.get(name) {
+                    Some(task) => match task.run(now).await {
+                        Ok(output) => StepOutcome::Next(output),
+                        Err(failure) => StepOutcome::Fail(failure),
+                    },
+                    None => StepOutcome::Fail(StepFailure::retryable(format!(
+                        "no system task {name:?} is registered on this node"
+                    ))),
+                }
+            }
             other => match self.connectors.get(other) {
                 Some(connector) => {
                     run_connector(connector.clone(), step.spec.clone(), ctx.clone()).await
@@ -246,6 +308,7 @@ impl StepRunner {
                 subject: ctx.render(&e.subject)?,
                 body: ctx.render(&e.body)?,
                 job_id: Some(job_id),
+                attachments: Vec::new(),
             })
         })();
         let email = match rendered {
@@ -258,7 +321,11 @@ impl StepRunner {
                 email.to
             )));
         }
-        match self.notifier.send_email(&email, now).await {
+        match self
+            .notifier
+            .send_email(&email, EmailKind::Transactional, now)
+            .await
+        {
             Ok(()) => {
                 StepOutcome::Next(json!({"to": email.to, "subject": email.subject, "sent": true}))
             }

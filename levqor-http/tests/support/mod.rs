@@ -262,7 +262,7 @@ impl Client {
         (reached, self.call("GET", &path, key, None).await.1)
     }
 
-    /// Every job the admin can see, by status.
+    /// Every users' job the admin can see (the platform's own system jobs left out).
     pub async fn all_jobs(&self) -> Vec<Value> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
@@ -273,7 +273,14 @@ impl Client {
             };
             let (s, page) = self.call("GET", &path, ADMIN, None).await;
             assert_eq!(s, 200, "{page}");
-            out.extend(page["jobs"].as_array().unwrap().iter().cloned());
+            out.extend(
+                page["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|j| j["owner_id"] != SYSTEM_OWNER)
+                    .cloned(),
+            );
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
                 None => return out,
@@ -291,6 +298,9 @@ impl Client {
         counts
     }
 }
+
+/// The owner of the platform's own jobs (the daily retention sweep).
+pub const SYSTEM_OWNER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Polls `check` until it returns true or `timeout` passes.
 pub async fn wait_for<F, Fut>(timeout: Duration, mut check: F) -> bool
