@@ -6,6 +6,7 @@
 use clap::{Args, Parser, Subcommand};
 use levqor_core::{EngineConfig, Levqor, OutboxNotifier, StepRunner, SystemClock};
 use levqor_http::fetch::{DEFAULT_MAX_RESPONSE_BYTES, ReqwestHttp};
+use levqor_http::state::PublicLimiter;
 use levqor_http::{AppState, router};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,17 @@ struct ServeArgs {
     /// This node's name in logs and in `{{job.node}}` (default: a random one).
     #[arg(long, env = "LEVQOR_NODE_NAME")]
     node_name: Option<String>,
+    /// Base URL of the links in emails (marketing confirmation and unsubscribe links).
+    #[arg(
+        long,
+        env = "LEVQOR_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    public_url: String,
+    /// Calls per minute one client address may make to the routes that need no key
+    /// (marketing sign-up and status).
+    #[arg(long, env = "LEVQOR_PUBLIC_RATE_PER_MINUTE", default_value_t = 10)]
+    public_rate_per_minute: u32,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LEVQOR_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -123,12 +135,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     ));
     let notifier = Arc::new(OutboxNotifier::new(store.clone()));
     let runner = Arc::new(StepRunner::new(http, notifier, Vec::new()));
-    let levqor = Arc::new(Levqor::new(
+    let mut levqor = Levqor::new(
         store,
         Arc::new(SystemClock),
         runner,
         args.admin_key.as_deref(),
-    ));
+    );
+    levqor.set_public_url(&args.public_url);
+    let levqor = Arc::new(levqor);
     let engine = (args.workers > 0).then(|| {
         levqor.start_engine(EngineConfig {
             workers: args.workers,
@@ -150,7 +164,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("levqor listening on {addr}");
     tracing::info!(%addr, workers = args.workers, "levqor serving");
-    let app = router(AppState::new(levqor)).into_make_service_with_connect_info::<SocketAddr>();
+    let state = AppState {
+        public_limit: Arc::new(PublicLimiter::new(
+            args.public_rate_per_minute.max(1),
+            Duration::from_secs(60),
+        )),
+        ..AppState::new(levqor)
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

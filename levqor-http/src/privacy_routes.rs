@@ -4,7 +4,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, OptionalJsonBody, path_id};
-use crate::routes::{PageQuery, parse_limit, refuse_unknown_fields, string_field, violations_or};
+use crate::routes::{
+    PageQuery, parse_limit, refuse_unknown_fields, string_field, string_list, violations_or,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -57,36 +59,6 @@ fn required_string(body: &Map<String, Value>, name: &str, bad: &mut Vec<Violatio
         bad.push(Violation::new(format!("/{name}"), "is required"));
     }
     v.unwrap_or_default()
-}
-
-fn string_list(
-    body: &Map<String, Value>,
-    name: &str,
-    bad: &mut Vec<Violation>,
-) -> Option<Vec<String>> {
-    match body.get(name) {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| match v.as_str() {
-                    Some(s) => Some(s.to_string()),
-                    None => {
-                        bad.push(Violation::new(format!("/{name}/{i}"), "must be a string"));
-                        None
-                    }
-                })
-                .collect(),
-        ),
-        Some(_) => {
-            bad.push(Violation::new(
-                format!("/{name}"),
-                "must be an array of strings",
-            ));
-            None
-        }
-    }
 }
 
 fn bool_field(body: &Map<String, Value>, name: &str, bad: &mut Vec<Violation>) -> Option<bool> {

@@ -51,6 +51,37 @@ pub(crate) fn string_field(
     }
 }
 
+/// Reads an optional array of strings; anything else is a violation at its pointer.
+pub(crate) fn string_list(
+    body: &Map<String, Value>,
+    name: &str,
+    bad: &mut Vec<Violation>,
+) -> Option<Vec<String>> {
+    match body.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v.as_str() {
+                    Some(s) => Some(s.to_string()),
+                    None => {
+                        bad.push(Violation::new(format!("/{name}/{i}"), "must be a string"));
+                        None
+                    }
+                })
+                .collect(),
+        ),
+        Some(_) => {
+            bad.push(Violation::new(
+                format!("/{name}"),
+                "must be an array of strings",
+            ));
+            None
+        }
+    }
+}
+
 pub(crate) fn refuse_unknown_fields(
     body: &Map<String, Value>,
     known: &[&str],
@@ -162,26 +193,7 @@ pub async fn create_key(
     let id = path_id(&id, "user")?;
     let mut bad = Vec::new();
     refuse_unknown_fields(&body, &["scopes"], &mut bad);
-    let scopes = match body.get("scopes") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| match s.as_str() {
-                    Some(s) => Some(s.to_string()),
-                    None => {
-                        bad.push(Violation::new(format!("/scopes/{i}"), "must be a string"));
-                        None
-                    }
-                })
-                .collect(),
-        ),
-        Some(_) => {
-            bad.push(Violation::new("/scopes", "must be an array of strings"));
-            None
-        }
-    };
+    let scopes = string_list(&body, "scopes", &mut bad);
     let scopes = violations_or(bad, scopes)?;
     let issued = state.levqor.create_key(&who, id, scopes).await?;
     let k = issued.key;

@@ -121,3 +121,72 @@ async fn private_addresses_are_refused_unless_allowed() {
     );
     assert_eq!(target.count(), 0, "the request never left");
 }
+
+/// The privacy flows through the binary: the confirmation link in the outbox uses the
+/// configured public URL and works, terms acceptances record the client's address, an export
+/// arrives as an attachment, and erasure leaves the user unable to authenticate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_flows_through_the_binary() {
+    let node = Node::start(
+        &fresh_sqlite_db(),
+        &["--public-url", "https://levqor.example/", "--workers", "0"],
+    );
+    let api = Client::new(&node.base);
+    let (s, r) = api
+        .call(
+            "POST",
+            "/v1/marketing/subscribe",
+            "",
+            Some(json!({"email": "fan@example.com", "categories": ["events"]})),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let (_, outbox) = api.call("GET", "/v1/admin/outbox", ADMIN, None).await;
+    let body = outbox["messages"][0]["body"].as_str().unwrap().to_string();
+    let link = body
+        .split_whitespace()
+        .find(|w| w.starts_with("https://levqor.example/v1/marketing/confirm?token="))
+        .unwrap_or_else(|| panic!("no link in {body}"));
+    let path = link.trim_start_matches("https://levqor.example");
+    let (s, r) = api.call("GET", path, "", None).await;
+    assert_eq!((s, r["status"].as_str()), (200, Some("subscribed")), "{r}");
+
+    let key = api.user_key("fan@example.com").await;
+    api.call(
+        "POST",
+        "/v1/admin/terms",
+        ADMIN,
+        Some(json!({"version": "v1", "material": true})),
+    )
+    .await;
+    let (s, job) = api
+        .call("POST", "/v1/jobs", &key, Some(json!({"workflow": {"name": "x", "steps": [{"id": "a", "type": "log", "message": "x"}]}})))
+        .await;
+    assert_eq!((s, job["code"].as_str()), (403, Some("terms_not_accepted")));
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v1/terms/accept",
+            &key,
+            Some(json!({"version": "v1"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, history) = api.call("GET", "/v1/terms/history", &key, None).await;
+    assert_eq!(history["acceptances"][0]["ip"], "127.0.0.1", "{history}");
+
+    let (s, export) = api.call("POST", "/v1/me/export", &key, None).await;
+    assert_eq!(s, 202, "{export}");
+    let (_, outbox) = api.call("GET", "/v1/admin/outbox", ADMIN, None).await;
+    assert_eq!(
+        outbox["messages"][0]["attachments"][0]["content_type"],
+        "application/zip"
+    );
+    let (s, erased) = api.call("POST", "/v1/me/erase", &key, None).await;
+    assert_eq!(s, 200, "{erased}");
+    assert_eq!(api.call("GET", "/v1/me", &key, None).await.0, 401);
+    let (_, verify) = api
+        .call("GET", "/v1/admin/consent/verify", ADMIN, None)
+        .await;
+    assert_eq!(verify["ok"], true, "{verify}");
+}

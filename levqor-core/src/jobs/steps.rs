@@ -204,7 +204,10 @@ impl StepRunner {
         match step.kind.as_str() {
             "log" => match ctx.render(step.spec["message"].as_str().unwrap_or_default()) {
                 Ok(message) => {
-                    tracing::info!(job_id = %job_id, step = %step.id, message = %message, "workflow log");
+                    // The message may quote personal data from the input, and logs cannot be
+                    // erased: it goes to the step's output (erasable, swept) and only its size
+                    // to the log.
+                    tracing::info!(job_id = %job_id, step = %step.id, chars = message.chars().count(), "workflow log");
                     StepOutcome::Next(json!({"message": message}))
                 }
                 Err(e) => StepOutcome::Fail(StepFailure::permanent(e)),
