@@ -636,7 +636,9 @@ impl Levqor {
     }
 
     /// Asks for marketing email: stores a pending consent and emails a confirmation link.
-    /// Repeating it creates nothing new and re-sends the link at most once per hour.
+    /// Repeating it creates nothing new and re-sends the link at most once per hour; a
+    /// confirmed address is left as it is (its owner changes categories in the preference
+    /// center).
     pub async fn subscribe(
         &self,
         email: &str,
@@ -646,27 +648,12 @@ impl Levqor {
         let categories = parse_categories(categories)?;
         let now = self.now();
         let existing = self.store.subscription_by_email(&email).await?;
-        if let Some(sub) = &existing
-            && sub.status == SubscriptionStatus::Subscribed
+        // A confirmed address keeps its categories: anyone may call this route, so adding
+        // categories is for the address's owner, in the preference center.
+        if existing
+            .as_ref()
+            .is_some_and(|sub| sub.status == SubscriptionStatus::Subscribed)
         {
-            let mut merged = sub.categories.clone();
-            merged.extend(categories.iter().copied());
-            merged.sort();
-            merged.dedup();
-            if merged != sub.categories {
-                let detail = json!({"categories": categories_json(&merged)});
-                let updated = Subscription {
-                    categories: merged,
-                    updated_at: now,
-                    ..sub.clone()
-                };
-                self.store
-                    .put_subscription(
-                        &updated,
-                        Some(&entry(now, sub.id, "marketing.categories", detail)),
-                    )
-                    .await?;
-            }
             return Ok(Subscribed {
                 status: SubscriptionStatus::Subscribed,
                 confirmation_sent: false,

@@ -1150,3 +1150,57 @@ async fn retention_sweeps_old_data_except_under_legal_hold() {
         "the keys died with the user"
     );
 }
+
+#[tokio::test]
+async fn a_stranger_cannot_widen_a_confirmed_consent() {
+    let api = api();
+    let email = "careful@example.com";
+    api.call(
+        "POST",
+        "/v1/marketing/subscribe",
+        None,
+        Some(json!({"email": email, "categories": ["technical"]})),
+    )
+    .await;
+    let token = token_in(
+        api.outbox_to(email).await[0]["body"].as_str().unwrap(),
+        "/v1/marketing/confirm",
+    );
+    api.call(
+        "GET",
+        &format!("/v1/marketing/confirm?token={token}"),
+        None,
+        None,
+    )
+    .await;
+    let r = api
+        .call(
+            "POST",
+            "/v1/marketing/subscribe",
+            None,
+            Some(json!({"email": email, "categories": ["offers"]})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["confirmation_sent"]),
+        (StatusCode::ACCEPTED, &json!(false))
+    );
+    let r = api
+        .call(
+            "POST",
+            "/v1/marketing/status",
+            None,
+            Some(json!({"email": email})),
+        )
+        .await;
+    assert_eq!(r.body["categories"], json!(["technical"]));
+    let r = api
+        .call(
+            "POST",
+            "/v1/admin/marketing/send",
+            Some(ADMIN),
+            Some(json!({"category": "offers", "subject": "s", "body": "b"})),
+        )
+        .await;
+    assert_eq!(r.body["sent"], 0);
+}
