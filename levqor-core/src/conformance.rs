@@ -28,7 +28,9 @@ macro_rules! conformance_suite {
             expired_leases_are_retried_or_dead, jobs_list_newest_first_by_owner_and_status, cancel_follows_the_state_machine,
             outbox_lists_newest_first, queue_depth_counts_due_jobs,
             consent_records_round_trip_and_chain, privacy_records_round_trip,
-            sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept);
+            sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept,
+            credit_entries_are_idempotent_and_never_overdraw, admission_holds_what_fits_and_settles_what_ran,
+            expired_holds_and_credits_are_released_but_never_below_holds, ledger_holds_under_random_operations);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -44,6 +46,9 @@ macro_rules! conformance_suite {
 #[path = "conformance_privacy.rs"]
 mod privacy_cases;
 pub use privacy_cases::*;
+#[path = "conformance_credits.rs"]
+mod credit_cases;
+pub use credit_cases::*;
 
 /// A fixed instant, whole milliseconds, so every backend stores it exactly.
 pub fn t0() -> DateTime<Utc> {
@@ -92,6 +97,7 @@ pub fn job(owner: Uuid, key: Option<&str>, run_after: DateTime<Utc>) -> NewJob {
             finished_at: None,
         },
         request_hash: "h1".into(),
+        hold: None,
     }
 }
 

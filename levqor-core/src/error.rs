@@ -112,6 +112,15 @@ impl Error {
         Self::new(ErrorKind::Forbidden, code, message)
     }
 
+    /// Not enough credits for what was asked.
+    pub fn insufficient_credits(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::InsufficientCredits,
+            "insufficient_credits",
+            message,
+        )
+    }
+
     /// A state conflict or a duplicate.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, code, message)

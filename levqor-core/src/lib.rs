@@ -20,6 +20,7 @@ pub mod error;
 pub mod jobs;
 pub mod memory;
 pub mod notify;
+pub mod pricing;
 pub mod privacy;
 pub mod screening;
 pub mod screening_stage;
@@ -41,6 +42,7 @@ pub use memory::MemoryStore;
 pub use notify::{
     Attachment, Email, EmailKind, Notifier, OutboxMessage, OutboxNotifier, OutboxStore,
 };
+pub use pricing::CreditStore;
 pub use privacy::{PersonalDataArea, PrivacyStore};
 pub use service::{Levqor, Page, Store, UserPatch};
 pub use users::{ApiKey, IssuedKey, Upserted, User, UserStore};

@@ -12,6 +12,9 @@ use crate::jobs::store::{
     Admission, Claim, ClaimedJob, JobFilter, JobStore, Lease, NewJob, Reaped, Write,
 };
 use crate::notify::{OutboxMessage, OutboxStore};
+use crate::pricing::{
+    Account, Bucket, CreditStore, Entry, EntryKind, Hold, NewEntry, NewHold, Posted,
+};
 use crate::privacy::{
     AppealStatus, AuditRecord, DataClass, Event, ExportRecord, Held, LegalHold, PrivacyStore,
     ScreeningRecord, StoredArea,
@@ -51,9 +54,63 @@ struct State {
     exports: BTreeMap<Uuid, ExportRecord>,
     holds: BTreeMap<Uuid, LegalHold>,
     screenings: BTreeMap<Uuid, ScreeningRecord>,
+    accounts: HashMap<Uuid, Account>,
+    entries: BTreeMap<Uuid, Entry>,
+    entry_keys: HashMap<(Uuid, String), Uuid>,
+    buckets: Vec<(Uuid, Bucket)>,
+    credit_holds: BTreeMap<Uuid, (Hold, bool)>,
 }
 
 impl State {
+    fn push_entry(&mut self, entry: Entry) {
+        let account = self.accounts.entry(entry.user_id).or_default();
+        account.balance += entry.credits;
+        account.held += entry.held;
+        self.entry_keys
+            .insert((entry.user_id, entry.idempotency_key.clone()), entry.id);
+        self.entries.insert(entry.id, entry);
+    }
+
+    fn place_hold(&mut self, job: &Job, hold: &NewHold) {
+        self.credit_holds.insert(
+            job.id,
+            (
+                Hold {
+                    job_id: job.id,
+                    user_id: job.owner_id,
+                    credits: hold.credits,
+                    quote: hold.quote.clone(),
+                    expires_at: hold.expires_at,
+                },
+                true,
+            ),
+        );
+        self.push_entry(Entry {
+            id: Uuid::now_v7(),
+            user_id: job.owner_id,
+            kind: EntryKind::Hold,
+            credits: 0,
+            held: hold.credits,
+            job_id: Some(job.id),
+            idempotency_key: format!("hold:{}", job.id),
+            reason: None,
+            priority: 0,
+            expires_at: None,
+            created_at: job.created_at,
+        });
+    }
+
+    /// Takes `amount` from the user's buckets in spending order.
+    fn spend(&mut self, user_id: Uuid, amount: i64) {
+        let idx: Vec<usize> = (0..self.buckets.len())
+            .filter(|&i| self.buckets[i].0 == user_id)
+            .collect();
+        let mine: Vec<Bucket> = idx.iter().map(|&i| self.buckets[i].1.clone()).collect();
+        for (i, t) in crate::pricing::spend(&mine, amount) {
+            self.buckets[idx[i]].1.remaining -= t;
+        }
+    }
+
     fn append_ledger(&mut self, entry: &LedgerEntry) {
         let (seq, prev) = self
             .ledger
@@ -101,18 +158,31 @@ impl JobStore for MemoryStore {
         Ok(jobs
             .into_iter()
             .map(|new| {
-                if let Some(key) = &new.job.idempotency_key {
-                    if let Some(first) = s.idempotency.get(&(new.job.owner_id, key.clone())) {
-                        let first = &s.jobs[first];
-                        return if first.request_hash == new.request_hash {
-                            Ok(Admission::Replayed(first.job.clone()))
-                        } else {
-                            Err(Error::conflict(
-                                "idempotency_key_reused",
-                                "this Idempotency-Key was used with another request",
-                            ))
-                        };
+                if let Some(key) = &new.job.idempotency_key
+                    && let Some(first) = s.idempotency.get(&(new.job.owner_id, key.clone()))
+                {
+                    let first = &s.jobs[first];
+                    return if first.request_hash == new.request_hash {
+                        Ok(Admission::Replayed(first.job.clone()))
+                    } else {
+                        Err(Error::conflict(
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used with another request",
+                        ))
+                    };
+                }
+                if let Some(hold) = &new.hold {
+                    let account = s
+                        .accounts
+                        .get(&new.job.owner_id)
+                        .copied()
+                        .unwrap_or_default();
+                    if account.available() < hold.credits {
+                        return Err(crate::pricing::insufficient());
                     }
+                    s.place_hold(&new.job, hold);
+                }
+                if let Some(key) = &new.job.idempotency_key {
                     s.idempotency
                         .insert((new.job.owner_id, key.clone()), new.job.id);
                 }
@@ -651,6 +721,203 @@ impl ConsentStore for MemoryStore {
                 })
                 .collect(),
         })
+    }
+}
+
+#[async_trait]
+impl CreditStore for MemoryStore {
+    async fn account(&self, user_id: Uuid) -> Result<Account> {
+        Ok(self
+            .lock()
+            .accounts
+            .get(&user_id)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn post_entry(&self, new: &NewEntry) -> Result<Posted> {
+        let mut s = self.lock();
+        if let Some(id) = s
+            .entry_keys
+            .get(&(new.user_id, new.idempotency_key.clone()))
+        {
+            return Ok(Posted::Replayed(s.entries[id].clone()));
+        }
+        if new.credits < 0 {
+            let available = s
+                .accounts
+                .get(&new.user_id)
+                .copied()
+                .unwrap_or_default()
+                .available();
+            if available < -new.credits {
+                return Err(crate::pricing::insufficient());
+            }
+            s.spend(new.user_id, -new.credits);
+        }
+        let entry = Entry {
+            id: Uuid::now_v7(),
+            user_id: new.user_id,
+            kind: new.kind,
+            credits: new.credits,
+            held: 0,
+            job_id: None,
+            idempotency_key: new.idempotency_key.clone(),
+            reason: new.reason.clone(),
+            priority: new.priority,
+            expires_at: new.expires_at.map(crate::service::micros),
+            created_at: crate::service::micros(new.now),
+        };
+        if new.credits > 0 {
+            s.buckets.push((
+                new.user_id,
+                Bucket {
+                    id: entry.id,
+                    rank: new.kind.spend_rank(),
+                    priority: new.priority,
+                    expires_at: entry.expires_at,
+                    remaining: new.credits,
+                },
+            ));
+        }
+        s.push_entry(entry.clone());
+        Ok(Posted::Created(entry))
+    }
+
+    async fn list_entries(
+        &self,
+        user_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        Ok(self
+            .lock()
+            .entries
+            .values()
+            .rev()
+            .filter(|e| e.user_id == user_id && before.is_none_or(|b| e.id < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn holds_to_close(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Hold>> {
+        let s = self.lock();
+        Ok(s.credit_holds
+            .values()
+            .filter(|(h, open)| {
+                *open
+                    && (h.expires_at < now
+                        || s.jobs
+                            .get(&h.job_id)
+                            .is_none_or(|j| j.job.status.is_terminal()))
+            })
+            .take(limit)
+            .map(|(h, _)| h.clone())
+            .collect())
+    }
+
+    async fn close_hold(&self, job_id: Uuid, actual: i64, now: DateTime<Utc>) -> Result<bool> {
+        let mut s = self.lock();
+        let Some((hold, open)) = s.credit_holds.get_mut(&job_id) else {
+            return Ok(false);
+        };
+        if !*open {
+            return Ok(false);
+        }
+        *open = false;
+        let hold = hold.clone();
+        let actual = actual.clamp(0, hold.credits);
+        s.spend(hold.user_id, actual);
+        let kind = if actual > 0 {
+            EntryKind::Settle
+        } else {
+            EntryKind::Release
+        };
+        s.push_entry(Entry {
+            id: Uuid::now_v7(),
+            user_id: hold.user_id,
+            kind,
+            credits: -actual,
+            held: -hold.credits,
+            job_id: Some(job_id),
+            idempotency_key: format!("close:{job_id}"),
+            reason: None,
+            priority: 0,
+            expires_at: None,
+            created_at: crate::service::micros(now),
+        });
+        Ok(true)
+    }
+
+    async fn pseudonymize_credits(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
+        let mut s = self.lock();
+        let mut n = 0;
+        for e in s.entries.values_mut().filter(|e| e.user_id == user_id) {
+            e.user_id = tombstone;
+            e.reason = None;
+            n += 1;
+        }
+        s.entry_keys = std::mem::take(&mut s.entry_keys)
+            .into_iter()
+            .map(|((u, k), id)| ((if u == user_id { tombstone } else { u }, k), id))
+            .collect();
+        for (u, _) in s.buckets.iter_mut().filter(|(u, _)| *u == user_id) {
+            *u = tombstone;
+        }
+        for (h, _) in s
+            .credit_holds
+            .values_mut()
+            .filter(|(h, _)| h.user_id == user_id)
+        {
+            h.user_id = tombstone;
+        }
+        if let Some(a) = s.accounts.remove(&user_id) {
+            s.accounts.insert(tombstone, a);
+        }
+        Ok(n)
+    }
+
+    async fn expire_credits(&self, now: DateTime<Utc>) -> Result<i64> {
+        let mut s = self.lock();
+        let users: std::collections::BTreeSet<Uuid> = s
+            .buckets
+            .iter()
+            .filter(|(_, b)| b.remaining > 0 && b.expires_at.is_some_and(|t| t <= now))
+            .map(|(u, _)| *u)
+            .collect();
+        let mut total = 0;
+        for user in users {
+            let idx: Vec<usize> = (0..s.buckets.len())
+                .filter(|&i| s.buckets[i].0 == user)
+                .collect();
+            let mine: Vec<Bucket> = idx.iter().map(|&i| s.buckets[i].1.clone()).collect();
+            let available = s
+                .accounts
+                .get(&user)
+                .copied()
+                .unwrap_or_default()
+                .available();
+            for (i, t) in crate::pricing::expiring(&mine, available, now) {
+                s.buckets[idx[i]].1.remaining -= t;
+                let bucket = mine[i].id;
+                s.push_entry(Entry {
+                    id: Uuid::now_v7(),
+                    user_id: user,
+                    kind: EntryKind::Expiry,
+                    credits: -t,
+                    held: 0,
+                    job_id: None,
+                    idempotency_key: format!("expiry:{bucket}:{}", now.timestamp_micros()),
+                    reason: None,
+                    priority: 0,
+                    expires_at: None,
+                    created_at: crate::service::micros(now),
+                });
+                total += t;
+            }
+        }
+        Ok(total)
     }
 }
 

@@ -412,6 +412,7 @@ pub fn builtin_areas() -> Vec<Arc<dyn PersonalDataArea>> {
         Builtin::Profile,
         Builtin::Keys,
         Builtin::Jobs,
+        Builtin::Credits,
         Builtin::Consents,
         Builtin::Objections,
         Builtin::Terms,
@@ -430,6 +431,7 @@ enum Builtin {
     Profile,
     Keys,
     Jobs,
+    Credits,
     Consents,
     Objections,
     Terms,
@@ -457,6 +459,7 @@ impl PersonalDataArea for Builtin {
             Builtin::Profile => "profile",
             Builtin::Keys => "keys",
             Builtin::Jobs => "jobs",
+            Builtin::Credits => "credits",
             Builtin::Consents => "consents",
             Builtin::Objections => "objections",
             Builtin::Terms => "terms",
@@ -489,6 +492,18 @@ impl PersonalDataArea for Builtin {
                     out.extend(to_values(&page));
                 }
                 non_empty(out)
+            }
+            Builtin::Credits => {
+                let mut out = Vec::new();
+                let mut before = None;
+                loop {
+                    let page = store.list_entries(user.id, before, 1000).await?;
+                    let Some(last) = page.last() else { break };
+                    before = Some(last.id);
+                    out.extend(to_values(&page));
+                }
+                let account = store.account(user.id).await?;
+                (!out.is_empty()).then(|| json!({"account": account, "entries": out}))
             }
             Builtin::Consents => {
                 let sub = store.subscription_by_email(&user.email).await?;
@@ -562,6 +577,11 @@ impl PersonalDataArea for Builtin {
                         .await?,
                 )
             }
+            // The ledger is a record the law requires: it stays, under the tombstone.
+            Builtin::Credits => AreaErasure {
+                deleted: 0,
+                pseudonymized: store.pseudonymize_credits(user.id, tombstone).await?,
+            },
             Builtin::Consents => {
                 let e = store
                     .erase_consents(user.id, &user.email, tombstone)

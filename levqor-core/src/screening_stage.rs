@@ -307,13 +307,14 @@ impl Levqor {
                 idempotency_key: None,
             };
             let hash = fingerprint(&request);
+            let hold = self.hold_for(&request.workflow, record.user_id).await?;
             let admitted = self
                 .intake
                 .admit(
                     job_id,
                     record.user_id,
                     request,
-                    JobStatus::Queued,
+                    (JobStatus::Queued, hold),
                     hash,
                     now,
                 )

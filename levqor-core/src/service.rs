@@ -12,6 +12,7 @@ use crate::jobs::steps::StepRunner;
 use crate::jobs::store::{JobFilter, JobStore};
 use crate::jobs::workflow::{Workflow, WorkflowSchema};
 use crate::notify::{Email, EmailKind, OutboxMessage, OutboxStore};
+use crate::pricing::{CreditStore, EntryKind, LoadGauge, NewEntry, PriceStage, PricingPolicy};
 use crate::privacy::{self, PersonalDataArea, PrivacyStore};
 use crate::screening_stage::{ScreenStage, ScreeningRules};
 use crate::users::{self, ApiKey, IssuedKey, Upserted, User, UserStore};
@@ -25,7 +26,9 @@ use uuid::Uuid;
 
 /// Everything Levqor stores: one backend implements every area's port.
 #[async_trait]
-pub trait Store: JobStore + UserStore + OutboxStore + ConsentStore + PrivacyStore {
+pub trait Store:
+    JobStore + UserStore + OutboxStore + ConsentStore + PrivacyStore + CreditStore
+{
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
     /// `memory`, `sqlite` or `postgres`.
@@ -88,6 +91,9 @@ pub struct Levqor {
     pub(crate) screening: Arc<ScreeningRules>,
     pub(crate) areas: Vec<Arc<dyn PersonalDataArea>>,
     pub(crate) public_url: String,
+    pub(crate) pricing: Arc<RwLock<PricingPolicy>>,
+    pub(crate) gauge: Arc<LoadGauge>,
+    pub(crate) signup_grant: i64,
 }
 
 /// Recently seen live keys, so that a busy client does not cost a database read per request.
@@ -142,10 +148,16 @@ impl Levqor {
         let schema = Arc::new(WorkflowSchema::new(&runner.connector_schemas()));
         let consent_cache = Arc::new(ConsentCache::new(store.clone()));
         let screening = Arc::new(ScreeningRules::new(store.clone()));
+        let pricing = Arc::new(RwLock::new(PricingPolicy::default()));
+        let gauge = Arc::new(LoadGauge::new(store.clone()));
         let stages: Vec<Arc<dyn IntakeStage>> = vec![
             Arc::new(ValidateStage::new(schema.clone())),
             Arc::new(ScreenStage::new(screening.clone(), store.clone())),
             Arc::new(ConsentStage::new(consent_cache.clone())),
+            Arc::new(PriceStage {
+                policy: pricing.clone(),
+                gauge: gauge.clone(),
+            }),
         ];
         let job_store: Arc<dyn JobStore> = store.clone();
         let intake = Intake::new(job_store, stages, store.write_parallelism());
@@ -165,7 +177,24 @@ impl Levqor {
             screening,
             areas: privacy::builtin_areas(),
             public_url: "http://127.0.0.1:8080".into(),
+            pricing,
+            gauge,
+            signup_grant: 0,
         }
+    }
+
+    /// Checks a workflow against the schema.
+    pub(crate) fn validate_workflow(&self, workflow: &Value) -> Result<Workflow> {
+        self.schema.validate(workflow).map_err(|e| {
+            Error::violations(
+                "validation_failed",
+                e.message,
+                e.violations
+                    .into_iter()
+                    .map(|v| Violation::new(format!("/workflow{}", v.pointer), v.message))
+                    .collect(),
+            )
+        })
     }
 
     /// The base URL of links in emails (confirmation and unsubscribe links).
@@ -210,13 +239,24 @@ impl Levqor {
 
     /// Starts a worker pool in this process.
     pub fn start_engine(&self, config: EngineConfig) -> EngineHandle {
-        engine::start(
+        let mut handle = engine::start(
             self.store.clone(),
             self.runner.clone(),
             self.clock.clone(),
             self.signals.clone(),
             config,
-        )
+        );
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        handle.add_background(tokio::spawn(async move {
+            // Holds of ended jobs are settled (or released) within about a second.
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Err(e) = crate::pricing::settle(store.as_ref(), clock.now()).await {
+                    tracing::warn!(error = %e, "settling credit holds failed");
+                }
+            }
+        }));
+        handle
     }
 
     /// The store.
@@ -272,7 +312,8 @@ impl Levqor {
         let email = users::normalize_email(email)?;
         let name = users::validate_name(name)?;
         let now = self.now();
-        self.store
+        let upserted = self
+            .store
             .upsert_user(User {
                 id: Uuid::now_v7(),
                 email,
@@ -280,7 +321,24 @@ impl Levqor {
                 created_at: now,
                 updated_at: now,
             })
-            .await
+            .await?;
+        if self.signup_grant > 0 {
+            // Keyed, so a retried create (or one that lost a race) grants once.
+            let (Upserted::Created(u) | Upserted::Existing(u)) = &upserted;
+            self.store
+                .post_entry(&NewEntry {
+                    user_id: u.id,
+                    kind: EntryKind::Grant,
+                    credits: self.signup_grant,
+                    idempotency_key: "signup".into(),
+                    reason: Some("sign-up grant".into()),
+                    priority: 0,
+                    expires_at: None,
+                    now,
+                })
+                .await?;
+        }
+        Ok(upserted)
     }
 
     /// A user the caller may see.

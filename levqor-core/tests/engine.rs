@@ -93,7 +93,8 @@ async fn world() -> World {
         Arc::new(OutboxNotifier::new(store.clone())),
         connectors,
     ));
-    let levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
+    let mut levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
+    levqor.set_signup_grant(1_000_000_000);
     let admin = levqor.authenticate("admin").await.unwrap();
     let user = match levqor
         .create_user(&admin, "e@example.com", None)

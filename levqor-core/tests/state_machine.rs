@@ -54,6 +54,7 @@ fn new_job(owner: Uuid, at: chrono::DateTime<Utc>) -> NewJob {
             finished_at: None,
         },
         request_hash: String::new(),
+        hold: None,
     }
 }
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod credit_routes;
 pub mod error;
 pub mod extract;
 pub mod fetch;
@@ -51,6 +52,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/steps", get(routes::job_steps))
         .route("/v1/admin/outbox", get(routes::outbox))
         .merge(privacy_router())
+        .route("/v1/credits", get(credit_routes::credits))
+        .route("/v1/credits/entries", get(credit_routes::entries))
+        .route(
+            "/v1/admin/users/{id}/credits",
+            post(credit_routes::grant).get(credit_routes::credits),
+        )
+        .route("/v1/quote", post(credit_routes::quote))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

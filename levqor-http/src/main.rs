@@ -84,6 +84,9 @@ struct ServeArgs {
     /// (marketing sign-up and status).
     #[arg(long, env = "LEVQOR_PUBLIC_RATE_PER_MINUTE", default_value_t = 10)]
     public_rate_per_minute: u32,
+    /// Credits granted to every new user (0: none; an admin grants them).
+    #[arg(long, env = "LEVQOR_SIGNUP_CREDITS", default_value_t = 0)]
+    signup_credits: i64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LEVQOR_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -142,6 +145,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         args.admin_key.as_deref(),
     );
     levqor.set_public_url(&args.public_url);
+    levqor.set_signup_grant(args.signup_credits);
     let levqor = Arc::new(levqor);
     let engine = (args.workers > 0).then(|| {
         levqor.start_engine(EngineConfig {

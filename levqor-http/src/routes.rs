@@ -301,6 +301,9 @@ pub async fn submit_job(
     if let Some(screening) = submitted.screening {
         body["screening"] = screening;
     }
+    if let Some(quote) = submitted.quote {
+        body["quote"] = quote;
+    }
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     let h = response.headers_mut();
     h.insert(

@@ -110,12 +110,9 @@ async fn scenario(url: &str) {
         Arc::new(OutboxNotifier::new(store.clone())),
         Vec::new(),
     ));
-    let levqor = Arc::new(Levqor::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        runner,
-        Some(ADMIN),
-    ));
+    let mut levqor = Levqor::new(store.clone(), Arc::new(SystemClock), runner, Some(ADMIN));
+    levqor.set_signup_grant(1_000_000);
+    let levqor = Arc::new(levqor);
     let engine = levqor.start_engine(EngineConfig {
         workers: 4,
         poll_interval: Duration::from_millis(20),

@@ -39,6 +39,7 @@ fn api() -> Api {
     ));
     let mut levqor = Levqor::new(store, clock.clone(), runner, Some(ADMIN));
     levqor.set_public_url("https://levqor.example");
+    levqor.set_signup_grant(1_000_000_000);
     let levqor = Arc::new(levqor);
     Api {
         app: router(AppState::new(levqor.clone())),
@@ -766,6 +767,7 @@ async fn exports_are_emailed_as_a_zip_once_a_day() {
             "profile.json",
             "keys.json",
             "jobs.json",
+            "credits.json",
             "consents.json",
             "objections.json",
             "events.json"

@@ -30,12 +30,11 @@ fn api() -> Api {
         Arc::new(OutboxNotifier::new(store.clone())),
         Vec::new(),
     ));
-    let levqor = Arc::new(Levqor::new(
-        store,
-        Arc::new(SystemClock),
-        runner,
-        Some(ADMIN),
-    ));
+    let levqor = Arc::new({
+        let mut l = Levqor::new(store, Arc::new(SystemClock), runner, Some(ADMIN));
+        l.set_signup_grant(1_000_000_000);
+        l
+    });
     Api {
         app: router(AppState::new(levqor.clone())),
         levqor,
@@ -655,12 +654,11 @@ async fn ready_is_503_when_the_database_is_gone() {
         Arc::new(OutboxNotifier::new(sqlite.clone())),
         Vec::new(),
     ));
-    let levqor = Arc::new(Levqor::new(
-        sqlite.clone(),
-        Arc::new(SystemClock),
-        runner,
-        Some(ADMIN),
-    ));
+    let levqor = Arc::new({
+        let mut l = Levqor::new(sqlite.clone(), Arc::new(SystemClock), runner, Some(ADMIN));
+        l.set_signup_grant(1_000_000_000);
+        l
+    });
     let api = Api {
         app: router(AppState::new(levqor.clone())),
         levqor,

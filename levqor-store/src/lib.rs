@@ -21,6 +21,7 @@
 mod error;
 mod plan;
 mod postgres;
+mod pricing_sql;
 mod privacy_sql;
 mod sql;
 mod sqlite;

@@ -3,6 +3,7 @@
 //! applied one after another.
 
 use levqor_core::jobs::store::{Finish, Lease, NewJob, Write};
+use levqor_core::pricing::{Account, NewHold};
 use levqor_core::{Admission, Error, Job, Result, StepRecord};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -112,6 +113,54 @@ pub(crate) fn offered(jobs: &[NewJob]) -> Vec<&NewJob> {
     offered
 }
 
+/// The owners, sorted, of the offered jobs that ask for a hold: the accounts to lock.
+pub(crate) fn hold_owners(offered: &[&NewJob]) -> Vec<Uuid> {
+    let mut owners: Vec<Uuid> = offered
+        .iter()
+        .filter(|n| n.hold.is_some())
+        .map(|n| n.job.owner_id)
+        .collect();
+    owners.sort();
+    owners.dedup();
+    owners
+}
+
+/// The offered jobs whose hold does not fit what their owner has available, deciding in batch
+/// order: each hold that fits reduces what the next may take.
+pub(crate) fn refused_holds(
+    jobs: &[NewJob],
+    offered: &[&NewJob],
+    accounts: &HashMap<Uuid, Account>,
+) -> HashSet<Uuid> {
+    let offered: HashSet<Uuid> = offered.iter().map(|n| n.job.id).collect();
+    let mut available: HashMap<Uuid, i64> = accounts
+        .iter()
+        .map(|(owner, a)| (*owner, a.available()))
+        .collect();
+    let mut refused = HashSet::new();
+    for new in jobs.iter().filter(|n| offered.contains(&n.job.id)) {
+        let Some(hold) = &new.hold else { continue };
+        let left = available.entry(new.job.owner_id).or_default();
+        if *left >= hold.credits {
+            *left -= hold.credits;
+        } else {
+            refused.insert(new.job.id);
+        }
+    }
+    refused
+}
+
+/// The holds of the jobs that were inserted.
+pub(crate) fn holds_of<'a>(
+    jobs: &'a [NewJob],
+    inserted: &HashSet<Uuid>,
+) -> Vec<(&'a Job, &'a NewHold)> {
+    jobs.iter()
+        .filter(|n| inserted.contains(&n.job.id))
+        .filter_map(|n| Some((&n.job, n.hold.as_ref()?)))
+        .collect()
+}
+
 /// The (owner, key) pairs to look the first job up by: those of the jobs not `inserted`.
 pub(crate) fn keys_taken<'a>(jobs: &'a [NewJob], inserted: &HashSet<Uuid>) -> Vec<(Uuid, &'a str)> {
     let mut seen = HashSet::new();
@@ -134,15 +183,25 @@ pub(crate) fn admissions(
     jobs: Vec<NewJob>,
     inserted: &HashSet<Uuid>,
     firsts: &[First],
+    refused: &HashSet<Uuid>,
 ) -> Vec<Result<Admission>> {
     let by_key: HashMap<(Uuid, &str), &First> = firsts
         .iter()
         .filter_map(|f| Some(((f.job.owner_id, f.job.idempotency_key.as_deref()?), f)))
         .collect();
+    // A job whose key was first offered by a job refused for credits is refused the same way.
+    let refused_keys: HashSet<(Uuid, String)> = jobs
+        .iter()
+        .filter(|n| refused.contains(&n.job.id))
+        .filter_map(|n| Some((n.job.owner_id, n.job.idempotency_key.clone()?)))
+        .collect();
     jobs.into_iter()
         .map(|new| {
             if inserted.contains(&new.job.id) {
                 return Ok(Admission::Created(new.job));
+            }
+            if refused.contains(&new.job.id) {
+                return Err(levqor_core::pricing::insufficient());
             }
             let first = new
                 .job
@@ -151,6 +210,14 @@ pub(crate) fn admissions(
                 .and_then(|key| by_key.get(&(new.job.owner_id, key)));
             match first {
                 Some(first) => replay(first, &new.request_hash),
+                None if new
+                    .job
+                    .idempotency_key
+                    .as_ref()
+                    .is_some_and(|k| refused_keys.contains(&(new.job.owner_id, k.clone()))) =>
+                {
+                    Err(levqor_core::pricing::insufficient())
+                }
                 None => Err(Error::internal(
                     "a job was neither inserted nor found by its idempotency key",
                 )),
@@ -287,7 +354,7 @@ mod tests {
                 request_hash: "h".into(),
             },
         ];
-        let outcomes = admissions(jobs.clone(), &inserted, &firsts);
+        let outcomes = admissions(jobs.clone(), &inserted, &firsts, &HashSet::new());
         assert_eq!(
             outcomes[0].as_ref().unwrap(),
             &Admission::Created(jobs[0].job.clone())

@@ -175,6 +175,7 @@ impl PgStore {
                 read: pool.clone(),
                 write: pool,
                 side_tables: &["job_queue", "job_leases"],
+                row_lock: " FOR UPDATE",
             },
         })
     }
@@ -312,11 +313,20 @@ impl JobStore for PgStore {
             return Ok(Vec::new());
         }
         let jobs: Vec<NewJob> = jobs.into_iter().map(as_stored).collect();
+        let mut tx = self.pool().begin().await.map_err(db_error("admit_batch"))?;
+        let mut offered = plan::offered(&jobs);
+        let owners = plan::hold_owners(&offered);
+        let refused = if owners.is_empty() {
+            HashSet::new()
+        } else {
+            let accounts = self.sql.lock_accounts(&mut tx, &owners).await?;
+            plan::refused_holds(&jobs, &offered, &accounts)
+        };
+        offered.retain(|n| !refused.contains(&n.job.id));
         let mut c = JobColumns::default();
-        for new in plan::offered(&jobs) {
+        for new in offered {
             c.push(new);
         }
-        let mut tx = self.pool().begin().await.map_err(db_error("admit_batch"))?;
         let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_JOBS)
             .bind(&c.id)
             .bind(&c.owner_id)
@@ -340,6 +350,9 @@ impl JobStore for PgStore {
             .map_err(db_error("admit_batch"))?
             .into_iter()
             .collect();
+        self.sql
+            .place_holds(&mut tx, &plan::holds_of(&jobs, &inserted))
+            .await?;
         let (owners, keys): (Vec<Uuid>, Vec<&str>) =
             plan::keys_taken(&jobs, &inserted).into_iter().unzip();
         let firsts = if owners.is_empty() {
@@ -354,7 +367,7 @@ impl JobStore for PgStore {
                 .map_err(db_error("admit_batch"))?
         };
         tx.commit().await.map_err(db_error("admit_batch"))?;
-        Ok(plan::admissions(jobs, &inserted, &firsts))
+        Ok(plan::admissions(jobs, &inserted, &firsts, &refused))
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<ClaimedJob>> {

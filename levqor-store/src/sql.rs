@@ -161,6 +161,16 @@ macro_rules! delegate_shared_ports {
             consent_stats(current: Option<&str>) -> levqor_core::consent::ConsentStats;
         }}
 
+        $crate::sql::delegate! { CreditStore for $store {
+            account(user_id: uuid::Uuid) -> levqor_core::pricing::Account;
+            post_entry(entry: &levqor_core::pricing::NewEntry) -> levqor_core::pricing::Posted;
+            list_entries(user_id: uuid::Uuid, before: Option<uuid::Uuid>, limit: usize) -> Vec<levqor_core::pricing::Entry>;
+            holds_to_close(now: chrono::DateTime<chrono::Utc>, limit: usize) -> Vec<levqor_core::pricing::Hold>;
+            close_hold(job_id: uuid::Uuid, actual: i64, now: chrono::DateTime<chrono::Utc>) -> bool;
+            expire_credits(now: chrono::DateTime<chrono::Utc>) -> i64;
+            pseudonymize_credits(user_id: uuid::Uuid, tombstone: uuid::Uuid) -> u64;
+        }}
+
         #[async_trait::async_trait]
         impl levqor_core::PrivacyStore for $store {
             async fn get_setting(&self, key: &str) -> levqor_core::Result<Option<serde_json::Value>> {
@@ -286,6 +296,9 @@ pub(crate) struct SqlStore<DB: Database> {
     /// Tables beside `jobs` keyed by job id (PostgreSQL's queue and leases), which deleting a
     /// job must clear too.
     pub side_tables: &'static [&'static str],
+    /// What a `SELECT` appends to lock the rows it reads until the transaction ends
+    /// (` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose one writer serializes writes).
+    pub row_lock: &'static str,
 }
 
 impl<DB> SqlStore<DB>

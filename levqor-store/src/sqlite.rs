@@ -131,6 +131,7 @@ impl SqliteStore {
                     read: pool.clone(),
                     write: pool,
                     side_tables: &[],
+                    row_lock: "",
                 },
             });
         }
@@ -146,6 +147,7 @@ impl SqliteStore {
                 read,
                 write,
                 side_tables: &[],
+                row_lock: "",
             },
         })
     }
@@ -367,8 +369,17 @@ impl JobStore for SqliteStore {
             return Ok(Vec::new());
         }
         let jobs: Vec<NewJob> = jobs.into_iter().map(as_stored).collect();
-        let offered = rows::json(plan::offered(&jobs).into_iter().map(rows::Job::from))?;
         let mut tx = self.begin("admit_batch").await?;
+        let mut offered = plan::offered(&jobs);
+        let owners = plan::hold_owners(&offered);
+        let refused = if owners.is_empty() {
+            HashSet::new()
+        } else {
+            let accounts = self.sql.lock_accounts(&mut tx, &owners).await?;
+            plan::refused_holds(&jobs, &offered, &accounts)
+        };
+        offered.retain(|n| !refused.contains(&n.job.id));
+        let offered = rows::json(offered.into_iter().map(rows::Job::from))?;
         let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_JOBS)
             .bind(offered)
             .fetch_all(&mut *tx)
@@ -376,6 +387,9 @@ impl JobStore for SqliteStore {
             .map_err(db_error("admit_batch"))?
             .into_iter()
             .collect();
+        self.sql
+            .place_holds(&mut tx, &plan::holds_of(&jobs, &inserted))
+            .await?;
         let taken = plan::keys_taken(&jobs, &inserted);
         let firsts = if taken.is_empty() {
             Vec::new()
@@ -392,7 +406,7 @@ impl JobStore for SqliteStore {
                 .map_err(db_error("admit_batch"))?
         };
         tx.commit().await.map_err(db_error("admit_batch"))?;
-        Ok(plan::admissions(jobs, &inserted, &firsts))
+        Ok(plan::admissions(jobs, &inserted, &firsts, &refused))
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<ClaimedJob>> {

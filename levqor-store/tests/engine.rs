@@ -27,12 +27,9 @@ impl HttpClient for Offline {
 async fn every_job_runs_to_success(store: Arc<dyn Store>) {
     let notifier = Arc::new(OutboxNotifier::new(store.clone()));
     let runner = Arc::new(StepRunner::new(Arc::new(Offline), notifier, Vec::new()));
-    let levqor = Arc::new(Levqor::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        runner,
-        Some("admin"),
-    ));
+    let mut levqor = Levqor::new(store.clone(), Arc::new(SystemClock), runner, Some("admin"));
+    levqor.set_signup_grant(1_000_000);
+    let levqor = Arc::new(levqor);
     let admin = levqor.authenticate("admin").await.unwrap();
     let (Upserted::Created(user) | Upserted::Existing(user)) = levqor
         .create_user(&admin, "engine@example.com", None)

@@ -76,6 +76,7 @@ fn new_job(owner: Uuid) -> NewJob {
             finished_at: None,
         },
         request_hash: String::new(),
+        hold: None,
     }
 }
 
@@ -105,6 +106,19 @@ async fn main() {
     {
         levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u.id,
     };
+    // Jobs submitted through intake are priced and held: give the bench user plenty.
+    levqor
+        .grant_credits(
+            &admin,
+            owner,
+            1_000_000_000,
+            Some("bench"),
+            None,
+            0,
+            &Uuid::new_v4().to_string(),
+        )
+        .await
+        .expect("credits");
     let key = levqor.create_key(&admin, owner, None).await.expect("key");
     let me = levqor.authenticate(&key.secret).await.expect("user key");
     let config = EngineConfig {

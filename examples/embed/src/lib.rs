@@ -52,7 +52,9 @@ pub async fn run(name: &str) -> levqor_core::Result<Job> {
         Arc::new(OutboxNotifier::new(store.clone())),
         vec![Arc::new(Shout)],
     ));
-    let levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
+    let mut levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
+    // Jobs cost credits; this deployment gives every new user some.
+    levqor.set_signup_grant(10_000);
     let engine = levqor.start_engine(EngineConfig {
         poll_interval: Duration::from_millis(10),
         ..EngineConfig::default()

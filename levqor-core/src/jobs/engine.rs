@@ -148,6 +148,11 @@ pub fn start(
 }
 
 impl EngineHandle {
+    /// Adds a task that runs as long as the engine and is stopped with it.
+    pub(crate) fn add_background(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.background.push(task);
+    }
+
     /// Stops claiming, lets running jobs finish their current step (up to the grace period),
     /// then releases whatever still runs so another node can take it at once.
     pub async fn shutdown(self) {
@@ -399,6 +404,7 @@ pub async fn schedule_system_jobs(
                 finished_at: None,
             },
             request_hash,
+            hold: None,
         });
     }
     if jobs.is_empty() {

@@ -53,6 +53,10 @@ pub struct IntakeContext {
     pub warnings: Vec<Value>,
     /// What content screening found, when it found anything.
     pub screening: Option<Value>,
+    /// The job's price, set by the pricing stage.
+    pub quote: Option<Value>,
+    /// Credits admission must hold, set by the pricing stage.
+    pub hold: Option<crate::pricing::NewHold>,
     /// When.
     pub now: DateTime<Utc>,
 }
@@ -145,6 +149,8 @@ pub struct Submitted {
     pub warnings: Vec<Value>,
     /// What content screening found, when it found anything.
     pub screening: Option<Value>,
+    /// The price the job is held for.
+    pub quote: Option<Value>,
 }
 
 impl Intake {
@@ -183,6 +189,8 @@ impl Intake {
             status: JobStatus::Queued,
             warnings: Vec::new(),
             screening: None,
+            quote: None,
+            hold: None,
             now,
         };
         for stage in &self.stages {
@@ -195,7 +203,7 @@ impl Intake {
                 ctx.job_id,
                 owner_id,
                 ctx.request,
-                ctx.status,
+                (ctx.status, ctx.hold),
                 request_hash,
                 now,
             )
@@ -204,6 +212,7 @@ impl Intake {
             admission,
             warnings: ctx.warnings,
             screening: ctx.screening,
+            quote: ctx.quote,
         })
     }
 
@@ -213,7 +222,7 @@ impl Intake {
         id: Uuid,
         owner_id: Uuid,
         r: SubmitRequest,
-        status: JobStatus,
+        (status, hold): (JobStatus, Option<crate::pricing::NewHold>),
         request_hash: String,
         now: DateTime<Utc>,
     ) -> Result<Admission> {
@@ -235,7 +244,13 @@ impl Intake {
             started_at: None,
             finished_at: None,
         };
-        self.admit.submit(NewJob { job, request_hash }).await?
+        self.admit
+            .submit(NewJob {
+                job,
+                request_hash,
+                hold,
+            })
+            .await?
     }
 }
 

@@ -15,6 +15,9 @@ pub struct NewJob {
     pub job: Job,
     /// SHA-256 of the canonical request; a replayed idempotency key must match it.
     pub request_hash: String,
+    /// Credits to hold for it in the same transaction; when they do not fit, the job is not
+    /// admitted (`insufficient_credits`).
+    pub hold: Option<crate::pricing::NewHold>,
 }
 
 /// What admitting one job did.
@@ -131,7 +134,9 @@ pub struct Reaped {
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Admits jobs in one transaction. Per job: `Created`, `Replayed` (same owner, same key, same
-    /// request hash), or an error (`Conflict` `idempotency_key_reused` for another request).
+    /// request hash), or an error (`Conflict` `idempotency_key_reused` for another request,
+    /// `insufficient_credits` when its hold does not fit what the owner has available, in batch
+    /// order). A created job's hold is placed in the same transaction.
     async fn admit_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Result<Admission>>>;
     /// Claims up to `claim.limit` due `queued`/`failed` jobs, oldest `run_after` first, so that
     /// no two claims ever hold the same job; each becomes `running` with `attempts + 1`.

@@ -46,6 +46,8 @@ impl Node {
                 ADMIN,
                 "--poll-ms",
                 "20",
+                "--signup-credits",
+                "1000000000",
             ])
             .args(if allow_private {
                 &["--http-allow-private"][..]

@@ -1,0 +1,290 @@
+//! Credits through the REST API: quotes, admission holds (402 when they do not fit), admin
+//! grants, settlement at the actual cost once the job ran, and 64 clients racing for the last
+//! credits on PostgreSQL.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use levqor_core::{EngineConfig, Levqor, OutboxNotifier, StepRunner, Store, SystemClock};
+use levqor_http::fetch::ReqwestHttp;
+use levqor_http::{AppState, router};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-secret";
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {key}"));
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    };
+    let resp = app.clone().oneshot(req.unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn service(store: Arc<dyn Store>) -> Arc<Levqor> {
+    let runner = Arc::new(StepRunner::new(
+        Arc::new(ReqwestHttp::new(true, 1 << 20)),
+        Arc::new(OutboxNotifier::new(store.clone())),
+        Vec::new(),
+    ));
+    Arc::new(Levqor::new(
+        store,
+        Arc::new(SystemClock),
+        runner,
+        Some(ADMIN),
+    ))
+}
+
+async fn user(app: &axum::Router, email: &str) -> (String, String) {
+    let (_, u) = call(
+        app,
+        "POST",
+        "/v1/users",
+        ADMIN,
+        Some(json!({"email": email})),
+    )
+    .await;
+    let id = u["id"].as_str().unwrap().to_string();
+    let (_, k) = call(app, "POST", &format!("/v1/users/{id}/keys"), ADMIN, None).await;
+    (id, k["key"].as_str().unwrap().to_string())
+}
+
+fn workflow() -> Value {
+    json!({"name": "w", "steps": [
+        {"id": "a", "type": "log", "message": "x"},
+        {"id": "b", "type": "condition", "if": {"path": "/input/go", "op": "eq", "value": true}, "then": "c", "else": "d"},
+        {"id": "c", "type": "http_request", "url": "https://example.invalid/", "method": "GET"},
+        {"id": "d", "type": "log", "message": "skipped the request"}
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_quoted_held_and_settled_at_what_ran() {
+    let levqor = service(Arc::new(levqor_core::MemoryStore::new()));
+    let app = router(AppState::new(levqor.clone()));
+    let (id, key) = user(&app, "payer@example.com").await;
+
+    // The quote: 1 + 1 + 10 + 1 at a calm load factor of 1.0.
+    let (s, q) = call(
+        &app,
+        "POST",
+        "/v1/quote",
+        &key,
+        Some(json!({"workflow": workflow()})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(q["credits"], 13, "{q}");
+    let names: Vec<&str> = q["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "base:condition",
+            "base:http_request",
+            "base:log",
+            "load_factor",
+            "performance_bonus"
+        ]
+    );
+    assert_eq!(q["components"][3]["factor"], 1.0);
+    let (s, bad) = call(
+        &app,
+        "POST",
+        "/v1/quote",
+        &key,
+        Some(json!({"workflow": {"steps": "no"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+
+    // A new user has nothing: the job is refused and nothing is written.
+    let submit = json!({"workflow": workflow(), "input": {"go": false}});
+    let (s, r) = call(&app, "POST", "/v1/jobs", &key, Some(submit.clone())).await;
+    assert_eq!(
+        (s, r["code"].as_str()),
+        (StatusCode::PAYMENT_REQUIRED, Some("insufficient_credits"))
+    );
+    let (_, jobs) = call(&app, "GET", "/v1/jobs", &key, None).await;
+    assert!(jobs["jobs"].as_array().unwrap().is_empty());
+
+    // The admin grants 20 (a retry with the same key grants nothing more).
+    let grant = json!({"credits": 20, "reason": "welcome", "idempotency_key": "welcome-1"});
+    let (s, e) = call(
+        &app,
+        "POST",
+        &format!("/v1/admin/users/{id}/credits"),
+        ADMIN,
+        Some(grant.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+    let (s, again) = call(
+        &app,
+        "POST",
+        &format!("/v1/admin/users/{id}/credits"),
+        ADMIN,
+        Some(grant),
+    )
+    .await;
+    assert_eq!((s, &again["id"]), (StatusCode::OK, &e["id"]));
+    let (s, r) = call(
+        &app,
+        "POST",
+        &format!("/v1/admin/users/{id}/credits"),
+        &key,
+        Some(json!({"credits": 5, "idempotency_key": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("admin_only"))
+    );
+    let (s, r) = call(
+        &app,
+        "POST",
+        &format!("/v1/admin/users/{id}/credits"),
+        ADMIN,
+        Some(json!({"credits": 1.5})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r["errors"].as_array().unwrap().len(), 2, "{r}");
+
+    // Now the job is admitted with its quote, and 13 are held.
+    let (s, job) = call(&app, "POST", "/v1/jobs", &key, Some(submit.clone())).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["quote"]["credits"], 13);
+    let (_, c) = call(&app, "GET", "/v1/credits", &key, None).await;
+    assert_eq!(c, json!({"balance": 20, "available": 7, "held": 13}));
+    let (s, r) = call(&app, "POST", "/v1/jobs", &key, Some(submit)).await;
+    assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{r}");
+
+    // It runs; the condition skips the request, so it costs 1 + 1 + 1, and the hold settles.
+    let engine = levqor.start_engine(EngineConfig {
+        workers: 2,
+        poll_interval: Duration::from_millis(10),
+        ..EngineConfig::default()
+    });
+    let settled = support::wait_for(Duration::from_secs(10), || {
+        let app = app.clone();
+        let key = key.clone();
+        async move { call(&app, "GET", "/v1/credits", &key, None).await.1["held"] == 0 }
+    })
+    .await;
+    engine.shutdown().await;
+    assert!(settled);
+    let (_, c) = call(&app, "GET", "/v1/credits", &key, None).await;
+    assert_eq!(c, json!({"balance": 17, "available": 17, "held": 0}));
+    let (_, entries) = call(&app, "GET", "/v1/credits/entries", &key, None).await;
+    let kinds: Vec<(&str, i64)> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["credits"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("settle", -3), ("hold", 0), ("grant", 20)]);
+    assert_eq!(entries["entries"][0]["job_id"], job["id"]);
+}
+
+/// 64 clients race to submit jobs against a balance that covers exactly N of them: exactly N
+/// are admitted, the rest get 402, and the ledger adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_clients_race_for_the_last_credits_on_postgres() {
+    const CLIENTS: usize = 64;
+    const N: i64 = 23;
+    let store = levqor_store::connect(&support::fresh_pg_db().await)
+        .await
+        .unwrap();
+    let levqor = service(store.clone());
+    let app = router(AppState::new(levqor.clone()));
+    let (id, key) = user(&app, "racer@example.com").await;
+    let one = json!({"workflow": {"name": "w", "steps": [{"id": "a", "type": "email", "to": "x@example.com", "subject": "s", "body": "b"}]}});
+    let (_, q) = call(
+        &app,
+        "POST",
+        "/v1/quote",
+        &key,
+        Some(json!({"workflow": one["workflow"]})),
+    )
+    .await;
+    let price = q["credits"].as_i64().unwrap();
+    assert_eq!(price, 5);
+    let (s, _) = call(
+        &app,
+        "POST",
+        &format!("/v1/admin/users/{id}/credits"),
+        ADMIN,
+        Some(json!({"credits": N * price, "idempotency_key": "race"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (app, key, body) = (app.clone(), key.clone(), one.clone());
+            tokio::spawn(async move { call(&app, "POST", "/v1/jobs", &key, Some(body)).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    let mut refused = 0;
+    for t in tasks {
+        let (s, body) = t.await.unwrap();
+        match s {
+            StatusCode::ACCEPTED => admitted += 1,
+            StatusCode::PAYMENT_REQUIRED => {
+                assert_eq!(body["code"], "insufficient_credits");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((admitted, refused), (N, CLIENTS as i64 - N));
+    let (_, c) = call(&app, "GET", "/v1/credits", &key, None).await;
+    assert_eq!(
+        c,
+        json!({"balance": N * price, "available": 0, "held": N * price})
+    );
+    let user_id = uuid::Uuid::parse_str(&id).unwrap();
+    let entries = store.list_entries(user_id, None, 1000).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.credits).sum::<i64>(), N * price);
+    assert_eq!(entries.iter().map(|e| e.held).sum::<i64>(), N * price);
+    assert_eq!(
+        entries.len() as i64,
+        N + 1,
+        "one hold per admitted job, and the grant"
+    );
+    let (_, jobs) = call(&app, "GET", "/v1/jobs?limit=100", &key, None).await;
+    assert_eq!(
+        jobs["jobs"].as_array().unwrap().len() as i64,
+        N,
+        "no refused job was written"
+    );
+}

@@ -1,0 +1,543 @@
+//! The credit ledger on both backends. Every change locks the account row first (PostgreSQL:
+//! `FOR UPDATE`; SQLite has one writer), so concurrent holds, settlements and grants on one
+//! account run one after another, and the table's CHECKs back the rule that nothing leaves an
+//! account with less than nothing available.
+
+use crate::error::{db_error, is_unique_violation};
+use crate::privacy_sql::Affected;
+use crate::sql::SqlStore;
+use crate::types::{Timestamp, micros};
+use chrono::{DateTime, Utc};
+use levqor_core::pricing::{
+    self, Account, Bucket, Entry, EntryKind, Hold, NewEntry, NewHold, Posted,
+};
+use levqor_core::{Job, Result};
+use serde_json::Value;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+const ENTRY_COLUMNS: &str = "id, user_id, kind, credits, held, job_id, idempotency_key, reason, \
+                             priority, expires_at, created_at";
+
+fn decode_err(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
+}
+
+/// One row of an entry to insert.
+fn new_entry(
+    user_id: Uuid,
+    kind: EntryKind,
+    (credits, held): (i64, i64),
+    job_id: Option<Uuid>,
+    key: String,
+    now: DateTime<Utc>,
+) -> Entry {
+    Entry {
+        id: Uuid::now_v7(),
+        user_id,
+        kind,
+        credits,
+        held,
+        job_id,
+        idempotency_key: key,
+        reason: None,
+        priority: 0,
+        expires_at: None,
+        created_at: micros(now),
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    DB::QueryResult: Affected,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> String: Encode<'q, DB>,
+    for<'q> Timestamp: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Timestamp>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Value: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    fn entry_from_row(row: &DB::Row) -> std::result::Result<Entry, sqlx::Error> {
+        let kind: String = row.try_get("kind")?;
+        Ok(Entry {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            kind: EntryKind::parse(&kind).ok_or_else(|| decode_err("entry kind", &kind))?,
+            credits: row.try_get("credits")?,
+            held: row.try_get("held")?,
+            job_id: row.try_get("job_id")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            reason: row.try_get("reason")?,
+            priority: row.try_get("priority")?,
+            expires_at: row
+                .try_get::<Option<Timestamp>, _>("expires_at")?
+                .map(|t| t.0),
+            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
+        })
+    }
+
+    /// The totals of `owners`' accounts, locked until the transaction ends; missing accounts
+    /// are created empty so that they can be locked too.
+    pub(crate) async fn lock_accounts(
+        &self,
+        conn: &mut DB::Connection,
+        owners: &[Uuid],
+    ) -> Result<HashMap<Uuid, Account>> {
+        let op = "lock_accounts";
+        let mut ins =
+            QueryBuilder::<DB>::new("INSERT INTO credit_accounts (user_id, balance, held) ");
+        ins.push_values(owners, |mut b, o| {
+            b.push_bind(*o).push_bind(0i64).push_bind(0i64);
+        });
+        ins.push(" ON CONFLICT (user_id) DO NOTHING");
+        ins.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error(op))?;
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT user_id, balance, held FROM credit_accounts WHERE user_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for o in owners {
+            list.push_bind(*o);
+        }
+        q.push(") ORDER BY user_id");
+        q.push(self.row_lock);
+        q.build()
+            .try_map(|row: DB::Row| {
+                Ok((
+                    row.try_get("user_id")?,
+                    Account {
+                        balance: row.try_get("balance")?,
+                        held: row.try_get("held")?,
+                    },
+                ))
+            })
+            .fetch_all(&mut *conn)
+            .await
+            .map(|rows| rows.into_iter().collect())
+            .map_err(db_error(op))
+    }
+
+    async fn insert_entries(&self, conn: &mut DB::Connection, entries: &[Entry]) -> Result<()> {
+        for chunk in entries.chunks(500) {
+            let mut q =
+                QueryBuilder::<DB>::new(format!("INSERT INTO credit_entries ({ENTRY_COLUMNS}) "));
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.id)
+                    .push_bind(e.user_id)
+                    .push_bind(e.kind.as_str().to_string())
+                    .push_bind(e.credits)
+                    .push_bind(e.held)
+                    .push_bind(e.job_id)
+                    .push_bind(e.idempotency_key.clone())
+                    .push_bind(e.reason.clone())
+                    .push_bind(e.priority)
+                    .push_bind(e.expires_at.map(Timestamp))
+                    .push_bind(Timestamp(e.created_at));
+            });
+            q.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error("insert_entries"))?;
+        }
+        Ok(())
+    }
+
+    async fn move_account(
+        &self,
+        conn: &mut DB::Connection,
+        user_id: Uuid,
+        credits: i64,
+        held: i64,
+    ) -> Result<()> {
+        // The account exists: every caller locked it first (`lock_accounts` creates it).
+        sqlx::query(
+            "UPDATE credit_accounts SET balance = balance + $2, held = held + $3 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(credits)
+        .bind(held)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("move_account"))?;
+        Ok(())
+    }
+
+    /// Places the holds of admitted jobs: one hold row and one `hold` entry each, and the
+    /// owners' held totals. The caller checked that they fit, under the accounts' locks.
+    pub(crate) async fn place_holds(
+        &self,
+        conn: &mut DB::Connection,
+        holds: &[(&Job, &NewHold)],
+    ) -> Result<()> {
+        if holds.is_empty() {
+            return Ok(());
+        }
+        for chunk in holds.chunks(500) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO credit_holds (job_id, user_id, credits, quote, expires_at, open) ",
+            );
+            q.push_values(chunk, |mut b, (job, hold)| {
+                b.push_bind(job.id)
+                    .push_bind(job.owner_id)
+                    .push_bind(hold.credits)
+                    .push_bind(hold.quote.clone())
+                    .push_bind(Timestamp(micros(hold.expires_at)))
+                    .push_bind(true);
+            });
+            q.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error("place_holds"))?;
+        }
+        let entries: Vec<Entry> = holds
+            .iter()
+            .map(|(job, hold)| {
+                new_entry(
+                    job.owner_id,
+                    EntryKind::Hold,
+                    (0, hold.credits),
+                    Some(job.id),
+                    format!("hold:{}", job.id),
+                    job.created_at,
+                )
+            })
+            .collect();
+        self.insert_entries(conn, &entries).await?;
+        let mut per_owner: HashMap<Uuid, i64> = HashMap::new();
+        for (job, hold) in holds {
+            *per_owner.entry(job.owner_id).or_default() += hold.credits;
+        }
+        let mut owners: Vec<_> = per_owner.into_iter().collect();
+        owners.sort();
+        for (owner, held) in owners {
+            self.move_account(conn, owner, 0, held).await?;
+        }
+        Ok(())
+    }
+
+    /// The user's open buckets, locked.
+    async fn open_buckets(&self, conn: &mut DB::Connection, user_id: Uuid) -> Result<Vec<Bucket>> {
+        let sql = format!(
+            "SELECT id, rank, priority, expires_at, remaining FROM credit_buckets \
+             WHERE user_id = $1 AND remaining > 0 ORDER BY id{}",
+            self.row_lock
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .try_map(|row: DB::Row| {
+                Ok(Bucket {
+                    id: row.try_get("id")?,
+                    rank: row.try_get::<i32, _>("rank")? as u8,
+                    priority: row.try_get("priority")?,
+                    expires_at: row
+                        .try_get::<Option<Timestamp>, _>("expires_at")?
+                        .map(|t| t.0),
+                    remaining: row.try_get("remaining")?,
+                })
+            })
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("open_buckets"))
+    }
+
+    async fn take_from(
+        &self,
+        conn: &mut DB::Connection,
+        buckets: &[Bucket],
+        taken: &[(usize, i64)],
+    ) -> Result<()> {
+        for &(i, t) in taken {
+            sqlx::query("UPDATE credit_buckets SET remaining = remaining - $2 WHERE id = $1")
+                .bind(buckets[i].id)
+                .bind(t)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error("take_from"))?;
+        }
+        Ok(())
+    }
+
+    async fn entry_by_key(
+        &self,
+        conn: &mut DB::Connection,
+        user_id: Uuid,
+        key: &str,
+    ) -> Result<Option<Entry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM credit_entries WHERE user_id = $1 AND idempotency_key = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(key)
+            .try_map(|row| Self::entry_from_row(&row))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error("entry_by_key"))
+    }
+
+    pub async fn account(&self, user_id: Uuid) -> Result<Account> {
+        Ok(
+            sqlx::query("SELECT balance, held FROM credit_accounts WHERE user_id = $1")
+                .bind(user_id)
+                .try_map(|row: DB::Row| {
+                    Ok(Account {
+                        balance: row.try_get("balance")?,
+                        held: row.try_get("held")?,
+                    })
+                })
+                .fetch_optional(&self.write)
+                .await
+                .map_err(db_error("account"))?
+                .unwrap_or_default(),
+        )
+    }
+
+    pub async fn post_entry(&self, new: &NewEntry) -> Result<Posted> {
+        let op = "post_entry";
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        let accounts = self.lock_accounts(&mut tx, &[new.user_id]).await?;
+        if let Some(first) = self
+            .entry_by_key(&mut tx, new.user_id, &new.idempotency_key)
+            .await?
+        {
+            return Ok(Posted::Replayed(first));
+        }
+        if new.credits < 0 {
+            let available = accounts
+                .get(&new.user_id)
+                .copied()
+                .unwrap_or_default()
+                .available();
+            if available < -new.credits {
+                return Err(pricing::insufficient());
+            }
+            let buckets = self.open_buckets(&mut tx, new.user_id).await?;
+            let taken = pricing::spend(&buckets, -new.credits);
+            self.take_from(&mut tx, &buckets, &taken).await?;
+        }
+        let entry = Entry {
+            reason: new.reason.clone(),
+            priority: new.priority,
+            expires_at: new.expires_at.map(micros),
+            ..new_entry(
+                new.user_id,
+                new.kind,
+                (new.credits, 0),
+                None,
+                new.idempotency_key.clone(),
+                new.now,
+            )
+        };
+        self.insert_entries(&mut tx, std::slice::from_ref(&entry))
+            .await?;
+        if new.credits > 0 {
+            sqlx::query(
+                "INSERT INTO credit_buckets (id, user_id, rank, priority, expires_at, remaining) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(entry.id)
+            .bind(entry.user_id)
+            .bind(i32::from(new.kind.spend_rank()))
+            .bind(new.priority)
+            .bind(entry.expires_at.map(Timestamp))
+            .bind(new.credits)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(op))?;
+        }
+        self.move_account(&mut tx, new.user_id, new.credits, 0)
+            .await?;
+        match tx.commit().await {
+            Ok(()) => Ok(Posted::Created(entry)),
+            Err(e) if is_unique_violation(&e) => self.replayed(new).await,
+            Err(e) => Err(db_error(op)(e)),
+        }
+    }
+
+    async fn replayed(&self, new: &NewEntry) -> Result<Posted> {
+        let mut conn = self.write.acquire().await.map_err(db_error("post_entry"))?;
+        self.entry_by_key(&mut conn, new.user_id, &new.idempotency_key)
+            .await?
+            .map(Posted::Replayed)
+            .ok_or_else(|| {
+                levqor_core::Error::unavailable("the entry was neither posted nor found; try again")
+            })
+    }
+
+    pub async fn list_entries(
+        &self,
+        user_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {ENTRY_COLUMNS} FROM credit_entries WHERE user_id = "
+        ));
+        q.push_bind(user_id);
+        if let Some(b) = before {
+            q.push(" AND id < ").push_bind(b);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(limit as i64);
+        q.build()
+            .try_map(|row| Self::entry_from_row(&row))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error("list_entries"))
+    }
+
+    pub async fn holds_to_close(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Hold>> {
+        sqlx::query(
+            "SELECT h.job_id, h.user_id, h.credits, h.quote, h.expires_at FROM credit_holds h \
+             LEFT JOIN jobs j ON j.id = h.job_id WHERE h.open AND (h.expires_at < $1 OR j.id IS NULL \
+             OR j.status IN ('succeeded', 'dead', 'canceled')) ORDER BY h.job_id LIMIT $2",
+        )
+        .bind(Timestamp(now))
+        .bind(limit as i64)
+        .try_map(|row: DB::Row| {
+            Ok(Hold {
+                job_id: row.try_get("job_id")?,
+                user_id: row.try_get("user_id")?,
+                credits: row.try_get("credits")?,
+                quote: row.try_get("quote")?,
+                expires_at: row.try_get::<Timestamp, _>("expires_at")?.0,
+            })
+        })
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error("holds_to_close"))
+    }
+
+    pub async fn close_hold(&self, job_id: Uuid, actual: i64, now: DateTime<Utc>) -> Result<bool> {
+        let op = "close_hold";
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        let owner: Option<Uuid> =
+            sqlx::query("SELECT user_id FROM credit_holds WHERE job_id = $1 AND open")
+                .bind(job_id)
+                .try_map(|row: DB::Row| row.try_get("user_id"))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error(op))?;
+        let Some(owner) = owner else {
+            return Ok(false);
+        };
+        self.lock_accounts(&mut tx, &[owner]).await?;
+        let credits: Option<i64> = sqlx::query(
+            "UPDATE credit_holds SET open = FALSE WHERE job_id = $1 AND open RETURNING credits",
+        )
+        .bind(job_id)
+        .try_map(|row: DB::Row| row.try_get("credits"))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error(op))?;
+        let Some(credits) = credits else {
+            return Ok(false); // another node closed it first
+        };
+        let actual = actual.clamp(0, credits);
+        if actual > 0 {
+            let buckets = self.open_buckets(&mut tx, owner).await?;
+            let taken = pricing::spend(&buckets, actual);
+            self.take_from(&mut tx, &buckets, &taken).await?;
+        }
+        let kind = if actual > 0 {
+            EntryKind::Settle
+        } else {
+            EntryKind::Release
+        };
+        let entry = new_entry(
+            owner,
+            kind,
+            (-actual, -credits),
+            Some(job_id),
+            format!("close:{job_id}"),
+            now,
+        );
+        self.insert_entries(&mut tx, &[entry]).await?;
+        self.move_account(&mut tx, owner, -actual, -credits).await?;
+        tx.commit().await.map_err(db_error(op))?;
+        Ok(true)
+    }
+
+    pub async fn expire_credits(&self, now: DateTime<Utc>) -> Result<i64> {
+        let op = "expire_credits";
+        let users: Vec<Uuid> = sqlx::query(
+            "SELECT DISTINCT user_id FROM credit_buckets WHERE remaining > 0 AND expires_at <= $1",
+        )
+        .bind(Timestamp(now))
+        .try_map(|row: DB::Row| row.try_get("user_id"))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error(op))?;
+        let mut total = 0;
+        for user in users {
+            let mut tx = self.write.begin().await.map_err(db_error(op))?;
+            let accounts = self.lock_accounts(&mut tx, &[user]).await?;
+            let available = accounts.get(&user).copied().unwrap_or_default().available();
+            let buckets = self.open_buckets(&mut tx, user).await?;
+            let expired = pricing::expiring(&buckets, available, now);
+            if expired.is_empty() {
+                continue;
+            }
+            self.take_from(&mut tx, &buckets, &expired).await?;
+            let entries: Vec<Entry> = expired
+                .iter()
+                .map(|&(i, t)| {
+                    new_entry(
+                        user,
+                        EntryKind::Expiry,
+                        (-t, 0),
+                        None,
+                        format!("expiry:{}:{}", buckets[i].id, now.timestamp_micros()),
+                        now,
+                    )
+                })
+                .collect();
+            self.insert_entries(&mut tx, &entries).await?;
+            let sum: i64 = expired.iter().map(|(_, t)| t).sum();
+            self.move_account(&mut tx, user, -sum, 0).await?;
+            tx.commit().await.map_err(db_error(op))?;
+            total += sum;
+        }
+        Ok(total)
+    }
+
+    /// Moves a user's ledger to `tombstone`: the amounts stay, the person goes.
+    pub async fn pseudonymize_credits(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
+        let op = "pseudonymize_credits";
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        let mut n = 0;
+        for sql in [
+            "UPDATE credit_entries SET user_id = $2, reason = NULL WHERE user_id = $1",
+            "UPDATE credit_buckets SET user_id = $2 WHERE user_id = $1",
+            "UPDATE credit_holds SET user_id = $2 WHERE user_id = $1",
+            "UPDATE credit_accounts SET user_id = $2 WHERE user_id = $1",
+        ] {
+            let r = sqlx::query(sql)
+                .bind(user_id)
+                .bind(tombstone)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(op))?;
+            if sql.starts_with("UPDATE credit_entries") {
+                n = r.rows();
+            }
+        }
+        tx.commit().await.map_err(db_error(op))?;
+        Ok(n)
+    }
+}
