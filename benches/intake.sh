@@ -21,7 +21,7 @@ case $DB in sqlite:*) system=levqor-rest-sqlite ;; *) system=levqor-rest-postgre
 
 cargo build --release -q -p levqor-http --bin levqor
 LEVQOR_LOG=warn target/release/levqor serve --listen 127.0.0.1:$PORT --database-url "$DB" \
-  --admin-key bench-admin --workers "$WORKERS" > "$tmp/out" 2> "$tmp/err" &
+  --admin-key bench-admin --workers "$WORKERS" --signup-credits 1000000000 --default-tier enterprise > "$tmp/out" 2> "$tmp/err" &
 echo $! > "$tmp/pid"
 for _ in $(seq 1 100); do grep -q listening "$tmp/out" 2>/dev/null && break; sleep 0.1; done
 base=http://127.0.0.1:$PORT

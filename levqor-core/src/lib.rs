@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod billing;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -21,6 +22,7 @@ pub mod jobs;
 pub mod memory;
 pub mod notify;
 pub mod pricing;
+pub mod quotas;
 pub mod privacy;
 pub mod screening;
 pub mod screening_stage;
@@ -42,7 +44,9 @@ pub use memory::MemoryStore;
 pub use notify::{
     Attachment, Email, EmailKind, Notifier, OutboxMessage, OutboxNotifier, OutboxStore,
 };
+pub use billing::PaymentProvider;
 pub use pricing::CreditStore;
+pub use quotas::QuotaStore;
 pub use privacy::{PersonalDataArea, PrivacyStore};
 pub use service::{Levqor, Page, Store, UserPatch};
 pub use users::{ApiKey, IssuedKey, Upserted, User, UserStore};

@@ -59,6 +59,9 @@ struct State {
     entry_keys: HashMap<(Uuid, String), Uuid>,
     buckets: Vec<(Uuid, Bucket)>,
     credit_holds: BTreeMap<Uuid, (Hold, bool)>,
+    tiers: HashMap<Uuid, String>,
+    usage_days: BTreeMap<(Uuid, String), u64>,
+    usage_months: HashMap<(Uuid, String), u64>,
 }
 
 impl State {
@@ -918,6 +921,50 @@ impl CreditStore for MemoryStore {
             }
         }
         Ok(total)
+    }
+}
+
+#[async_trait]
+impl crate::quotas::QuotaStore for MemoryStore {
+    async fn tier_of(&self, user_id: Uuid) -> Result<Option<String>> {
+        Ok(self.lock().tiers.get(&user_id).cloned())
+    }
+
+    async fn set_tier(&self, user_id: Uuid, tier: &str, _now: DateTime<Utc>) -> Result<()> {
+        self.lock().tiers.insert(user_id, tier.to_string());
+        Ok(())
+    }
+
+    async fn add_calls(&self, calls: &[crate::quotas::CallCount]) -> Result<Vec<u64>> {
+        let mut s = self.lock();
+        Ok(calls
+            .iter()
+            .map(|c| {
+                *s.usage_days.entry((c.user_id, c.day.clone())).or_default() += c.calls;
+                let month = s.usage_months.entry((c.user_id, c.month.clone())).or_default();
+                *month += c.calls;
+                *month
+            })
+            .collect())
+    }
+
+    async fn usage_days(&self, user_id: Uuid, month: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .lock()
+            .usage_days
+            .iter()
+            .filter(|((u, d), _)| *u == user_id && d.starts_with(month))
+            .map(|((_, d), n)| (d.clone(), *n))
+            .collect())
+    }
+
+    async fn erase_usage(&self, user_id: Uuid) -> Result<u64> {
+        let mut s = self.lock();
+        let before = s.usage_days.len() + s.usage_months.len() + s.tiers.len();
+        s.usage_days.retain(|(u, _), _| *u != user_id);
+        s.usage_months.retain(|(u, _), _| *u != user_id);
+        s.tiers.remove(&user_id);
+        Ok((before - s.usage_days.len() - s.usage_months.len() - s.tiers.len()) as u64)
     }
 }
 

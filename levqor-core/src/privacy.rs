@@ -413,6 +413,7 @@ pub fn builtin_areas() -> Vec<Arc<dyn PersonalDataArea>> {
         Builtin::Keys,
         Builtin::Jobs,
         Builtin::Credits,
+        Builtin::Usage,
         Builtin::Consents,
         Builtin::Objections,
         Builtin::Terms,
@@ -432,6 +433,7 @@ enum Builtin {
     Keys,
     Jobs,
     Credits,
+    Usage,
     Consents,
     Objections,
     Terms,
@@ -460,6 +462,7 @@ impl PersonalDataArea for Builtin {
             Builtin::Keys => "keys",
             Builtin::Jobs => "jobs",
             Builtin::Credits => "credits",
+            Builtin::Usage => "usage",
             Builtin::Consents => "consents",
             Builtin::Objections => "objections",
             Builtin::Terms => "terms",
@@ -504,6 +507,10 @@ impl PersonalDataArea for Builtin {
                 }
                 let account = store.account(user.id).await?;
                 (!out.is_empty()).then(|| json!({"account": account, "entries": out}))
+            }
+            Builtin::Usage => {
+                let usage = levqor.usage(&Principal::Admin, Some(user.id)).await?;
+                (usage["calls"].as_u64() != Some(0) || usage["tier"] != "sandbox").then_some(usage)
             }
             Builtin::Consents => {
                 let sub = store.subscription_by_email(&user.email).await?;
@@ -577,6 +584,7 @@ impl PersonalDataArea for Builtin {
                         .await?,
                 )
             }
+            Builtin::Usage => deleted(store.erase_usage(user.id).await?),
             // The ledger is a record the law requires: it stays, under the tombstone.
             Builtin::Credits => AreaErasure {
                 deleted: 0,

@@ -14,6 +14,7 @@ use crate::jobs::workflow::{Workflow, WorkflowSchema};
 use crate::notify::{Email, EmailKind, OutboxMessage, OutboxStore};
 use crate::pricing::{CreditStore, EntryKind, LoadGauge, NewEntry, PriceStage, PricingPolicy};
 use crate::privacy::{self, PersonalDataArea, PrivacyStore};
+use crate::quotas::{QuotaStore, Quotas};
 use crate::screening_stage::{ScreenStage, ScreeningRules};
 use crate::users::{self, ApiKey, IssuedKey, Upserted, User, UserStore};
 use async_trait::async_trait;
@@ -27,7 +28,7 @@ use uuid::Uuid;
 /// Everything Levqor stores: one backend implements every area's port.
 #[async_trait]
 pub trait Store:
-    JobStore + UserStore + OutboxStore + ConsentStore + PrivacyStore + CreditStore
+    JobStore + UserStore + OutboxStore + ConsentStore + PrivacyStore + CreditStore + QuotaStore
 {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
@@ -94,6 +95,7 @@ pub struct Levqor {
     pub(crate) pricing: Arc<RwLock<PricingPolicy>>,
     pub(crate) gauge: Arc<LoadGauge>,
     pub(crate) signup_grant: i64,
+    pub(crate) quotas: Quotas,
 }
 
 /// Recently seen live keys, so that a busy client does not cost a database read per request.
@@ -150,6 +152,7 @@ impl Levqor {
         let screening = Arc::new(ScreeningRules::new(store.clone()));
         let pricing = Arc::new(RwLock::new(PricingPolicy::default()));
         let gauge = Arc::new(LoadGauge::new(store.clone()));
+        let store_for_quotas = store.clone();
         let stages: Vec<Arc<dyn IntakeStage>> = vec![
             Arc::new(ValidateStage::new(schema.clone())),
             Arc::new(ScreenStage::new(screening.clone(), store.clone())),
@@ -180,6 +183,7 @@ impl Levqor {
             pricing,
             gauge,
             signup_grant: 0,
+            quotas: Quotas::new(store_for_quotas),
         }
     }
 

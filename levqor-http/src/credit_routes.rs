@@ -134,3 +134,40 @@ pub async fn quote(
             .into_response(),
     )
 }
+
+/// `GET /v1/usage` (and `GET /v1/admin/users/{id}/usage`): the month's calls, by day.
+pub async fn usage(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    user: Option<Path<String>>,
+) -> ApiResult<Response> {
+    let user = user.map(|Path(id)| path_id(&id, "user")).transpose()?;
+    Ok(Json(state.levqor.usage(&who, user).await?).into_response())
+}
+
+/// `GET /v1/tiers`: the developer tiers (no key needed).
+pub async fn tiers(State(state): State<AppState>) -> Response {
+    Json(json!({"tiers": state.levqor.tiers()})).into_response()
+}
+
+/// `PATCH /v1/admin/users/{id}` `{"tier"}`.
+pub async fn patch_account(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let id = path_id(&id, "user")?;
+    let mut bad = Vec::new();
+    refuse_unknown_fields(&body, &["tier"], &mut bad);
+    let tier = string_field(&body, "tier", &mut bad);
+    if tier.is_none() && bad.is_empty() {
+        bad.push(Violation::new("/tier", "is required"));
+    }
+    violations_or(bad, ())?;
+    let tier = state
+        .levqor
+        .set_tier(&who, id, &tier.unwrap_or_default())
+        .await?;
+    Ok(Json(json!({"id": id, "tier": tier})).into_response())
+}

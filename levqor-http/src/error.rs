@@ -10,6 +10,8 @@ use serde_json::json;
 tokio::task_local! {
     /// The id of the request being served, for problem bodies and logs.
     pub static REQUEST_ID: String;
+    /// Where the caller stands against their monthly quota, once their key was metered.
+    pub static QUOTA: std::sync::Mutex<Option<levqor_core::quotas::QuotaStatus>>;
 }
 
 /// The current request's id, or `-` outside a request.

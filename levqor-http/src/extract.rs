@@ -30,7 +30,18 @@ impl FromRequestParts<AppState> for Caller {
             });
         let key = bearer.or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         match key.map(str::trim).filter(|k| !k.is_empty()) {
-            Some(key) => Ok(Caller(state.levqor.authenticate(key).await?)),
+            Some(key) => {
+                let who = state.levqor.authenticate(key).await?;
+                // Every call with a user's key counts against their monthly quota; the
+                // response carries where they stand (see `crate::quota_headers`).
+                if let Some(status) = state.levqor.meter(&who).await? {
+                    let _ = crate::error::QUOTA.try_with(|q| {
+                        *q.lock().expect("quota slot") = Some(status.clone());
+                    });
+                    status.check()?;
+                }
+                Ok(Caller(who))
+            }
             None => Err(Error::unauthenticated(
                 "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
             )

@@ -59,6 +59,13 @@ pub fn router(state: AppState) -> Router {
             post(credit_routes::grant).get(credit_routes::credits),
         )
         .route("/v1/quote", post(credit_routes::quote))
+        .route("/v1/usage", get(credit_routes::usage))
+        .route("/v1/admin/users/{id}/usage", get(credit_routes::usage))
+        .route("/v1/tiers", get(credit_routes::tiers))
+        .route(
+            "/v1/admin/users/{id}",
+            axum::routing::patch(credit_routes::patch_account),
+        )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -132,6 +139,18 @@ fn privacy_router() -> Router<AppState> {
         .route("/v1/admin/audit", get(p::audit))
 }
 
+/// `X-RateLimit-Limit`, `-Remaining` (`unlimited` for a tier without a quota) and `-Reset`
+/// (seconds until the monthly quota resets).
+fn quota_headers(h: &mut axum::http::HeaderMap, q: &levqor_core::quotas::QuotaStatus) {
+    let number = |n: Option<u64>| match n {
+        Some(n) => HeaderValue::from(n),
+        None => HeaderValue::from_static("unlimited"),
+    };
+    h.insert("x-ratelimit-limit", number(q.limit));
+    h.insert("x-ratelimit-remaining", number(q.remaining()));
+    h.insert("x-ratelimit-reset", HeaderValue::from(q.reset_in_secs));
+}
+
 /// Echoes a sane `X-Request-Id` or makes one, serves the request with it in scope (so problem
 /// bodies and every log line of the request carry it), and sets it on the response.
 async fn request_id(req: Request, next: Next) -> Response {
@@ -144,10 +163,21 @@ async fn request_id(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
-    let mut response = error::REQUEST_ID
-        .scope(id.clone(), next.run(req))
+    let quota = std::sync::Mutex::new(None);
+    let (mut response, quota) = error::REQUEST_ID
+        .scope(
+            id.clone(),
+            error::QUOTA.scope(quota, async {
+                let response = next.run(req).await;
+                let status = error::QUOTA.with(|q| q.lock().expect("quota slot").take());
+                (response, status)
+            }),
+        )
         .instrument(span.clone())
         .await;
+    if let Some(q) = quota {
+        quota_headers(response.headers_mut(), &q);
+    }
     span.in_scope(|| {
         tracing::debug!(
             status = response.status().as_u16(),

@@ -84,6 +84,9 @@ struct ServeArgs {
     /// (marketing sign-up and status).
     #[arg(long, env = "LEVQOR_PUBLIC_RATE_PER_MINUTE", default_value_t = 10)]
     public_rate_per_minute: u32,
+    /// The tier of users who have none set: `sandbox`, `pro` or `enterprise`.
+    #[arg(long, env = "LEVQOR_DEFAULT_TIER", default_value = "sandbox")]
+    default_tier: String,
     /// Credits granted to every new user (0: none; an admin grants them).
     #[arg(long, env = "LEVQOR_SIGNUP_CREDITS", default_value_t = 0)]
     signup_credits: i64,
@@ -146,6 +149,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     levqor.set_public_url(&args.public_url);
     levqor.set_signup_grant(args.signup_credits);
+    levqor
+        .set_default_tier(&args.default_tier)
+        .map_err(|e| e.message)?;
     let levqor = Arc::new(levqor);
     let engine = (args.workers > 0).then(|| {
         levqor.start_engine(EngineConfig {

@@ -540,4 +540,111 @@ where
         tx.commit().await.map_err(db_error(op))?;
         Ok(n)
     }
+
+    pub async fn tier_of(&self, user_id: Uuid) -> Result<Option<String>> {
+        sqlx::query("SELECT tier FROM user_tiers WHERE user_id = $1")
+            .bind(user_id)
+            .try_map(|row: DB::Row| row.try_get("tier"))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error("tier_of"))
+    }
+
+    pub async fn set_tier(&self, user_id: Uuid, tier: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_tiers (user_id, tier, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(tier)
+        .bind(Timestamp(now))
+        .execute(&self.write)
+        .await
+        .map_err(db_error("set_tier"))?;
+        Ok(())
+    }
+
+    /// Adds the counts, one upsert per table for the whole batch (keys sorted, so concurrent
+    /// batches lock rows in one order), and hands each item the month total it reached.
+    pub async fn add_calls(&self, calls: &[levqor_core::quotas::CallCount]) -> Result<Vec<u64>> {
+        let op = "add_calls";
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut days: std::collections::BTreeMap<(Uuid, &str), i64> = Default::default();
+        let mut months: std::collections::BTreeMap<(Uuid, &str), i64> = Default::default();
+        for c in calls {
+            *days.entry((c.user_id, c.day.as_str())).or_default() += c.calls as i64;
+            *months.entry((c.user_id, c.month.as_str())).or_default() += c.calls as i64;
+        }
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        let mut q = QueryBuilder::<DB>::new("INSERT INTO api_usage_days (user_id, day, calls) ");
+        q.push_values(&days, |mut b, ((u, d), n)| {
+            b.push_bind(*u).push_bind(d.to_string()).push_bind(*n);
+        });
+        q.push(" ON CONFLICT (user_id, day) DO UPDATE SET calls = api_usage_days.calls + excluded.calls");
+        q.build().execute(&mut *tx).await.map_err(db_error(op))?;
+        let mut q = QueryBuilder::<DB>::new("INSERT INTO api_usage_months (user_id, month, calls) ");
+        q.push_values(&months, |mut b, ((u, m), n)| {
+            b.push_bind(*u).push_bind(m.to_string()).push_bind(*n);
+        });
+        q.push(
+            " ON CONFLICT (user_id, month) DO UPDATE SET calls = api_usage_months.calls + excluded.calls \
+             RETURNING user_id, month, calls",
+        );
+        let totals: HashMap<(Uuid, String), i64> = q
+            .build()
+            .try_map(|row: DB::Row| Ok(((row.try_get("user_id")?, row.try_get("month")?), row.try_get("calls")?)))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error(op))?
+            .into_iter()
+            .collect();
+        tx.commit().await.map_err(db_error(op))?;
+        // The last item of a (user, month) reached the total; each earlier one, less what
+        // came after it.
+        let mut left: HashMap<(Uuid, &str), i64> = HashMap::new();
+        let mut out = vec![0u64; calls.len()];
+        for (i, c) in calls.iter().enumerate().rev() {
+            let key = (c.user_id, c.month.as_str());
+            let total = *left.entry(key).or_insert_with(|| {
+                totals.get(&(c.user_id, c.month.clone())).copied().unwrap_or_default()
+            });
+            out[i] = total.max(0) as u64;
+            left.insert(key, total - c.calls as i64);
+        }
+        Ok(out)
+    }
+
+    pub async fn usage_days(&self, user_id: Uuid, month: &str) -> Result<Vec<(String, u64)>> {
+        sqlx::query(
+            "SELECT day, calls FROM api_usage_days WHERE user_id = $1 AND day LIKE $2 ORDER BY day",
+        )
+        .bind(user_id)
+        .bind(format!("{month}-%"))
+        .try_map(|row: DB::Row| Ok((row.try_get("day")?, row.try_get::<i64, _>("calls")? as u64)))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error("usage_days"))
+    }
+
+    pub async fn erase_usage(&self, user_id: Uuid) -> Result<u64> {
+        let op = "erase_usage";
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM api_usage_days WHERE user_id = $1",
+            "DELETE FROM api_usage_months WHERE user_id = $1",
+            "DELETE FROM user_tiers WHERE user_id = $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(op))?
+                .rows();
+        }
+        tx.commit().await.map_err(db_error(op))?;
+        Ok(n)
+    }
 }

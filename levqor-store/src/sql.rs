@@ -171,6 +171,14 @@ macro_rules! delegate_shared_ports {
             pseudonymize_credits(user_id: uuid::Uuid, tombstone: uuid::Uuid) -> u64;
         }}
 
+        $crate::sql::delegate! { QuotaStore for $store {
+            tier_of(user_id: uuid::Uuid) -> Option<String>;
+            set_tier(user_id: uuid::Uuid, tier: &str, now: chrono::DateTime<chrono::Utc>) -> ();
+            add_calls(calls: &[levqor_core::quotas::CallCount]) -> Vec<u64>;
+            usage_days(user_id: uuid::Uuid, month: &str) -> Vec<(String, u64)>;
+            erase_usage(user_id: uuid::Uuid) -> u64;
+        }}
+
         #[async_trait::async_trait]
         impl levqor_core::PrivacyStore for $store {
             async fn get_setting(&self, key: &str) -> levqor_core::Result<Option<serde_json::Value>> {

@@ -48,6 +48,8 @@ impl Node {
                 "20",
                 "--signup-credits",
                 "1000000000",
+                "--default-tier",
+                "enterprise",
             ])
             .args(if allow_private {
                 &["--http-allow-private"][..]

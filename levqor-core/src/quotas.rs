@@ -1,0 +1,334 @@
+//! Developer tiers and their monthly API quotas. Every call made with a user's key is counted
+//! (group-committed, so many calls share one write) in the database, so the count holds across
+//! every node that shares it; a call past the tier's quota is refused with `quota_exceeded` and
+//! the seconds until the month resets.
+
+use crate::auth::Principal;
+use crate::batch::Batcher;
+use crate::error::{Error, Result, Violation};
+use crate::privacy::Actor;
+use crate::service::{Levqor, Store};
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use uuid::Uuid;
+
+/// A developer tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tier {
+    /// Its name, e.g. `sandbox`.
+    pub name: String,
+    /// API calls per calendar month (UTC); `None` is unlimited.
+    pub monthly_calls: Option<u64>,
+    /// Its monthly price in cents (0: free).
+    pub price_cents: i64,
+}
+
+/// Sandbox (1,000 calls a month, free), Pro (10,000, $19), Enterprise (unlimited, $199).
+pub fn default_tiers() -> Vec<Tier> {
+    vec![
+        Tier {
+            name: "sandbox".into(),
+            monthly_calls: Some(1_000),
+            price_cents: 0,
+        },
+        Tier {
+            name: "pro".into(),
+            monthly_calls: Some(10_000),
+            price_cents: 1_900,
+        },
+        Tier {
+            name: "enterprise".into(),
+            monthly_calls: None,
+            price_cents: 19_900,
+        },
+    ]
+}
+
+/// Calls to count for one user on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCount {
+    /// Whose.
+    pub user_id: Uuid,
+    /// The month, `YYYY-MM`.
+    pub month: String,
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// How many.
+    pub calls: u64,
+}
+
+/// Storage of tiers and usage.
+#[async_trait]
+pub trait QuotaStore: Send + Sync {
+    /// A user's tier, if one was set.
+    async fn tier_of(&self, user_id: Uuid) -> Result<Option<String>>;
+    /// Sets a user's tier.
+    async fn set_tier(&self, user_id: Uuid, tier: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Adds the counts in one transaction; per item, in order, the month's total for its user
+    /// once that item is counted (as if the items were added one after another).
+    async fn add_calls(&self, calls: &[CallCount]) -> Result<Vec<u64>>;
+    /// A user's calls per day of `month` (`YYYY-MM`), by day.
+    async fn usage_days(&self, user_id: Uuid, month: &str) -> Result<Vec<(String, u64)>>;
+    /// Deletes a user's tier and usage; how many rows.
+    async fn erase_usage(&self, user_id: Uuid) -> Result<u64>;
+}
+
+/// Where a user stands against their quota after a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaStatus {
+    /// Their tier.
+    pub tier: String,
+    /// Calls allowed this month (`None`: unlimited).
+    pub limit: Option<u64>,
+    /// Calls made this month, this one included.
+    pub used: u64,
+    /// When the month resets.
+    pub reset: DateTime<Utc>,
+    /// Seconds from now until then.
+    pub reset_in_secs: u64,
+}
+
+impl QuotaStatus {
+    /// Calls left this month (`None`: unlimited).
+    pub fn remaining(&self) -> Option<u64> {
+        self.limit.map(|l| l.saturating_sub(self.used))
+    }
+
+    /// `Limit` `quota_exceeded` when this call was past the quota.
+    pub fn check(&self) -> Result<()> {
+        match self.limit {
+            Some(limit) if self.used > limit => Err(Error::limit(
+                "quota_exceeded",
+                format!(
+                    "the {} tier allows {limit} API calls a month; the quota resets at {}",
+                    self.tier, self.reset
+                ),
+                self.reset_in_secs.max(1),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The first instant of the month after `now`'s.
+pub fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .expect("the first of a month exists")
+}
+
+const TIER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tiers, the default one, each user's tier (cached briefly) and the group-committed counter.
+pub(crate) struct Quotas {
+    store: Arc<dyn Store>,
+    pub(crate) tiers: RwLock<Vec<Tier>>,
+    pub(crate) default_tier: RwLock<String>,
+    cache: RwLock<HashMap<Uuid, (String, Instant)>>,
+    counter: Batcher<CallCount, Result<u64>>,
+}
+
+impl Quotas {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        let counting = store.clone();
+        let counter = Batcher::spawn(1024, store.write_parallelism(), move |calls: Vec<CallCount>| {
+            let store = counting.clone();
+            async move {
+                let totals = store.add_calls(&calls).await?;
+                Ok(totals.into_iter().map(Ok).collect())
+            }
+        });
+        Self {
+            store,
+            tiers: RwLock::new(default_tiers()),
+            default_tier: RwLock::new("sandbox".into()),
+            cache: RwLock::default(),
+            counter,
+        }
+    }
+
+    fn tier(&self, name: &str) -> Option<Tier> {
+        self.tiers
+            .read()
+            .expect("tiers lock")
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+    }
+
+    async fn tier_of(&self, user_id: Uuid) -> Result<Tier> {
+        let cached = self
+            .cache
+            .read()
+            .expect("tier cache")
+            .get(&user_id)
+            .filter(|(_, at)| at.elapsed() < TIER_TTL)
+            .map(|(t, _)| t.clone());
+        let name = match cached {
+            Some(t) => t,
+            None => {
+                let t = match self.store.tier_of(user_id).await? {
+                    Some(t) => t,
+                    None => self.default_tier.read().expect("tier lock").clone(),
+                };
+                let mut cache = self.cache.write().expect("tier cache");
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(user_id, (t.clone(), Instant::now()));
+                t
+            }
+        };
+        // A tier removed from the configuration reads as the default one.
+        Ok(self.tier(&name).unwrap_or_else(|| {
+            let default = self.default_tier.read().expect("tier lock").clone();
+            self.tier(&default).unwrap_or_else(|| default_tiers().remove(0))
+        }))
+    }
+
+    pub(crate) fn forget(&self, user_id: Uuid) {
+        self.cache.write().expect("tier cache").remove(&user_id);
+    }
+}
+
+impl Levqor {
+    /// Counts one API call of the caller against their monthly quota. The admin is not
+    /// metered (`None`). The status says whether this call is past the quota
+    /// ([`QuotaStatus::check`]); the adapter reports it either way.
+    pub async fn meter(&self, who: &Principal) -> Result<Option<QuotaStatus>> {
+        let Some(user_id) = who.user_id() else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let tier = self.quotas.tier_of(user_id).await?;
+        let used = self
+            .quotas
+            .counter
+            .submit(CallCount {
+                user_id,
+                month: now.format("%Y-%m").to_string(),
+                day: now.format("%Y-%m-%d").to_string(),
+                calls: 1,
+            })
+            .await??;
+        let reset = next_month(now);
+        Ok(Some(QuotaStatus {
+            tier: tier.name,
+            limit: tier.monthly_calls,
+            used,
+            reset,
+            reset_in_secs: (reset - now).num_seconds().max(0) as u64,
+        }))
+    }
+
+    /// The caller's (or `user_id`'s) tier and calls this month, by day.
+    pub async fn usage(&self, who: &Principal, user_id: Option<Uuid>) -> Result<Value> {
+        let user = self.acting_user(who, user_id).await?;
+        let now = self.now();
+        let month = now.format("%Y-%m").to_string();
+        let tier = self.quotas.tier_of(user.id).await?;
+        let days = self.store.usage_days(user.id, &month).await?;
+        let calls: u64 = days.iter().map(|(_, n)| n).sum();
+        Ok(json!({
+            "month": month,
+            "tier": tier.name,
+            "limit": tier.monthly_calls,
+            "calls": calls,
+            "remaining": tier.monthly_calls.map(|l| l.saturating_sub(calls)),
+            "reset": next_month(now),
+            "days": days.iter().map(|(d, n)| json!({"date": d, "calls": n})).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// The configured tiers.
+    pub fn tiers(&self) -> Vec<Tier> {
+        self.quotas.tiers.read().expect("tiers lock").clone()
+    }
+
+    /// Replaces the tiers (deployment configuration).
+    pub fn set_tiers(&self, tiers: Vec<Tier>) {
+        *self.quotas.tiers.write().expect("tiers lock") = tiers;
+    }
+
+    /// The tier of users who have none set (`LEVQOR_DEFAULT_TIER`); an unknown name is refused.
+    pub fn set_default_tier(&self, name: &str) -> Result<()> {
+        if self.quotas.tier(name).is_none() {
+            return Err(Error::invalid(
+                "unknown_tier",
+                format!("no tier is named {name:?}"),
+            ));
+        }
+        *self.quotas.default_tier.write().expect("tier lock") = name.to_string();
+        Ok(())
+    }
+
+    /// Sets a user's tier (admin, or the billing provider through its webhook).
+    pub async fn set_tier(&self, who: &Principal, user_id: Uuid, tier: &str) -> Result<Tier> {
+        who.require_admin()?;
+        self.get_user(who, user_id).await?;
+        let Some(t) = self.quotas.tier(tier) else {
+            let names: Vec<String> = self.tiers().into_iter().map(|t| t.name).collect();
+            return Err(Error::violations(
+                "validation_failed",
+                "unknown tier",
+                vec![Violation::new(
+                    "/tier",
+                    format!("must be one of {}", names.join(", ")),
+                )],
+            ));
+        };
+        self.store.set_tier(user_id, &t.name, self.now()).await?;
+        self.quotas.forget(user_id);
+        self.audit(Actor::Admin, "tier.set", Some(user_id), json!({"tier": t.name}))
+            .await?;
+        Ok(t)
+    }
+}
+
+/// The first day of `month` (`YYYY-MM`).
+pub fn month_start(month: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_reset_on_the_first() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
+        assert_eq!(next_month(t), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+        let t = Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap();
+        assert_eq!(next_month(t), Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+        assert_eq!(month_start("2026-02"), NaiveDate::from_ymd_opt(2026, 2, 1));
+    }
+
+    #[test]
+    fn a_call_past_the_quota_is_refused_with_the_time_to_reset() {
+        let s = QuotaStatus {
+            tier: "sandbox".into(),
+            limit: Some(2),
+            used: 3,
+            reset: Utc::now(),
+            reset_in_secs: 100,
+        };
+        assert_eq!(s.remaining(), Some(0));
+        let e = s.check().unwrap_err();
+        assert_eq!((e.code, e.retry_after_secs), ("quota_exceeded", Some(100)));
+        let ok = QuotaStatus { used: 2, ..s };
+        assert!(ok.check().is_ok());
+        let unlimited = QuotaStatus { limit: None, used: 1_000_000, ..ok };
+        assert_eq!(unlimited.remaining(), None);
+        assert!(unlimited.check().is_ok());
+    }
+}
