@@ -30,7 +30,8 @@ macro_rules! conformance_suite {
             consent_records_round_trip_and_chain, privacy_records_round_trip,
             sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept,
             credit_entries_are_idempotent_and_never_overdraw, admission_holds_what_fits_and_settles_what_ran,
-            expired_holds_and_credits_are_released_but_never_below_holds, ledger_holds_under_random_operations);
+            expired_holds_and_credits_are_released_but_never_below_holds, ledger_holds_under_random_operations,
+            billing_records_round_trip, api_calls_are_counted_per_month_and_day);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -49,6 +50,9 @@ pub use privacy_cases::*;
 #[path = "conformance_credits.rs"]
 mod credit_cases;
 pub use credit_cases::*;
+#[path = "conformance_billing.rs"]
+mod billing_cases;
+pub use billing_cases::*;
 
 /// A fixed instant, whole milliseconds, so every backend stores it exactly.
 pub fn t0() -> DateTime<Utc> {

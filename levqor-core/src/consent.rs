@@ -1163,6 +1163,8 @@ pub struct ConsentState {
     pub objections: Vec<ObjectionKind>,
     /// The user must accept the terms before submitting.
     pub must_accept_terms: bool,
+    /// Dunning suspended the account: no new jobs.
+    pub suspended: bool,
 }
 
 impl ConsentState {
@@ -1241,9 +1243,15 @@ impl ConsentCache {
             .filter(|o| o.objected)
             .map(|o| o.kind)
             .collect();
+        let suspended = self
+            .store
+            .dunning(user_id)
+            .await?
+            .is_some_and(|d| d.state == crate::billing::DunningState::Suspended);
         let state = ConsentState {
             objections,
             must_accept_terms,
+            suspended,
         };
         let mut users = self.users.write().expect("consent cache");
         if users.len() >= 10_000 {
@@ -1274,6 +1282,12 @@ impl crate::jobs::intake::IntakeStage for ConsentStage {
 
     async fn check(&self, ctx: &mut crate::jobs::intake::IntakeContext) -> Result<()> {
         let state = self.cache.state(ctx.owner_id, ctx.now).await?;
+        if state.suspended {
+            return Err(Error::forbidden(
+                "account_suspended",
+                "the account is suspended for an unpaid invoice; paying it restores intake",
+            ));
+        }
         if state.must_accept_terms {
             return Err(Error::forbidden(
                 "terms_not_accepted",

@@ -22,14 +22,15 @@ pub mod jobs;
 pub mod memory;
 pub mod notify;
 pub mod pricing;
-pub mod quotas;
 pub mod privacy;
+pub mod quotas;
 pub mod screening;
 pub mod screening_stage;
 pub mod service;
 pub mod users;
 
 pub use auth::Principal;
+pub use billing::{BillingStore, PaymentProvider};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consent::ConsentStore;
 pub use error::{Error, ErrorKind, Result, Violation};
@@ -44,9 +45,8 @@ pub use memory::MemoryStore;
 pub use notify::{
     Attachment, Email, EmailKind, Notifier, OutboxMessage, OutboxNotifier, OutboxStore,
 };
-pub use billing::PaymentProvider;
 pub use pricing::CreditStore;
-pub use quotas::QuotaStore;
 pub use privacy::{PersonalDataArea, PrivacyStore};
+pub use quotas::QuotaStore;
 pub use service::{Levqor, Page, Store, UserPatch};
 pub use users::{ApiKey, IssuedKey, Upserted, User, UserStore};

@@ -62,6 +62,12 @@ struct State {
     tiers: HashMap<Uuid, String>,
     usage_days: BTreeMap<(Uuid, String), u64>,
     usage_months: HashMap<(Uuid, String), u64>,
+    customers: HashMap<Uuid, String>,
+    billing_events: HashMap<String, String>,
+    dunning: HashMap<Uuid, crate::billing::Dunning>,
+    revenue: BTreeMap<String, crate::billing::Revenue>,
+    codes: BTreeMap<String, crate::billing::DiscountCode>,
+    redemptions: std::collections::HashSet<(String, Uuid)>,
 }
 
 impl State {
@@ -925,6 +931,180 @@ impl CreditStore for MemoryStore {
 }
 
 #[async_trait]
+impl crate::billing::BillingStore for MemoryStore {
+    async fn customer_of(&self, user_id: Uuid) -> Result<Option<String>> {
+        Ok(self.lock().customers.get(&user_id).cloned())
+    }
+
+    async fn set_customer(&self, user_id: Uuid, customer_id: &str) -> Result<String> {
+        Ok(self
+            .lock()
+            .customers
+            .entry(user_id)
+            .or_insert_with(|| customer_id.to_string())
+            .clone())
+    }
+
+    async fn user_of_customer(&self, customer_id: &str) -> Result<Option<Uuid>> {
+        Ok(self
+            .lock()
+            .customers
+            .iter()
+            .find(|(_, c)| c.as_str() == customer_id)
+            .map(|(u, _)| *u))
+    }
+
+    async fn record_event(&self, id: &str, kind: &str, _now: DateTime<Utc>) -> Result<bool> {
+        let mut s = self.lock();
+        if s.billing_events.contains_key(id) {
+            return Ok(false);
+        }
+        s.billing_events.insert(id.into(), kind.into());
+        Ok(true)
+    }
+
+    async fn dunning(&self, user_id: Uuid) -> Result<Option<crate::billing::Dunning>> {
+        Ok(self.lock().dunning.get(&user_id).cloned())
+    }
+
+    async fn put_dunning(&self, d: &crate::billing::Dunning) -> Result<()> {
+        self.lock().dunning.insert(d.user_id, d.clone());
+        Ok(())
+    }
+
+    async fn past_due(&self) -> Result<Vec<crate::billing::Dunning>> {
+        Ok(self
+            .lock()
+            .dunning
+            .values()
+            .filter(|d| d.state == crate::billing::DunningState::PastDue)
+            .cloned()
+            .collect())
+    }
+
+    async fn record_revenue(&self, r: &crate::billing::Revenue) -> Result<()> {
+        self.lock()
+            .revenue
+            .entry(r.id.clone())
+            .or_insert_with(|| r.clone());
+        Ok(())
+    }
+
+    async fn revenue_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::billing::Revenue>> {
+        Ok(self
+            .lock()
+            .revenue
+            .values()
+            .filter(|r| r.at >= from && r.at < to)
+            .cloned()
+            .collect())
+    }
+
+    async fn job_runtimes_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>> {
+        Ok(self
+            .lock()
+            .jobs
+            .values()
+            .filter_map(|j| {
+                let (start, end) = (j.job.started_at?, j.job.finished_at?);
+                (end >= from && end < to).then(|| (end, (end - start).num_milliseconds()))
+            })
+            .collect())
+    }
+
+    async fn entries_between(
+        &self,
+        kind: EntryKind,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>> {
+        Ok(self
+            .lock()
+            .entries
+            .values()
+            .filter(|e| e.kind == kind && e.created_at >= from && e.created_at < to)
+            .map(|e| (e.created_at, e.credits))
+            .collect())
+    }
+
+    async fn create_codes(&self, codes: &[crate::billing::DiscountCode]) -> Result<()> {
+        let mut s = self.lock();
+        if codes.iter().any(|c| s.codes.contains_key(&c.code)) {
+            return Err(Error::conflict(
+                "discount_code_exists",
+                "a discount code with this name exists",
+            ));
+        }
+        for c in codes {
+            s.codes.insert(c.code.clone(), c.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_code(&self, code: &str) -> Result<Option<crate::billing::DiscountCode>> {
+        Ok(self.lock().codes.get(code).cloned())
+    }
+
+    async fn redeemed(&self, code: &str, user_id: Uuid) -> Result<bool> {
+        Ok(self
+            .lock()
+            .redemptions
+            .contains(&(code.to_string(), user_id)))
+    }
+
+    async fn redeem(
+        &self,
+        code: &str,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<crate::billing::DiscountCode> {
+        let mut s = self.lock();
+        let found = s
+            .codes
+            .get(code)
+            .cloned()
+            .ok_or_else(|| Error::not_found("discount code").with_code("discount_unknown"))?;
+        found.check(now)?;
+        if s.redemptions.contains(&(code.to_string(), user_id)) {
+            return Err(Error::conflict(
+                "discount_already_redeemed",
+                "you already redeemed this code",
+            ));
+        }
+        s.redemptions.insert((code.to_string(), user_id));
+        let c = s.codes.get_mut(code).expect("found above");
+        c.redemptions += 1;
+        Ok(c.clone())
+    }
+
+    async fn erase_billing(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
+        let mut s = self.lock();
+        let mut n = u64::from(s.customers.remove(&user_id).is_some());
+        n += u64::from(s.dunning.remove(&user_id).is_some());
+        for r in s
+            .revenue
+            .values_mut()
+            .filter(|r| r.user_id == Some(user_id))
+        {
+            r.user_id = Some(tombstone);
+        }
+        s.redemptions = std::mem::take(&mut s.redemptions)
+            .into_iter()
+            .map(|(c, u)| (c, if u == user_id { tombstone } else { u }))
+            .collect();
+        Ok(n)
+    }
+}
+
+#[async_trait]
 impl crate::quotas::QuotaStore for MemoryStore {
     async fn tier_of(&self, user_id: Uuid) -> Result<Option<String>> {
         Ok(self.lock().tiers.get(&user_id).cloned())
@@ -941,7 +1121,10 @@ impl crate::quotas::QuotaStore for MemoryStore {
             .iter()
             .map(|c| {
                 *s.usage_days.entry((c.user_id, c.day.clone())).or_default() += c.calls;
-                let month = s.usage_months.entry((c.user_id, c.month.clone())).or_default();
+                let month = s
+                    .usage_months
+                    .entry((c.user_id, c.month.clone()))
+                    .or_default();
                 *month += c.calls;
                 *month
             })

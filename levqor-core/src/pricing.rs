@@ -726,13 +726,38 @@ impl Levqor {
         Ok((posted.entry().clone(), created))
     }
 
-    /// Prices a workflow for the caller without admitting anything.
-    pub async fn quote(&self, who: &Principal, workflow: &Value) -> Result<Quote> {
+    /// Prices a workflow for the caller without admitting anything; a discount code is
+    /// checked (expired, exhausted, already redeemed by the caller) and shown, not redeemed.
+    pub async fn quote(
+        &self,
+        who: &Principal,
+        workflow: &Value,
+        discount_code: Option<&str>,
+    ) -> Result<Quote> {
         let user = self.acting_user(who, None).await?;
         let workflow = self.validate_workflow(workflow)?;
         let policy = self.pricing.read().expect("policy lock").clone();
         let load = self.gauge.load(Some(user.id), self.now()).await?;
-        Ok(quote(&policy, &workflow, &load))
+        let mut q = quote(&policy, &workflow, &load);
+        if let Some(code) = discount_code {
+            let d = self.preview_discount(user.id, code).await?;
+            let credit_micro_cents = self.billing_policy_credit_value();
+            let before = q.credits;
+            q.credits = match d.kind.as_str() {
+                "percent" => d.apply(q.credits),
+                _ => (q.credits - d.value * 1_000_000 / credit_micro_cents.max(1)).max(0),
+            };
+            q.components.push(Component {
+                name: format!("discount:{}", d.code),
+                credits: Some(q.credits - before),
+                factor: None,
+                detail: match d.kind.as_str() {
+                    "percent" => format!("{}% off", d.value),
+                    _ => format!("{} cents off", d.value),
+                },
+            });
+        }
+        Ok(q)
     }
 
     /// The hold for a job admitted outside intake's stages (an approved appeal).

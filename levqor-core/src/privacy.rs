@@ -414,6 +414,7 @@ pub fn builtin_areas() -> Vec<Arc<dyn PersonalDataArea>> {
         Builtin::Jobs,
         Builtin::Credits,
         Builtin::Usage,
+        Builtin::Billing,
         Builtin::Consents,
         Builtin::Objections,
         Builtin::Terms,
@@ -434,6 +435,7 @@ enum Builtin {
     Jobs,
     Credits,
     Usage,
+    Billing,
     Consents,
     Objections,
     Terms,
@@ -463,6 +465,7 @@ impl PersonalDataArea for Builtin {
             Builtin::Jobs => "jobs",
             Builtin::Credits => "credits",
             Builtin::Usage => "usage",
+            Builtin::Billing => "billing",
             Builtin::Consents => "consents",
             Builtin::Objections => "objections",
             Builtin::Terms => "terms",
@@ -507,6 +510,12 @@ impl PersonalDataArea for Builtin {
                 }
                 let account = store.account(user.id).await?;
                 (!out.is_empty()).then(|| json!({"account": account, "entries": out}))
+            }
+            Builtin::Billing => {
+                let status = levqor
+                    .billing_status(&Principal::Admin, Some(user.id))
+                    .await?;
+                (status["customer"] == true || status["state"] != "active").then_some(status)
             }
             Builtin::Usage => {
                 let usage = levqor.usage(&Principal::Admin, Some(user.id)).await?;
@@ -585,6 +594,10 @@ impl PersonalDataArea for Builtin {
                 )
             }
             Builtin::Usage => deleted(store.erase_usage(user.id).await?),
+            Builtin::Billing => AreaErasure {
+                deleted: store.erase_billing(user.id, tombstone).await?,
+                pseudonymized: 0,
+            },
             // The ledger is a record the law requires: it stays, under the tombstone.
             Builtin::Credits => AreaErasure {
                 deleted: 0,

@@ -141,13 +141,17 @@ pub(crate) struct Quotas {
 impl Quotas {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         let counting = store.clone();
-        let counter = Batcher::spawn(1024, store.write_parallelism(), move |calls: Vec<CallCount>| {
-            let store = counting.clone();
-            async move {
-                let totals = store.add_calls(&calls).await?;
-                Ok(totals.into_iter().map(Ok).collect())
-            }
-        });
+        let counter = Batcher::spawn(
+            1024,
+            store.write_parallelism(),
+            move |calls: Vec<CallCount>| {
+                let store = counting.clone();
+                async move {
+                    let totals = store.add_calls(&calls).await?;
+                    Ok(totals.into_iter().map(Ok).collect())
+                }
+            },
+        );
         Self {
             store,
             tiers: RwLock::new(default_tiers()),
@@ -192,7 +196,8 @@ impl Quotas {
         // A tier removed from the configuration reads as the default one.
         Ok(self.tier(&name).unwrap_or_else(|| {
             let default = self.default_tier.read().expect("tier lock").clone();
-            self.tier(&default).unwrap_or_else(|| default_tiers().remove(0))
+            self.tier(&default)
+                .unwrap_or_else(|| default_tiers().remove(0))
         }))
     }
 
@@ -289,8 +294,13 @@ impl Levqor {
         };
         self.store.set_tier(user_id, &t.name, self.now()).await?;
         self.quotas.forget(user_id);
-        self.audit(Actor::Admin, "tier.set", Some(user_id), json!({"tier": t.name}))
-            .await?;
+        self.audit(
+            Actor::Admin,
+            "tier.set",
+            Some(user_id),
+            json!({"tier": t.name}),
+        )
+        .await?;
         Ok(t)
     }
 }
@@ -307,9 +317,15 @@ mod tests {
     #[test]
     fn months_reset_on_the_first() {
         let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
-        assert_eq!(next_month(t), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            next_month(t),
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
+        );
         let t = Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap();
-        assert_eq!(next_month(t), Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            next_month(t),
+            Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+        );
         assert_eq!(month_start("2026-02"), NaiveDate::from_ymd_opt(2026, 2, 1));
     }
 
@@ -327,7 +343,11 @@ mod tests {
         assert_eq!((e.code, e.retry_after_secs), ("quota_exceeded", Some(100)));
         let ok = QuotaStatus { used: 2, ..s };
         assert!(ok.check().is_ok());
-        let unlimited = QuotaStatus { limit: None, used: 1_000_000, ..ok };
+        let unlimited = QuotaStatus {
+            limit: None,
+            used: 1_000_000,
+            ..ok
+        };
         assert_eq!(unlimited.remaining(), None);
         assert!(unlimited.check().is_ok());
     }

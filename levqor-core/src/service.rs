@@ -2,6 +2,7 @@
 //! rules; adapters only translate requests and errors.
 
 use crate::auth::Principal;
+use crate::billing::{BillingConfig, BillingPolicy, BillingStore};
 use crate::clock::Clock;
 use crate::consent::{ConsentCache, ConsentStage, ConsentState, ConsentStore};
 use crate::error::{Error, Result, Violation};
@@ -28,7 +29,14 @@ use uuid::Uuid;
 /// Everything Levqor stores: one backend implements every area's port.
 #[async_trait]
 pub trait Store:
-    JobStore + UserStore + OutboxStore + ConsentStore + PrivacyStore + CreditStore + QuotaStore
+    JobStore
+    + UserStore
+    + OutboxStore
+    + ConsentStore
+    + PrivacyStore
+    + CreditStore
+    + QuotaStore
+    + BillingStore
 {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
@@ -96,6 +104,8 @@ pub struct Levqor {
     pub(crate) gauge: Arc<LoadGauge>,
     pub(crate) signup_grant: i64,
     pub(crate) quotas: Quotas,
+    pub(crate) billing: Option<BillingConfig>,
+    pub(crate) billing_policy: RwLock<BillingPolicy>,
 }
 
 /// Recently seen live keys, so that a busy client does not cost a database read per request.
@@ -184,6 +194,8 @@ impl Levqor {
             gauge,
             signup_grant: 0,
             quotas: Quotas::new(store_for_quotas),
+            billing: None,
+            billing_policy: RwLock::new(BillingPolicy::default()),
         }
     }
 
@@ -199,6 +211,22 @@ impl Levqor {
                     .collect(),
             )
         })
+    }
+
+    /// Runs the dunning ladder as a system job every `period` (once per period across every
+    /// node of the database), once an engine runs.
+    pub fn schedule_dunning(self: &Arc<Self>, period: Duration) {
+        self.runner
+            .system_tasks()
+            .register(Arc::new(crate::billing::DunningTask {
+                levqor: Arc::downgrade(self),
+                period,
+            }));
+    }
+
+    /// The base URL of links in emails and of the default checkout return pages.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The base URL of links in emails (confirmation and unsubscribe links).

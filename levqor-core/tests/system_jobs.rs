@@ -139,3 +139,53 @@ async fn the_daily_retention_sweep_runs_in_the_engine() {
     assert_eq!(audit.len(), 1, "the sweep is audited");
     let _: &dyn Store = store.as_ref();
 }
+
+#[tokio::test]
+async fn dunning_runs_as_a_system_job_in_the_engine() {
+    use levqor_core::BillingStore;
+    use levqor_core::billing::{Dunning, DunningState};
+    let start = Utc.with_ymd_and_hms(2026, 11, 3, 10, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let (levqor, store, _) = service(clock.clone());
+    let levqor = Arc::new(levqor);
+    levqor.schedule_dunning(StdDuration::from_secs(3600));
+    let admin = Principal::Admin;
+    let user = match levqor
+        .create_user(&admin, "owes@example.com", None)
+        .await
+        .unwrap()
+    {
+        levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
+    };
+    store
+        .put_dunning(&Dunning {
+            user_id: user.id,
+            state: DunningState::PastDue,
+            since: start - Duration::days(20),
+            reminders_sent: 0,
+            updated_at: start,
+        })
+        .await
+        .unwrap();
+    let engine = levqor.start_engine(EngineConfig {
+        workers: 2,
+        poll_interval: StdDuration::from_millis(10),
+        ..EngineConfig::default()
+    });
+    let mut state = None;
+    for _ in 0..300 {
+        state = store.dunning(user.id).await.unwrap().map(|d| d.state);
+        if state == Some(DunningState::Suspended) {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    engine.shutdown().await;
+    assert_eq!(state, Some(DunningState::Suspended));
+    let ran = system_jobs(&store)
+        .await
+        .into_iter()
+        .any(|j| j.workflow["steps"][0]["task"] == "dunning" && j.status == JobStatus::Succeeded);
+    assert!(ran, "the dunning tick ran as a system job");
+    let _ = Arc::strong_count(&levqor);
+}

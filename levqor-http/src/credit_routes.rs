@@ -122,13 +122,17 @@ pub async fn quote(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let mut bad = Vec::new();
-    refuse_unknown_fields(&body, &["workflow", "input"], &mut bad);
+    refuse_unknown_fields(&body, &["workflow", "input", "discount_code"], &mut bad);
+    let discount = string_field(&body, "discount_code", &mut bad);
     let workflow = body.get("workflow").cloned().unwrap_or_else(|| {
         bad.push(Violation::new("/workflow", "is required"));
         Value::Null
     });
     violations_or(bad, ())?;
-    let q = state.levqor.quote(&who, &workflow).await?;
+    let q = state
+        .levqor
+        .quote(&who, &workflow, discount.as_deref())
+        .await?;
     Ok(
         Json(serde_json::to_value(q).map_err(|e| ApiError::from(Error::internal(e.to_string())))?)
             .into_response(),
@@ -170,4 +174,184 @@ pub async fn patch_account(
         .set_tier(&who, id, &tier.unwrap_or_default())
         .await?;
     Ok(Json(json!({"id": id, "tier": tier})).into_response())
+}
+
+fn timestamp_field(
+    body: &serde_json::Map<String, Value>,
+    name: &str,
+    bad: &mut Vec<Violation>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = string_field(body, name, bad)?;
+    match chrono::DateTime::parse_from_rfc3339(&raw) {
+        Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+        Err(_) => {
+            bad.push(Violation::new(
+                format!("/{name}"),
+                "must be an RFC 3339 timestamp",
+            ));
+            None
+        }
+    }
+}
+
+/// `POST /v1/billing/checkout` `{"pack" | "tier", "discount_code", "success_url", "cancel_url"}`:
+/// 201 with the payment page's `url`.
+pub async fn checkout(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let mut bad = Vec::new();
+    refuse_unknown_fields(
+        &body,
+        &["pack", "tier", "discount_code", "success_url", "cancel_url"],
+        &mut bad,
+    );
+    let pack = string_field(&body, "pack", &mut bad);
+    let tier = string_field(&body, "tier", &mut bad);
+    let code = string_field(&body, "discount_code", &mut bad);
+    let success = string_field(&body, "success_url", &mut bad);
+    let cancel = string_field(&body, "cancel_url", &mut bad);
+    violations_or(bad, ())?;
+    let base = state.levqor.public_url().to_string();
+    let session = state
+        .levqor
+        .checkout(
+            &who,
+            pack.as_deref(),
+            tier.as_deref(),
+            code.as_deref(),
+            &success.unwrap_or_else(|| format!("{base}/billing/success")),
+            &cancel.unwrap_or_else(|| format!("{base}/billing/cancel")),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(session)).into_response())
+}
+
+/// `POST /v1/billing/webhook`: the provider's events, signed (`Stripe-Signature`). A bad or
+/// stale signature is a 400 and changes nothing; a replayed event is acknowledged and ignored.
+pub async fn webhook(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match state.levqor.handle_webhook(&body, signature).await {
+        Ok(v) => Ok(Json(v).into_response()),
+        Err(e) if matches!(e.code, "bad_signature" | "bad_event") => {
+            Err(ApiError::http(StatusCode::BAD_REQUEST, e.code, e.message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/billing/status` (and the admin's `GET /v1/admin/users/{id}/billing`).
+pub async fn billing_status(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    user: Option<Path<String>>,
+) -> ApiResult<Response> {
+    let user = user.map(|Path(id)| path_id(&id, "user")).transpose()?;
+    Ok(Json(state.levqor.billing_status(&who, user).await?).into_response())
+}
+
+/// `POST /v1/admin/discounts` `{"code" | "count", "prefix", "kind", "value", "expires_at",
+/// "max_redemptions"}`: 201 with the codes.
+pub async fn create_discounts(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let mut bad = Vec::new();
+    refuse_unknown_fields(
+        &body,
+        &[
+            "code",
+            "count",
+            "prefix",
+            "kind",
+            "value",
+            "expires_at",
+            "max_redemptions",
+        ],
+        &mut bad,
+    );
+    let int = |name: &str, bad: &mut Vec<Violation>| match body.get(name) {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(n) => Some(n),
+            None => {
+                bad.push(Violation::new(format!("/{name}"), "must be a whole number"));
+                None
+            }
+        },
+    };
+    let code = string_field(&body, "code", &mut bad);
+    let prefix = string_field(&body, "prefix", &mut bad);
+    let kind = string_field(&body, "kind", &mut bad).unwrap_or_default();
+    let value = int("value", &mut bad).unwrap_or_default();
+    let count = int("count", &mut bad).map(|n| n.max(0) as usize);
+    let max = int("max_redemptions", &mut bad);
+    let expires_at = timestamp_field(&body, "expires_at", &mut bad);
+    violations_or(bad, ())?;
+    let codes = state
+        .levqor
+        .create_discounts(
+            &who,
+            code.as_deref(),
+            count,
+            prefix.as_deref(),
+            &kind,
+            value,
+            expires_at,
+            max,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"codes": codes}))).into_response())
+}
+
+/// `?from=&to=&group_by=`.
+#[derive(serde::Deserialize)]
+pub struct LedgerQuery {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+}
+
+/// `GET /v1/admin/ledger?from=&to=&group_by=day|week|month` (default: the last 30 days by day).
+pub async fn ledger(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<LedgerQuery>,
+) -> ApiResult<Response> {
+    let mut bad = Vec::new();
+    let parse = |raw: Option<&str>, name: &str, bad: &mut Vec<Violation>| {
+        raw.and_then(|s| match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                Ok(d) => Some(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
+                Err(_) => {
+                    bad.push(Violation::new(
+                        format!("/{name}"),
+                        "must be a date or an RFC 3339 timestamp",
+                    ));
+                    None
+                }
+            },
+        })
+    };
+    let to = parse(q.to.as_deref(), "to", &mut bad).unwrap_or_else(chrono::Utc::now);
+    let from =
+        parse(q.from.as_deref(), "from", &mut bad).unwrap_or(to - chrono::Duration::days(30));
+    violations_or(bad, ())?;
+    let group_by = q.group_by.as_deref().unwrap_or("day");
+    Ok(Json(state.levqor.profit_ledger(&who, from, to, group_by).await?).into_response())
+}
+
+/// `GET /v1/admin/autoscale`: whether scaling up is allowed, with the figures.
+pub async fn autoscale(State(state): State<AppState>, Caller(who): Caller) -> ApiResult<Response> {
+    Ok(Json(state.levqor.autoscale(&who).await?).into_response())
 }

@@ -11,6 +11,8 @@ pub mod fetch;
 pub mod privacy_routes;
 pub mod routes;
 pub mod state;
+#[cfg(feature = "stripe")]
+pub mod stripe;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -62,6 +64,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/usage", get(credit_routes::usage))
         .route("/v1/admin/users/{id}/usage", get(credit_routes::usage))
         .route("/v1/tiers", get(credit_routes::tiers))
+        .route("/v1/billing/checkout", post(credit_routes::checkout))
+        .route("/v1/billing/webhook", post(credit_routes::webhook))
+        .route("/v1/billing/status", get(credit_routes::billing_status))
+        .route(
+            "/v1/admin/users/{id}/billing",
+            get(credit_routes::billing_status),
+        )
+        .route("/v1/admin/discounts", post(credit_routes::create_discounts))
+        .route("/v1/admin/ledger", get(credit_routes::ledger))
+        .route("/v1/admin/autoscale", get(credit_routes::autoscale))
         .route(
             "/v1/admin/users/{id}",
             axum::routing::patch(credit_routes::patch_account),

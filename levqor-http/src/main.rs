@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the REST API and run the worker pool.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
 }
@@ -90,6 +90,19 @@ struct ServeArgs {
     /// Credits granted to every new user (0: none; an admin grants them).
     #[arg(long, env = "LEVQOR_SIGNUP_CREDITS", default_value_t = 0)]
     signup_credits: i64,
+    /// Stripe secret key; with the webhook secret, enables billing.
+    #[arg(long, env = "LEVQOR_STRIPE_SECRET_KEY", hide_env_values = true)]
+    stripe_secret_key: Option<String>,
+    /// Stripe webhook signing secret (`whsec_…`).
+    #[arg(long, env = "LEVQOR_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    stripe_webhook_secret: Option<String>,
+    /// Another Stripe API base URL (a test server); Stripe's own by default.
+    #[arg(long, env = "LEVQOR_STRIPE_API_BASE")]
+    stripe_api_base: Option<String>,
+    /// Seconds between two advances of the dunning ladder (one system job per period across
+    /// every node).
+    #[arg(long, env = "LEVQOR_DUNNING_INTERVAL_SECS", default_value_t = 3600)]
+    dunning_interval_secs: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LEVQOR_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -99,7 +112,7 @@ struct ServeArgs {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => {
             init_logs("text");
             levqor_store::migrate(&args.database_url)
@@ -152,7 +165,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     levqor
         .set_default_tier(&args.default_tier)
         .map_err(|e| e.message)?;
+    configure_billing(&mut levqor, &args)?;
     let levqor = Arc::new(levqor);
+    levqor.schedule_dunning(Duration::from_secs(args.dunning_interval_secs.max(1)));
     let engine = (args.workers > 0).then(|| {
         levqor.start_engine(EngineConfig {
             workers: args.workers,
@@ -192,6 +207,35 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Billing needs both Stripe secrets; with neither, billing routes answer 503 and everything
+/// else works; with one, the configuration is refused.
+fn configure_billing(levqor: &mut Levqor, args: &ServeArgs) -> Result<(), String> {
+    match (&args.stripe_secret_key, &args.stripe_webhook_secret) {
+        (None, None) => Ok(()),
+        (Some(key), Some(webhook)) => {
+            #[cfg(feature = "stripe")]
+            {
+                let provider =
+                    levqor_http::stripe::StripeProvider::new(key, args.stripe_api_base.as_deref())
+                        .map_err(|e| format!("cannot configure Stripe: {e}"))?;
+                levqor.set_billing(levqor_core::billing::BillingConfig {
+                    provider: Arc::new(provider),
+                    webhook_secret: webhook.clone(),
+                });
+                Ok(())
+            }
+            #[cfg(not(feature = "stripe"))]
+            {
+                let _ = (key, webhook, levqor);
+                Err("this build has no Stripe support (feature `stripe`)".into())
+            }
+        }
+        _ => Err(
+            "set both LEVQOR_STRIPE_SECRET_KEY and LEVQOR_STRIPE_WEBHOOK_SECRET, or neither".into(),
+        ),
+    }
 }
 
 async fn shutdown_signal() {

@@ -298,8 +298,16 @@ async fn quotas_hold_across_nodes_and_tiers_change_them() {
     let node = |store: Arc<dyn Store>| {
         let levqor = service(store);
         levqor.set_tiers(vec![
-            levqor_core::quotas::Tier { name: "sandbox".into(), monthly_calls: Some(5), price_cents: 0 },
-            levqor_core::quotas::Tier { name: "enterprise".into(), monthly_calls: None, price_cents: 19_900 },
+            levqor_core::quotas::Tier {
+                name: "sandbox".into(),
+                monthly_calls: Some(5),
+                price_cents: 0,
+            },
+            levqor_core::quotas::Tier {
+                name: "enterprise".into(),
+                monthly_calls: None,
+                price_cents: 19_900,
+            },
         ]);
         router(AppState::new(levqor))
     };
@@ -308,7 +316,10 @@ async fn quotas_hold_across_nodes_and_tiers_change_them() {
     let (id, key) = user(&a, "metered@example.com").await;
 
     let raw = |app: &axum::Router, uri: &str, key: &str| {
-        let req = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {key}")).body(Body::empty()).unwrap();
+        let req = Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
         app.clone().oneshot(req)
     };
     // Five calls, alternating nodes: the remaining count falls across both.
@@ -317,28 +328,64 @@ async fn quotas_hold_across_nodes_and_tiers_change_them() {
         let r = raw(app, "/v1/credits", &key).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["x-ratelimit-limit"], "5");
-        assert_eq!(r.headers()["x-ratelimit-remaining"], (4 - i).to_string().as_str());
-        let reset: u64 = r.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        assert_eq!(
+            r.headers()["x-ratelimit-remaining"],
+            (4 - i).to_string().as_str()
+        );
+        let reset: u64 = r.headers()["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(reset > 0 && reset <= 31 * 86_400);
     }
     let r = raw(&b, "/v1/credits", &key).await.unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
     assert!(r.headers().contains_key(header::RETRY_AFTER));
-    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["code"], "quota_exceeded");
 
     // The admin is not metered; the usage report shows today's calls, six of them.
-    let (s, usage) = call(&a, "GET", &format!("/v1/admin/users/{id}/usage"), ADMIN, None).await;
+    let (s, usage) = call(
+        &a,
+        "GET",
+        &format!("/v1/admin/users/{id}/usage"),
+        ADMIN,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{usage}");
-    assert_eq!((usage["calls"].as_u64(), usage["limit"].as_u64()), (Some(6), Some(5)));
+    assert_eq!(
+        (usage["calls"].as_u64(), usage["limit"].as_u64()),
+        (Some(6), Some(5))
+    );
     assert_eq!(usage["days"].as_array().unwrap().len(), 1);
 
     // Moving the user to an unlimited tier lifts the quota on both nodes.
-    let (s, r) = call(&a, "PATCH", &format!("/v1/admin/users/{id}"), ADMIN, Some(json!({"tier": "gold"}))).await;
-    assert_eq!((s, r["errors"][0]["pointer"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("/tier")));
-    let (s, r) = call(&a, "PATCH", &format!("/v1/admin/users/{id}"), ADMIN, Some(json!({"tier": "enterprise"}))).await;
+    let (s, r) = call(
+        &a,
+        "PATCH",
+        &format!("/v1/admin/users/{id}"),
+        ADMIN,
+        Some(json!({"tier": "gold"})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["errors"][0]["pointer"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("/tier"))
+    );
+    let (s, r) = call(
+        &a,
+        "PATCH",
+        &format!("/v1/admin/users/{id}"),
+        ADMIN,
+        Some(json!({"tier": "enterprise"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     tokio::time::sleep(Duration::from_millis(5_100)).await; // node b's tier cache
     let r = raw(&b, "/v1/usage", &key).await.unwrap();

@@ -190,3 +190,84 @@ async fn privacy_flows_through_the_binary() {
         .await;
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+/// Billing through the binary against a local fake Stripe: checkout creates the customer and a
+/// session at the configured API base, and a webhook signed with the configured secret grants
+/// the pack once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_through_the_binary_with_a_fake_stripe() {
+    use support::fake_stripe::{Behaviour, KEY, start};
+    let (stripe, fake) = start(Behaviour::Succeed).await;
+    let secret = "whsec_e2e";
+    let node = Node::start(
+        &fresh_sqlite_db(),
+        &[
+            "--workers",
+            "0",
+            "--stripe-secret-key",
+            KEY,
+            "--stripe-webhook-secret",
+            secret,
+            "--stripe-api-base",
+            &stripe,
+        ],
+    );
+    let api = Client::new(&node.base);
+    let key = api.user_key("buyer@example.com").await;
+    let (s, session) = api
+        .call(
+            "POST",
+            "/v1/billing/checkout",
+            &key,
+            Some(json!({"pack": "credits_1000"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{session}");
+    assert!(
+        session["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://checkout.stripe.com/"),
+        "{session}"
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|s| s.path).collect::<Vec<_>>(),
+        ["/v1/customers", "/v1/checkout/sessions"]
+    );
+    let user_id = seen[1]
+        .field("metadata[levqor_user_id]")
+        .unwrap()
+        .to_string();
+    assert_eq!(seen[1].field("metadata[levqor_credits]"), Some("1000"));
+
+    let event = json!({"id": "evt_e2e", "type": "checkout.session.completed", "data": {"object": {
+        "id": session["id"], "amount_total": 1000, "currency": "usd",
+        "metadata": {"levqor_user_id": user_id, "levqor_credits": "1000"}}}})
+    .to_string();
+    let now = chrono::Utc::now().timestamp();
+    let http = reqwest::Client::new();
+    let deliver = |signature: String| {
+        http.post(format!("{}/v1/billing/webhook", node.base))
+            .header("stripe-signature", signature)
+            .body(event.clone())
+            .send()
+    };
+    let bad = deliver(levqor_core::billing::sign(
+        event.as_bytes(),
+        "whsec_other",
+        now,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    for _ in 0..2 {
+        let ok = deliver(levqor_core::billing::sign(event.as_bytes(), secret, now))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    let (_, credits) = api.call("GET", "/v1/credits", &key, None).await;
+    // The test nodes grant every new user a large sign-up balance: the pack comes on top, once.
+    assert_eq!(credits["balance"], 1_000_001_000i64, "granted once");
+}

@@ -768,6 +768,7 @@ async fn exports_are_emailed_as_a_zip_once_a_day() {
             "keys.json",
             "jobs.json",
             "credits.json",
+            "usage.json",
             "consents.json",
             "objections.json",
             "events.json"

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod billing_sql;
 mod error;
 mod plan;
 mod postgres;

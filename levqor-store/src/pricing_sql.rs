@@ -584,7 +584,8 @@ where
         });
         q.push(" ON CONFLICT (user_id, day) DO UPDATE SET calls = api_usage_days.calls + excluded.calls");
         q.build().execute(&mut *tx).await.map_err(db_error(op))?;
-        let mut q = QueryBuilder::<DB>::new("INSERT INTO api_usage_months (user_id, month, calls) ");
+        let mut q =
+            QueryBuilder::<DB>::new("INSERT INTO api_usage_months (user_id, month, calls) ");
         q.push_values(&months, |mut b, ((u, m), n)| {
             b.push_bind(*u).push_bind(m.to_string()).push_bind(*n);
         });
@@ -594,7 +595,12 @@ where
         );
         let totals: HashMap<(Uuid, String), i64> = q
             .build()
-            .try_map(|row: DB::Row| Ok(((row.try_get("user_id")?, row.try_get("month")?), row.try_get("calls")?)))
+            .try_map(|row: DB::Row| {
+                Ok((
+                    (row.try_get("user_id")?, row.try_get("month")?),
+                    row.try_get("calls")?,
+                ))
+            })
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error(op))?
@@ -608,7 +614,10 @@ where
         for (i, c) in calls.iter().enumerate().rev() {
             let key = (c.user_id, c.month.as_str());
             let total = *left.entry(key).or_insert_with(|| {
-                totals.get(&(c.user_id, c.month.clone())).copied().unwrap_or_default()
+                totals
+                    .get(&(c.user_id, c.month.clone()))
+                    .copied()
+                    .unwrap_or_default()
             });
             out[i] = total.max(0) as u64;
             left.insert(key, total - c.calls as i64);

@@ -171,6 +171,25 @@ macro_rules! delegate_shared_ports {
             pseudonymize_credits(user_id: uuid::Uuid, tombstone: uuid::Uuid) -> u64;
         }}
 
+        $crate::sql::delegate! { BillingStore for $store {
+            customer_of(user_id: uuid::Uuid) -> Option<String>;
+            set_customer(user_id: uuid::Uuid, customer_id: &str) -> String;
+            user_of_customer(customer_id: &str) -> Option<uuid::Uuid>;
+            record_event(id: &str, kind: &str, now: chrono::DateTime<chrono::Utc>) -> bool;
+            dunning(user_id: uuid::Uuid) -> Option<levqor_core::billing::Dunning>;
+            put_dunning(dunning: &levqor_core::billing::Dunning) -> ();
+            past_due() -> Vec<levqor_core::billing::Dunning>;
+            record_revenue(revenue: &levqor_core::billing::Revenue) -> ();
+            revenue_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Vec<levqor_core::billing::Revenue>;
+            job_runtimes_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Vec<(chrono::DateTime<chrono::Utc>, i64)>;
+            entries_between(kind: levqor_core::pricing::EntryKind, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Vec<(chrono::DateTime<chrono::Utc>, i64)>;
+            create_codes(codes: &[levqor_core::billing::DiscountCode]) -> ();
+            get_code(code: &str) -> Option<levqor_core::billing::DiscountCode>;
+            redeemed(code: &str, user_id: uuid::Uuid) -> bool;
+            redeem(code: &str, user_id: uuid::Uuid, now: chrono::DateTime<chrono::Utc>) -> levqor_core::billing::DiscountCode;
+            erase_billing(user_id: uuid::Uuid, tombstone: uuid::Uuid) -> u64;
+        }}
+
         $crate::sql::delegate! { QuotaStore for $store {
             tier_of(user_id: uuid::Uuid) -> Option<String>;
             set_tier(user_id: uuid::Uuid, tier: &str, now: chrono::DateTime<chrono::Utc>) -> ();

@@ -2,6 +2,8 @@
 //! that records every hit, fresh PostgreSQL databases, and a small REST client.
 #![allow(dead_code)]
 
+pub mod fake_stripe;
+
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};

@@ -1,0 +1,361 @@
+//! Billing storage on both backends: customers, applied events, dunning, revenue, discount
+//! codes. A redemption locks its code row, so the count never passes the limit and a user
+//! redeems a code once (the primary key of `discount_redemptions`).
+
+use crate::error::{db_error, is_unique_violation};
+use crate::privacy_sql::Affected;
+use crate::sql::SqlStore;
+use crate::types::{Timestamp, micros};
+use chrono::{DateTime, Utc};
+use levqor_core::billing::{DiscountCode, Dunning, DunningState, Revenue};
+use levqor_core::pricing::EntryKind;
+use levqor_core::{Error, Result};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+};
+use uuid::Uuid;
+
+const CODE_COLUMNS: &str =
+    "code, kind, value, expires_at, max_redemptions, redemptions, created_at";
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    DB::QueryResult: Affected,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Timestamp: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Timestamp>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    fn code_from_row(row: &DB::Row) -> std::result::Result<DiscountCode, sqlx::Error> {
+        Ok(DiscountCode {
+            code: row.try_get("code")?,
+            kind: row.try_get("kind")?,
+            value: row.try_get("value")?,
+            expires_at: row
+                .try_get::<Option<Timestamp>, _>("expires_at")?
+                .map(|t| t.0),
+            max_redemptions: row.try_get("max_redemptions")?,
+            redemptions: row.try_get("redemptions")?,
+            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
+        })
+    }
+
+    fn dunning_from_row(row: &DB::Row) -> std::result::Result<Dunning, sqlx::Error> {
+        let state: String = row.try_get("state")?;
+        Ok(Dunning {
+            user_id: row.try_get("user_id")?,
+            state: DunningState::parse(&state).ok_or_else(|| {
+                sqlx::Error::Decode(format!("unknown dunning state {state:?}").into())
+            })?,
+            since: row.try_get::<Timestamp, _>("since")?.0,
+            reminders_sent: row.try_get("reminders_sent")?,
+            updated_at: row.try_get::<Timestamp, _>("updated_at")?.0,
+        })
+    }
+
+    pub async fn customer_of(&self, user_id: Uuid) -> Result<Option<String>> {
+        sqlx::query("SELECT customer_id FROM billing_customers WHERE user_id = $1")
+            .bind(user_id)
+            .try_map(|row: DB::Row| row.try_get("customer_id"))
+            .fetch_optional(&self.write)
+            .await
+            .map_err(db_error("customer_of"))
+    }
+
+    pub async fn set_customer(&self, user_id: Uuid, customer_id: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO billing_customers (user_id, customer_id) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(customer_id)
+        .execute(&self.write)
+        .await
+        .map_err(db_error("set_customer"))?;
+        self.customer_of(user_id)
+            .await?
+            .ok_or_else(|| Error::unavailable("the customer was neither stored nor found"))
+    }
+
+    pub async fn user_of_customer(&self, customer_id: &str) -> Result<Option<Uuid>> {
+        sqlx::query("SELECT user_id FROM billing_customers WHERE customer_id = $1")
+            .bind(customer_id)
+            .try_map(|row: DB::Row| row.try_get("user_id"))
+            .fetch_optional(&self.write)
+            .await
+            .map_err(db_error("user_of_customer"))
+    }
+
+    pub async fn record_event(&self, id: &str, kind: &str, now: DateTime<Utc>) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO billing_events (id, kind, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(Timestamp(now))
+        .execute(&self.write)
+        .await
+        .map_err(db_error("record_event"))?
+        .rows()
+            == 1)
+    }
+
+    pub async fn dunning(&self, user_id: Uuid) -> Result<Option<Dunning>> {
+        sqlx::query("SELECT user_id, state, since, reminders_sent, updated_at FROM dunning WHERE user_id = $1")
+            .bind(user_id)
+            .try_map(|row| Self::dunning_from_row(&row))
+            .fetch_optional(&self.write)
+            .await
+            .map_err(db_error("dunning"))
+    }
+
+    pub async fn put_dunning(&self, d: &Dunning) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO dunning (user_id, state, since, reminders_sent, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, since = excluded.since, \
+             reminders_sent = excluded.reminders_sent, updated_at = excluded.updated_at",
+        )
+        .bind(d.user_id)
+        .bind(d.state.as_str())
+        .bind(Timestamp(d.since))
+        .bind(d.reminders_sent)
+        .bind(Timestamp(d.updated_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error("put_dunning"))?;
+        Ok(())
+    }
+
+    pub async fn past_due(&self) -> Result<Vec<Dunning>> {
+        sqlx::query(
+            "SELECT user_id, state, since, reminders_sent, updated_at FROM dunning \
+             WHERE state = 'past_due' ORDER BY user_id",
+        )
+        .try_map(|row| Self::dunning_from_row(&row))
+        .fetch_all(&self.write)
+        .await
+        .map_err(db_error("past_due"))
+    }
+
+    pub async fn record_revenue(&self, r: &Revenue) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO revenue (id, user_id, amount_minor, currency, source, at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(r.id.as_str())
+        .bind(r.user_id)
+        .bind(r.amount_minor)
+        .bind(r.currency.as_str())
+        .bind(r.source.as_str())
+        .bind(Timestamp(r.at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error("record_revenue"))?;
+        Ok(())
+    }
+
+    pub async fn revenue_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Revenue>> {
+        sqlx::query(
+            "SELECT id, user_id, amount_minor, currency, source, at FROM revenue WHERE at >= $1 AND at < $2",
+        )
+        .bind(Timestamp(from))
+        .bind(Timestamp(to))
+        .try_map(|row: DB::Row| {
+            Ok(Revenue {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                amount_minor: row.try_get("amount_minor")?,
+                currency: row.try_get("currency")?,
+                source: row.try_get("source")?,
+                at: row.try_get::<Timestamp, _>("at")?.0,
+            })
+        })
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error("revenue_between"))
+    }
+
+    pub async fn job_runtimes_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>> {
+        sqlx::query(
+            "SELECT started_at, finished_at FROM jobs WHERE finished_at >= $1 AND finished_at < $2 \
+             AND started_at IS NOT NULL",
+        )
+        .bind(Timestamp(from))
+        .bind(Timestamp(to))
+        .try_map(|row: DB::Row| {
+            let start = row.try_get::<Timestamp, _>("started_at")?.0;
+            let end = row.try_get::<Timestamp, _>("finished_at")?.0;
+            Ok((end, (end - start).num_milliseconds()))
+        })
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error("job_runtimes_between"))
+    }
+
+    pub async fn entries_between(
+        &self,
+        kind: EntryKind,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>> {
+        sqlx::query(
+            "SELECT created_at, credits FROM credit_entries WHERE kind = $1 AND created_at >= $2 AND created_at < $3",
+        )
+        .bind(kind.as_str())
+        .bind(Timestamp(from))
+        .bind(Timestamp(to))
+        .try_map(|row: DB::Row| Ok((row.try_get::<Timestamp, _>("created_at")?.0, row.try_get("credits")?)))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error("entries_between"))
+    }
+
+    pub async fn create_codes(&self, codes: &[DiscountCode]) -> Result<()> {
+        let op = "create_codes";
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        for chunk in codes.chunks(500) {
+            let mut q =
+                QueryBuilder::<DB>::new(format!("INSERT INTO discount_codes ({CODE_COLUMNS}) "));
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(c.code.clone())
+                    .push_bind(c.kind.clone())
+                    .push_bind(c.value)
+                    .push_bind(c.expires_at.map(|t| Timestamp(micros(t))))
+                    .push_bind(c.max_redemptions)
+                    .push_bind(c.redemptions)
+                    .push_bind(Timestamp(micros(c.created_at)));
+            });
+            if let Err(e) = q.build().execute(&mut *tx).await {
+                return Err(if is_unique_violation(&e) {
+                    Error::conflict(
+                        "discount_code_exists",
+                        "a discount code with this name exists",
+                    )
+                } else {
+                    db_error(op)(e)
+                });
+            }
+        }
+        tx.commit().await.map_err(db_error(op))
+    }
+
+    pub async fn get_code(&self, code: &str) -> Result<Option<DiscountCode>> {
+        let sql = format!("SELECT {CODE_COLUMNS} FROM discount_codes WHERE code = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(code)
+            .try_map(|row| Self::code_from_row(&row))
+            .fetch_optional(&self.write)
+            .await
+            .map_err(db_error("get_code"))
+    }
+
+    pub async fn redeemed(&self, code: &str, user_id: Uuid) -> Result<bool> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM discount_redemptions WHERE code = $1 AND user_id = $2",
+        )
+        .bind(code)
+        .bind(user_id)
+        .try_map(|row: DB::Row| row.try_get("n"))
+        .fetch_one(&self.write)
+        .await
+        .map_err(db_error("redeemed"))?;
+        Ok(n > 0)
+    }
+
+    pub async fn redeem(
+        &self,
+        code: &str,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<DiscountCode> {
+        let op = "redeem";
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        let sql = format!(
+            "SELECT {CODE_COLUMNS} FROM discount_codes WHERE code = $1{}",
+            self.row_lock
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(code)
+            .try_map(|row| Self::code_from_row(&row))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error(op))?
+            .ok_or_else(|| Error::not_found("discount code").with_code("discount_unknown"))?;
+        found.check(now)?;
+        let inserted = sqlx::query(
+            "INSERT INTO discount_redemptions (code, user_id, redeemed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (code, user_id) DO NOTHING",
+        )
+        .bind(code)
+        .bind(user_id)
+        .bind(Timestamp(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(op))?
+        .rows();
+        if inserted == 0 {
+            return Err(Error::conflict(
+                "discount_already_redeemed",
+                "you already redeemed this code",
+            ));
+        }
+        sqlx::query("UPDATE discount_codes SET redemptions = redemptions + 1 WHERE code = $1")
+            .bind(code)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(op))?;
+        tx.commit().await.map_err(db_error(op))?;
+        Ok(DiscountCode {
+            redemptions: found.redemptions + 1,
+            ..found
+        })
+    }
+
+    pub async fn erase_billing(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
+        let op = "erase_billing";
+        let mut tx = self.write.begin().await.map_err(db_error(op))?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM billing_customers WHERE user_id = $1",
+            "DELETE FROM dunning WHERE user_id = $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(op))?
+                .rows();
+        }
+        for sql in [
+            "UPDATE revenue SET user_id = $2 WHERE user_id = $1",
+            "UPDATE discount_redemptions SET user_id = $2 WHERE user_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(user_id)
+                .bind(tombstone)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(op))?;
+        }
+        tx.commit().await.map_err(db_error(op))?;
+        Ok(n)
+    }
+}
