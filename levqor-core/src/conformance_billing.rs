@@ -198,19 +198,23 @@ pub async fn api_calls_are_counted_per_month_and_day(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(
         totals,
-        vec![1, 1, 2, 4],
-        "each call sees the month's total after it"
+        vec![1, 1, 2, 2],
+        "each call sees its day's total after it"
     );
     let totals = store
-        .add_calls(&[call(a, "2026-11-03", 1), call(a, "2026-12-01", 1)])
+        .add_calls(&[
+            call(a, "2026-11-02", 1),
+            call(a, "2026-11-03", 1),
+            call(a, "2026-12-01", 1),
+        ])
         .await
         .unwrap();
-    assert_eq!(totals, vec![5, 1], "a new month starts from zero");
+    assert_eq!(totals, vec![3, 1, 1], "a new day starts from zero");
     assert_eq!(
         store.usage_days(a, "2026-11").await.unwrap(),
         vec![
             ("2026-11-01".to_string(), 2),
-            ("2026-11-02".to_string(), 2),
+            ("2026-11-02".to_string(), 3),
             ("2026-11-03".to_string(), 1)
         ]
     );

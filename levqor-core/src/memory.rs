@@ -61,7 +61,6 @@ struct State {
     credit_holds: BTreeMap<Uuid, (Hold, bool)>,
     tiers: HashMap<Uuid, String>,
     usage_days: BTreeMap<(Uuid, String), u64>,
-    usage_months: HashMap<(Uuid, String), u64>,
     customers: HashMap<Uuid, String>,
     billing_events: HashMap<String, String>,
     dunning: HashMap<Uuid, crate::billing::Dunning>,
@@ -1120,13 +1119,9 @@ impl crate::quotas::QuotaStore for MemoryStore {
         Ok(calls
             .iter()
             .map(|c| {
-                *s.usage_days.entry((c.user_id, c.day.clone())).or_default() += c.calls;
-                let month = s
-                    .usage_months
-                    .entry((c.user_id, c.month.clone()))
-                    .or_default();
-                *month += c.calls;
-                *month
+                let day = s.usage_days.entry((c.user_id, c.day.clone())).or_default();
+                *day += c.calls;
+                *day
             })
             .collect())
     }
@@ -1143,11 +1138,10 @@ impl crate::quotas::QuotaStore for MemoryStore {
 
     async fn erase_usage(&self, user_id: Uuid) -> Result<u64> {
         let mut s = self.lock();
-        let before = s.usage_days.len() + s.usage_months.len() + s.tiers.len();
+        let before = s.usage_days.len() + s.tiers.len();
         s.usage_days.retain(|(u, _), _| *u != user_id);
-        s.usage_months.retain(|(u, _), _| *u != user_id);
         s.tiers.remove(&user_id);
-        Ok((before - s.usage_days.len() - s.usage_months.len() - s.tiers.len()) as u64)
+        Ok((before - s.usage_days.len() - s.tiers.len()) as u64)
     }
 }
 

@@ -518,6 +518,8 @@ pub fn actual_cost(
 pub(crate) struct LoadGauge {
     store: Arc<dyn Store>,
     cached: RwLock<Option<(Load, Instant)>>,
+    /// One caller refreshes a stale reading; the others use it meanwhile.
+    refreshing: std::sync::atomic::AtomicBool,
     users: RwLock<std::collections::HashMap<Uuid, (i64, Instant)>>,
 }
 
@@ -542,27 +544,33 @@ impl LoadGauge {
         Self {
             store,
             cached: RwLock::new(None),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
             users: RwLock::default(),
         }
     }
 
     pub(crate) async fn load(&self, user_id: Option<Uuid>, now: DateTime<Utc>) -> Result<Load> {
         use crate::jobs::store::JobFilter;
+        use std::sync::atomic::Ordering;
         let cached = *self.cached.read().expect("gauge lock");
         let mut load = match cached {
             Some((l, at)) if at.elapsed() < GAUGE_TTL => l,
+            Some((l, _)) if self.refreshing.swap(true, Ordering::AcqRel) => l,
             _ => {
+                // The newest jobs, whatever their status: a bounded read on every backend
+                // (by primary key), of which the finished ones give the latency.
                 let recent = self
                     .store
                     .list_jobs(&JobFilter {
-                        status: Some(JobStatus::Succeeded),
-                        limit: 200,
+                        limit: 500,
                         ..Default::default()
                     })
-                    .await?;
+                    .await;
+                let depth = self.store.queue_depth(now).await;
+                self.refreshing.store(false, Ordering::Release);
                 let l = Load {
-                    queue_depth: self.store.queue_depth(now).await?,
-                    p95_ms: p95(&recent),
+                    queue_depth: depth?,
+                    p95_ms: p95(&recent?),
                     user_p95_ms: 0,
                 };
                 *self.cached.write().expect("gauge lock") = Some((l, Instant::now()));

@@ -69,7 +69,7 @@ pub trait QuotaStore: Send + Sync {
     async fn tier_of(&self, user_id: Uuid) -> Result<Option<String>>;
     /// Sets a user's tier.
     async fn set_tier(&self, user_id: Uuid, tier: &str, now: DateTime<Utc>) -> Result<()>;
-    /// Adds the counts in one transaction; per item, in order, the month's total for its user
+    /// Adds the counts in one transaction; per item, in order, the day's total for its user
     /// once that item is counted (as if the items were added one after another).
     async fn add_calls(&self, calls: &[CallCount]) -> Result<Vec<u64>>;
     /// A user's calls per day of `month` (`YYYY-MM`), by day.
@@ -135,6 +135,8 @@ pub(crate) struct Quotas {
     pub(crate) tiers: RwLock<Vec<Tier>>,
     pub(crate) default_tier: RwLock<String>,
     cache: RwLock<HashMap<Uuid, (String, Instant)>>,
+    /// Per (user, day): the calls of the month's earlier days, which no longer change.
+    earlier: RwLock<HashMap<(Uuid, String), u64>>,
     counter: Batcher<CallCount, Result<u64>>,
 }
 
@@ -157,6 +159,7 @@ impl Quotas {
             tiers: RwLock::new(default_tiers()),
             default_tier: RwLock::new("sandbox".into()),
             cache: RwLock::default(),
+            earlier: RwLock::default(),
             counter,
         }
     }
@@ -201,6 +204,28 @@ impl Quotas {
         }))
     }
 
+    /// The user's calls on the days of `month` before `day`, read once per user and day.
+    async fn earlier_days(&self, user_id: Uuid, month: &str, day: &str) -> Result<u64> {
+        let key = (user_id, day.to_string());
+        if let Some(n) = self.earlier.read().expect("usage cache").get(&key) {
+            return Ok(*n);
+        }
+        let n = self
+            .store
+            .usage_days(user_id, month)
+            .await?
+            .into_iter()
+            .filter(|(d, _)| d.as_str() < day)
+            .map(|(_, n)| n)
+            .sum();
+        let mut earlier = self.earlier.write().expect("usage cache");
+        if earlier.len() > 10_000 {
+            earlier.clear();
+        }
+        earlier.insert(key, n);
+        Ok(n)
+    }
+
     pub(crate) fn forget(&self, user_id: Uuid) {
         self.cache.write().expect("tier cache").remove(&user_id);
     }
@@ -216,16 +241,22 @@ impl Levqor {
         };
         let now = self.now();
         let tier = self.quotas.tier_of(user_id).await?;
-        let used = self
+        let (month, day) = (
+            now.format("%Y-%m").to_string(),
+            now.format("%Y-%m-%d").to_string(),
+        );
+        let earlier = self.quotas.earlier_days(user_id, &month, &day).await?;
+        let today = self
             .quotas
             .counter
             .submit(CallCount {
                 user_id,
-                month: now.format("%Y-%m").to_string(),
-                day: now.format("%Y-%m-%d").to_string(),
+                month,
+                day,
                 calls: 1,
             })
             .await??;
+        let used = earlier + today;
         let reset = next_month(now);
         Ok(Some(QuotaStatus {
             tier: tier.name,

@@ -98,25 +98,18 @@ where
         owners: &[Uuid],
     ) -> Result<HashMap<Uuid, Account>> {
         let op = "lock_accounts";
-        let mut ins =
+        // One statement: a missing account is created empty, an existing one is "updated" to
+        // itself, which locks its row (PostgreSQL) until the transaction ends; either way the
+        // row comes back. Owners arrive sorted, so concurrent batches lock in one order.
+        let mut q =
             QueryBuilder::<DB>::new("INSERT INTO credit_accounts (user_id, balance, held) ");
-        ins.push_values(owners, |mut b, o| {
+        q.push_values(owners, |mut b, o| {
             b.push_bind(*o).push_bind(0i64).push_bind(0i64);
         });
-        ins.push(" ON CONFLICT (user_id) DO NOTHING");
-        ins.build()
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error(op))?;
-        let mut q = QueryBuilder::<DB>::new(
-            "SELECT user_id, balance, held FROM credit_accounts WHERE user_id IN (",
+        q.push(
+            " ON CONFLICT (user_id) DO UPDATE SET held = credit_accounts.held \
+             RETURNING user_id, balance, held",
         );
-        let mut list = q.separated(", ");
-        for o in owners {
-            list.push_bind(*o);
-        }
-        q.push(") ORDER BY user_id");
-        q.push(self.row_lock);
         q.build()
             .try_map(|row: DB::Row| {
                 Ok((
@@ -564,58 +557,47 @@ where
         Ok(())
     }
 
-    /// Adds the counts, one upsert per table for the whole batch (keys sorted, so concurrent
-    /// batches lock rows in one order), and hands each item the month total it reached.
+    /// Adds the counts in one upsert for the whole batch (keys sorted, so concurrent batches
+    /// lock rows in one order), and hands each item the day's total it reached.
     pub async fn add_calls(&self, calls: &[levqor_core::quotas::CallCount]) -> Result<Vec<u64>> {
         let op = "add_calls";
         if calls.is_empty() {
             return Ok(Vec::new());
         }
         let mut days: std::collections::BTreeMap<(Uuid, &str), i64> = Default::default();
-        let mut months: std::collections::BTreeMap<(Uuid, &str), i64> = Default::default();
         for c in calls {
             *days.entry((c.user_id, c.day.as_str())).or_default() += c.calls as i64;
-            *months.entry((c.user_id, c.month.as_str())).or_default() += c.calls as i64;
         }
-        let mut tx = self.write.begin().await.map_err(db_error(op))?;
         let mut q = QueryBuilder::<DB>::new("INSERT INTO api_usage_days (user_id, day, calls) ");
         q.push_values(&days, |mut b, ((u, d), n)| {
             b.push_bind(*u).push_bind(d.to_string()).push_bind(*n);
         });
-        q.push(" ON CONFLICT (user_id, day) DO UPDATE SET calls = api_usage_days.calls + excluded.calls");
-        q.build().execute(&mut *tx).await.map_err(db_error(op))?;
-        let mut q =
-            QueryBuilder::<DB>::new("INSERT INTO api_usage_months (user_id, month, calls) ");
-        q.push_values(&months, |mut b, ((u, m), n)| {
-            b.push_bind(*u).push_bind(m.to_string()).push_bind(*n);
-        });
         q.push(
-            " ON CONFLICT (user_id, month) DO UPDATE SET calls = api_usage_months.calls + excluded.calls \
-             RETURNING user_id, month, calls",
+            " ON CONFLICT (user_id, day) DO UPDATE SET calls = api_usage_days.calls + excluded.calls \
+             RETURNING user_id, day, calls",
         );
         let totals: HashMap<(Uuid, String), i64> = q
             .build()
             .try_map(|row: DB::Row| {
                 Ok((
-                    (row.try_get("user_id")?, row.try_get("month")?),
+                    (row.try_get("user_id")?, row.try_get("day")?),
                     row.try_get("calls")?,
                 ))
             })
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.write)
             .await
             .map_err(db_error(op))?
             .into_iter()
             .collect();
-        tx.commit().await.map_err(db_error(op))?;
-        // The last item of a (user, month) reached the total; each earlier one, less what
-        // came after it.
+        // The last item of a (user, day) reached the total; each earlier one, less what came
+        // after it.
         let mut left: HashMap<(Uuid, &str), i64> = HashMap::new();
         let mut out = vec![0u64; calls.len()];
         for (i, c) in calls.iter().enumerate().rev() {
-            let key = (c.user_id, c.month.as_str());
+            let key = (c.user_id, c.day.as_str());
             let total = *left.entry(key).or_insert_with(|| {
                 totals
-                    .get(&(c.user_id, c.month.clone()))
+                    .get(&(c.user_id, c.day.clone()))
                     .copied()
                     .unwrap_or_default()
             });
@@ -643,7 +625,6 @@ where
         let mut n = 0;
         for sql in [
             "DELETE FROM api_usage_days WHERE user_id = $1",
-            "DELETE FROM api_usage_months WHERE user_id = $1",
             "DELETE FROM user_tiers WHERE user_id = $1",
         ] {
             n += sqlx::query(sql)

@@ -203,7 +203,11 @@ async fn drain(levqor: &Levqor, store: &Arc<dyn Store>, config: &EngineConfig, j
     }
     let rate = jobs as f64 / t.elapsed().as_secs_f64();
     let done = store.count_jobs(JobStatus::Succeeded).await.expect("count") - before;
-    assert_eq!(done, jobs as u64, "every job succeeded");
+    // The engine also runs its own system jobs (the daily retention sweep): at most a couple.
+    assert!(
+        (jobs as u64..=jobs as u64 + 2).contains(&done),
+        "every job succeeded: {done} of {jobs}"
+    );
     engine.shutdown().await;
     rate
 }

@@ -1,5 +1,5 @@
--- Developer tiers and API usage: calls per user per day (for the usage report) and per month
--- (what the quota is checked against). Months are 'YYYY-MM', days 'YYYY-MM-DD', UTC.
+-- Developer tiers and API usage: calls per user per day, UTC ('YYYY-MM-DD'). A month's count is
+-- the sum of its days; the quota is checked against it.
 
 CREATE TABLE user_tiers (
     user_id    uuid PRIMARY KEY,
@@ -12,11 +12,4 @@ CREATE TABLE api_usage_days (
     day     text NOT NULL,
     calls   bigint NOT NULL,
     PRIMARY KEY (user_id, day)
-);
-
-CREATE TABLE api_usage_months (
-    user_id uuid NOT NULL,
-    month   text NOT NULL,
-    calls   bigint NOT NULL,
-    PRIMARY KEY (user_id, month)
 );

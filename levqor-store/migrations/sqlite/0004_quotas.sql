@@ -1,5 +1,5 @@
--- Developer tiers and API usage: calls per user per day (for the usage report) and per month
--- (what the quota is checked against). Months are 'YYYY-MM', days 'YYYY-MM-DD', UTC.
+-- Developer tiers and API usage: calls per user per day, UTC ('YYYY-MM-DD'). A month's count is
+-- the sum of its days; the quota is checked against it.
 
 CREATE TABLE user_tiers (
     user_id    BLOB PRIMARY KEY NOT NULL,
@@ -12,11 +12,4 @@ CREATE TABLE api_usage_days (
     day     TEXT NOT NULL,
     calls   INTEGER NOT NULL,
     PRIMARY KEY (user_id, day)
-) WITHOUT ROWID;
-
-CREATE TABLE api_usage_months (
-    user_id BLOB NOT NULL,
-    month   TEXT NOT NULL,
-    calls   INTEGER NOT NULL,
-    PRIMARY KEY (user_id, month)
 ) WITHOUT ROWID;
