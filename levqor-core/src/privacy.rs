@@ -593,7 +593,10 @@ impl PersonalDataArea for Builtin {
                         .await?,
                 )
             }
-            Builtin::Usage => deleted(store.erase_usage(user.id).await?),
+            Builtin::Usage => {
+                levqor.quotas.drop_counts(user.id);
+                deleted(store.erase_usage(user.id).await?)
+            }
             Builtin::Billing => AreaErasure {
                 deleted: store.erase_billing(user.id, tombstone).await?,
                 pseudonymized: 0,

@@ -129,7 +129,79 @@ pub fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
 
 const TIER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Tiers, the default one, each user's tier (cached briefly) and the group-committed counter.
+/// How calls are counted.
+enum Counter {
+    /// Every call goes to the database, group-committed: exact across the nodes that share it.
+    Shared(Batcher<CallCount, Result<u64>>),
+    /// The database has one writer and so one process (SQLite): the counts live here and are
+    /// written every [`FLUSH_EVERY`]. A crash loses at most that much counting, never a request.
+    Local(Arc<LocalCounts>),
+}
+
+/// How often local counts are written.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+struct DayCount {
+    month: String,
+    stored: u64,
+    pending: u64,
+}
+
+#[derive(Default)]
+struct LocalCounts {
+    days: std::sync::Mutex<HashMap<(Uuid, String), DayCount>>,
+}
+
+impl LocalCounts {
+    fn bump(&self, key: &(Uuid, String)) -> Option<u64> {
+        let mut days = self.days.lock().expect("counts lock");
+        days.get_mut(key).map(|d| {
+            d.pending += 1;
+            d.stored + d.pending
+        })
+    }
+
+    /// Writes what is pending; on failure it stays pending for the next flush.
+    async fn flush(&self, store: &dyn Store) -> Result<()> {
+        let batch: Vec<CallCount> = {
+            let days = self.days.lock().expect("counts lock");
+            days.iter()
+                .filter(|(_, d)| d.pending > 0)
+                .map(|((user_id, day), d)| CallCount {
+                    user_id: *user_id,
+                    month: d.month.clone(),
+                    day: day.clone(),
+                    calls: d.pending,
+                })
+                .collect()
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let totals = store.add_calls(&batch).await?;
+        let mut days = self.days.lock().expect("counts lock");
+        for (c, total) in batch.iter().zip(totals) {
+            if let Some(d) = days.get_mut(&(c.user_id, c.day.clone())) {
+                d.pending -= c.calls;
+                d.stored = total;
+            }
+        }
+        if days.len() > 100_000 {
+            days.retain(|_, d| d.pending > 0);
+        }
+        Ok(())
+    }
+
+    fn pending(&self, user_id: Uuid, month: &str) -> Vec<(String, u64)> {
+        let days = self.days.lock().expect("counts lock");
+        days.iter()
+            .filter(|((u, _), d)| *u == user_id && d.month == month && d.pending > 0)
+            .map(|((_, day), d)| (day.clone(), d.pending))
+            .collect()
+    }
+}
+
+/// Tiers, the default one, each user's tier (cached briefly) and the call counter.
 pub(crate) struct Quotas {
     store: Arc<dyn Store>,
     pub(crate) tiers: RwLock<Vec<Tier>>,
@@ -137,23 +209,38 @@ pub(crate) struct Quotas {
     cache: RwLock<HashMap<Uuid, (String, Instant)>>,
     /// Per (user, day): the calls of the month's earlier days, which no longer change.
     earlier: RwLock<HashMap<(Uuid, String), u64>>,
-    counter: Batcher<CallCount, Result<u64>>,
+    counter: Counter,
 }
 
 impl Quotas {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         let counting = store.clone();
-        let counter = Batcher::spawn(
-            1024,
-            store.write_parallelism(),
-            move |calls: Vec<CallCount>| {
-                let store = counting.clone();
-                async move {
-                    let totals = store.add_calls(&calls).await?;
-                    Ok(totals.into_iter().map(Ok).collect())
+        let counter = if store.write_parallelism() > 1 {
+            Counter::Shared(Batcher::spawn(
+                1024,
+                store.write_parallelism(),
+                move |calls: Vec<CallCount>| {
+                    let store = counting.clone();
+                    async move {
+                        let totals = store.add_calls(&calls).await?;
+                        Ok(totals.into_iter().map(Ok).collect())
+                    }
+                },
+            ))
+        } else {
+            let local = Arc::new(LocalCounts::default());
+            let weak = Arc::downgrade(&local);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(FLUSH_EVERY).await;
+                    let Some(local) = weak.upgrade() else { break };
+                    if let Err(e) = local.flush(counting.as_ref()).await {
+                        tracing::warn!(error = %e, "writing API call counts failed; retrying");
+                    }
                 }
-            },
-        );
+            });
+            Counter::Local(local)
+        };
         Self {
             store,
             tiers: RwLock::new(default_tiers()),
@@ -226,6 +313,64 @@ impl Quotas {
         Ok(n)
     }
 
+    /// Counts one call; the day's total for the user with it.
+    async fn count(&self, call: CallCount) -> Result<u64> {
+        match &self.counter {
+            Counter::Shared(batcher) => batcher.submit(call).await?,
+            Counter::Local(local) => {
+                let key = (call.user_id, call.day.clone());
+                if let Some(n) = local.bump(&key) {
+                    return Ok(n);
+                }
+                let stored = self
+                    .store
+                    .usage_days(call.user_id, &call.month)
+                    .await?
+                    .into_iter()
+                    .find(|(d, _)| *d == call.day)
+                    .map_or(0, |(_, n)| n);
+                local
+                    .days
+                    .lock()
+                    .expect("counts lock")
+                    .entry(key.clone())
+                    .or_insert(DayCount {
+                        month: call.month,
+                        stored,
+                        pending: 0,
+                    });
+                Ok(local.bump(&key).unwrap_or(stored + 1))
+            }
+        }
+    }
+
+    /// The user's calls of `month` by day: what is stored plus what is not written yet.
+    async fn usage_days(&self, user_id: Uuid, month: &str) -> Result<Vec<(String, u64)>> {
+        let mut days: std::collections::BTreeMap<String, u64> = self
+            .store
+            .usage_days(user_id, month)
+            .await?
+            .into_iter()
+            .collect();
+        if let Counter::Local(local) = &self.counter {
+            for (day, n) in local.pending(user_id, month) {
+                *days.entry(day).or_default() += n;
+            }
+        }
+        Ok(days.into_iter().collect())
+    }
+
+    /// Drops a user's unwritten counts (erasure), so a later flush does not bring them back.
+    pub(crate) fn drop_counts(&self, user_id: Uuid) {
+        if let Counter::Local(local) = &self.counter {
+            local
+                .days
+                .lock()
+                .expect("counts lock")
+                .retain(|(u, _), _| *u != user_id);
+        }
+    }
+
     pub(crate) fn forget(&self, user_id: Uuid) {
         self.cache.write().expect("tier cache").remove(&user_id);
     }
@@ -248,14 +393,13 @@ impl Levqor {
         let earlier = self.quotas.earlier_days(user_id, &month, &day).await?;
         let today = self
             .quotas
-            .counter
-            .submit(CallCount {
+            .count(CallCount {
                 user_id,
                 month,
                 day,
                 calls: 1,
             })
-            .await??;
+            .await?;
         let used = earlier + today;
         let reset = next_month(now);
         Ok(Some(QuotaStatus {
@@ -273,7 +417,7 @@ impl Levqor {
         let now = self.now();
         let month = now.format("%Y-%m").to_string();
         let tier = self.quotas.tier_of(user.id).await?;
-        let days = self.store.usage_days(user.id, &month).await?;
+        let days = self.quotas.usage_days(user.id, &month).await?;
         let calls: u64 = days.iter().map(|(_, n)| n).sum();
         Ok(json!({
             "month": month,

@@ -392,3 +392,51 @@ async fn quotas_hold_across_nodes_and_tiers_change_them() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-ratelimit-limit"], "unlimited");
 }
+
+/// On a single-writer store the counts live in the process and are written every second: the
+/// quota is enforced at once, and the stored usage catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_counts_in_memory_and_writes_each_second() {
+    let store = levqor_store::connect(&support::fresh_sqlite_db())
+        .await
+        .unwrap();
+    let levqor = service(store.clone());
+    levqor.set_tiers(vec![levqor_core::quotas::Tier {
+        name: "sandbox".into(),
+        monthly_calls: Some(3),
+        price_cents: 0,
+    }]);
+    let app = router(AppState::new(levqor));
+    let (id, key) = user(&app, "local@example.com").await;
+    for _ in 0..3 {
+        assert_eq!(
+            call(&app, "GET", "/v1/credits", &key, None).await.0,
+            StatusCode::OK
+        );
+    }
+    let (s, r) = call(&app, "GET", "/v1/credits", &key, None).await;
+    assert_eq!(
+        (s, r["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded"))
+    );
+    let (_, usage) = call(
+        &app,
+        "GET",
+        &format!("/v1/admin/users/{id}/usage"),
+        ADMIN,
+        None,
+    )
+    .await;
+    assert_eq!(usage["calls"], 4, "unwritten counts are reported: {usage}");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let user_id = uuid::Uuid::parse_str(&id).unwrap();
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let stored: u64 = store
+        .usage_days(user_id, &month)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(stored, 4, "written within a second or two");
+}
