@@ -2,7 +2,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, path_id};
-use crate::routes::{PageQuery, parse_limit, refuse_unknown_fields, string_field, violations_or};
+use crate::routes::{
+    PageQuery, parse_limit, refuse_unknown_fields, string_field, timestamp_field, violations_or,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -81,19 +83,7 @@ pub async fn grant(
     if key.is_none() && !bad.iter().any(|b| b.pointer == "/idempotency_key") {
         bad.push(Violation::new("/idempotency_key", "is required"));
     }
-    let expires_at = match string_field(&body, "expires_at", &mut bad) {
-        None => None,
-        Some(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-            Err(_) => {
-                bad.push(Violation::new(
-                    "/expires_at",
-                    "must be an RFC 3339 timestamp",
-                ));
-                None
-            }
-        },
-    };
+    let expires_at = timestamp_field(&body, "expires_at", &mut bad);
     violations_or(bad, ())?;
     let (entry, created) = state
         .levqor
@@ -174,24 +164,6 @@ pub async fn patch_account(
         .set_tier(&who, id, &tier.unwrap_or_default())
         .await?;
     Ok(Json(json!({"id": id, "tier": tier})).into_response())
-}
-
-fn timestamp_field(
-    body: &serde_json::Map<String, Value>,
-    name: &str,
-    bad: &mut Vec<Violation>,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    let raw = string_field(body, name, bad)?;
-    match chrono::DateTime::parse_from_rfc3339(&raw) {
-        Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-        Err(_) => {
-            bad.push(Violation::new(
-                format!("/{name}"),
-                "must be an RFC 3339 timestamp",
-            ));
-            None
-        }
-    }
 }
 
 /// `POST /v1/billing/checkout` `{"pack" | "tier", "discount_code", "success_url", "cancel_url"}`:

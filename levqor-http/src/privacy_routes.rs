@@ -5,7 +5,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, OptionalJsonBody, path_id};
 use crate::routes::{
-    PageQuery, parse_limit, refuse_unknown_fields, string_field, string_list, violations_or,
+    PageQuery, parse_limit, refuse_unknown_fields, string_field, string_list, timestamp_field,
+    violations_or,
 };
 use crate::state::AppState;
 use axum::Json;
@@ -87,19 +88,7 @@ pub async fn publish_terms(
     let version = required_string(&body, "version", &mut bad);
     let changelog = string_field(&body, "changelog", &mut bad).unwrap_or_default();
     let material = bool_field(&body, "material", &mut bad).unwrap_or(false);
-    let effective_at = match string_field(&body, "effective_at", &mut bad) {
-        None => None,
-        Some(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-            Err(_) => {
-                bad.push(Violation::new(
-                    "/effective_at",
-                    "must be an RFC 3339 timestamp",
-                ));
-                None
-            }
-        },
-    };
+    let effective_at = timestamp_field(&body, "effective_at", &mut bad);
     violations_or(bad, ())?;
     let terms = state
         .levqor

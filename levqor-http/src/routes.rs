@@ -82,6 +82,25 @@ pub(crate) fn string_list(
     }
 }
 
+/// Reads an optional RFC 3339 timestamp; anything else is a violation at its pointer.
+pub(crate) fn timestamp_field(
+    body: &serde_json::Map<String, Value>,
+    name: &str,
+    bad: &mut Vec<Violation>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = string_field(body, name, bad)?;
+    match chrono::DateTime::parse_from_rfc3339(&raw) {
+        Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+        Err(_) => {
+            bad.push(Violation::new(
+                format!("/{name}"),
+                "must be an RFC 3339 timestamp",
+            ));
+            None
+        }
+    }
+}
+
 pub(crate) fn refuse_unknown_fields(
     body: &Map<String, Value>,
     known: &[&str],
