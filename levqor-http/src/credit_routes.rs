@@ -3,7 +3,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, path_id};
 use crate::routes::{
-    PageQuery, parse_limit, refuse_unknown_fields, string_field, timestamp_field, violations_or,
+    PageQuery, parse_limit, refuse_unknown_fields, required_string, string_field, timestamp_field,
+    violations_or,
 };
 use crate::state::AppState;
 use axum::Json;
@@ -79,10 +80,7 @@ pub async fn grant(
         },
     };
     let reason = string_field(&body, "reason", &mut bad);
-    let key = string_field(&body, "idempotency_key", &mut bad);
-    if key.is_none() && !bad.iter().any(|b| b.pointer == "/idempotency_key") {
-        bad.push(Violation::new("/idempotency_key", "is required"));
-    }
+    let key = required_string(&body, "idempotency_key", &mut bad);
     let expires_at = timestamp_field(&body, "expires_at", &mut bad);
     violations_or(bad, ())?;
     let (entry, created) = state
@@ -94,7 +92,7 @@ pub async fn grant(
             reason.as_deref(),
             expires_at,
             priority,
-            &key.unwrap_or_default(),
+            &key,
         )
         .await?;
     let status = if created {

@@ -5,8 +5,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, OptionalJsonBody, path_id};
 use crate::routes::{
-    PageQuery, parse_limit, refuse_unknown_fields, string_field, string_list, timestamp_field,
-    violations_or,
+    PageQuery, parse_limit, refuse_unknown_fields, required_string, string_field, string_list,
+    timestamp_field, violations_or,
 };
 use crate::state::AppState;
 use axum::Json;
@@ -52,14 +52,6 @@ fn ok<T: serde::Serialize>(value: T) -> ApiResult<Response> {
         serde_json::to_value(value).map_err(|e| ApiError::from(Error::internal(e.to_string())))?,
     )
     .into_response())
-}
-
-fn required_string(body: &Map<String, Value>, name: &str, bad: &mut Vec<Violation>) -> String {
-    let v = string_field(body, name, bad);
-    if v.is_none() && !bad.iter().any(|b| b.pointer == format!("/{name}")) {
-        bad.push(Violation::new(format!("/{name}"), "is required"));
-    }
-    v.unwrap_or_default()
 }
 
 fn bool_field(body: &Map<String, Value>, name: &str, bad: &mut Vec<Violation>) -> Option<bool> {

@@ -101,6 +101,19 @@ pub(crate) fn timestamp_field(
     }
 }
 
+/// Reads a string field that must be there; its absence is a violation at its pointer.
+pub(crate) fn required_string(
+    body: &Map<String, Value>,
+    name: &str,
+    bad: &mut Vec<Violation>,
+) -> String {
+    let v = string_field(body, name, bad);
+    if v.is_none() && !bad.iter().any(|b| b.pointer == format!("/{name}")) {
+        bad.push(Violation::new(format!("/{name}"), "is required"));
+    }
+    v.unwrap_or_default()
+}
+
 pub(crate) fn refuse_unknown_fields(
     body: &Map<String, Value>,
     known: &[&str],
