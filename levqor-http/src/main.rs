@@ -12,6 +12,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// mimalloc rather than the system allocator: under many concurrent requests glibc's malloc
+/// spends its time in arena locks (a profile of intake put about 17% of CPU in it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Levqor: the back office of an AI-automation platform.
 #[derive(Parser)]
 #[command(name = "levqor", version, about)]
