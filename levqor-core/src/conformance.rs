@@ -30,6 +30,7 @@ macro_rules! conformance_suite {
             consent_records_round_trip_and_chain, privacy_records_round_trip,
             sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept,
             credit_entries_are_idempotent_and_never_overdraw, admission_holds_what_fits_and_settles_what_ran,
+            a_short_account_refuses_only_its_own_jobs,
             expired_holds_and_credits_are_released_but_never_below_holds, ledger_holds_under_random_operations,
             billing_records_round_trip, api_calls_are_counted_per_month_and_day);
     };
@@ -86,7 +87,7 @@ pub fn job(owner: Uuid, key: Option<&str>, run_after: DateTime<Utc>) -> NewJob {
             id: Uuid::now_v7(),
             owner_id: owner,
             workflow: json!({"name": "w", "steps": [{"id": "a", "type": "log", "message": "ü ✓"}]}),
-            input: json!({"n": 1, "nested": {"k": [1, 2]}}),
+            input: json!({"n": 1, "nested": {"k": [1, 2]}, "f": 1.5e-7, "big": 12345678901234567_i64, "s": "a\"b\\c\n\u{1}"}),
             status: JobStatus::Queued,
             attempts: 0,
             max_attempts: 3,

@@ -157,6 +157,81 @@ pub async fn admission_holds_what_fits_and_settles_what_ran(store: Arc<dyn Store
     assert_eq!(free.owner_id, u.id);
 }
 
+/// In one batch, the holds that do not fit are refused job by job, in batch order, and the
+/// others' jobs are admitted as if alone: an owner without an account, an idempotency key first
+/// offered by a refused job, and a smaller hold after a refused one.
+pub async fn a_short_account_refuses_only_its_own_jobs(store: Arc<dyn Store>) {
+    let rich = user(&store, "rich@example.com").await;
+    let poor = user(&store, "poor@example.com").await;
+    let broke = user(&store, "broke@example.com").await;
+    store
+        .post_entry(&grant(rich.id, 100, "g", None))
+        .await
+        .unwrap();
+    store
+        .post_entry(&grant(broke.id, 5, "g", None))
+        .await
+        .unwrap();
+    let keyed = |owner: Uuid, key: &str| NewJob {
+        hold: held_job(owner, 10).hold,
+        ..job(owner, Some(key), t0())
+    };
+    let batch = vec![
+        held_job(rich.id, 10),
+        keyed(poor.id, "k"),
+        held_job(broke.id, 10),
+        held_job(rich.id, 10),
+        keyed(poor.id, "k"),
+        held_job(broke.id, 5),
+    ];
+    let ids: Vec<Uuid> = batch.iter().map(|n| n.job.id).collect();
+    let out = store.admit_batch(batch).await.unwrap();
+    let admitted: Vec<bool> = out.iter().map(Result::is_ok).collect();
+    assert_eq!(admitted, [true, false, false, true, false, true]);
+    for refused in out.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refused.code, "insufficient_credits");
+    }
+    for (id, admitted) in ids.iter().zip(&admitted) {
+        assert_eq!(store.get_job(*id).await.unwrap().is_some(), *admitted);
+    }
+    let mut claimed: Vec<Uuid> = store
+        .claim_due(&claim(t0(), 10))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.job.id)
+        .collect();
+    claimed.sort();
+    assert_eq!(
+        claimed,
+        [ids[0], ids[3], ids[5]],
+        "only admitted jobs are queued"
+    );
+    for (u, totals) in [(&rich, (100, 20)), (&poor, (0, 0)), (&broke, (5, 5))] {
+        let a = store.account(u.id).await.unwrap();
+        assert_eq!((a.balance, a.held), totals);
+        assert_eq!(summed(&store, u.id).await, a, "the entries add up");
+    }
+
+    // Once the poor owner has credits, the same key admits (and then replays).
+    store
+        .post_entry(&grant(poor.id, 10, "g", None))
+        .await
+        .unwrap();
+    let retry = keyed(poor.id, "k");
+    let out = store
+        .admit_batch(vec![retry.clone(), held_job(rich.id, 10)])
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], Ok(Admission::Created(j)) if j.id == retry.job.id));
+    assert!(matches!(out[1], Ok(Admission::Created(_))));
+    let out = store.admit_batch(vec![keyed(poor.id, "k")]).await.unwrap();
+    assert!(matches!(&out[0], Ok(Admission::Replayed(j)) if j.id == retry.job.id));
+    let a = store.account(poor.id).await.unwrap();
+    assert_eq!((a.balance, a.held), (10, 10));
+    assert_eq!(summed(&store, poor.id).await, a);
+}
+
 pub async fn expired_holds_and_credits_are_released_but_never_below_holds(store: Arc<dyn Store>) {
     let u = user(&store, "expiry@example.com").await;
     let soon = t0() + Duration::hours(1);

@@ -100,7 +100,7 @@ impl State {
             credits: 0,
             held: hold.credits,
             job_id: Some(job.id),
-            idempotency_key: format!("hold:{}", job.id),
+            idempotency_key: crate::pricing::hold_key(job.id),
             reason: None,
             priority: 0,
             expires_at: None,

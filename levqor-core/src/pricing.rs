@@ -606,7 +606,8 @@ impl LoadGauge {
 
 /// The intake stage that prices the job and asks admission to hold the price.
 pub(crate) struct PriceStage {
-    pub(crate) policy: Arc<RwLock<PricingPolicy>>,
+    /// Shared with [`Levqor`]; replaced whole, so a reader clones only the `Arc`.
+    pub(crate) policy: Arc<RwLock<Arc<PricingPolicy>>>,
     pub(crate) gauge: Arc<LoadGauge>,
 }
 
@@ -632,6 +633,11 @@ impl IntakeStage for PriceStage {
         ctx.quote = Some(view);
         Ok(())
     }
+}
+
+/// The idempotency key of the `hold` entry of `job_id`'s hold.
+pub fn hold_key(job_id: Uuid) -> String {
+    format!("hold:{job_id}")
 }
 
 /// The error of an admission whose hold does not fit.
@@ -788,12 +794,12 @@ impl Levqor {
 
     /// The pricing policy in force.
     pub fn pricing_policy(&self) -> PricingPolicy {
-        self.pricing.read().expect("policy lock").clone()
+        PricingPolicy::clone(&self.pricing.read().expect("policy lock"))
     }
 
     /// Replaces the pricing policy (deployment configuration).
     pub fn set_pricing_policy(&self, policy: PricingPolicy) {
-        *self.pricing.write().expect("policy lock") = policy;
+        *self.pricing.write().expect("policy lock") = Arc::new(policy);
     }
 
     /// Credits every new user is granted (0: none).

@@ -100,7 +100,7 @@ pub struct Levqor {
     pub(crate) screening: Arc<ScreeningRules>,
     pub(crate) areas: Vec<Arc<dyn PersonalDataArea>>,
     pub(crate) public_url: String,
-    pub(crate) pricing: Arc<RwLock<PricingPolicy>>,
+    pub(crate) pricing: Arc<RwLock<Arc<PricingPolicy>>>,
     pub(crate) gauge: Arc<LoadGauge>,
     pub(crate) signup_grant: i64,
     pub(crate) quotas: Quotas,
@@ -160,7 +160,7 @@ impl Levqor {
         let schema = Arc::new(WorkflowSchema::new(&runner.connector_schemas()));
         let consent_cache = Arc::new(ConsentCache::new(store.clone()));
         let screening = Arc::new(ScreeningRules::new(store.clone()));
-        let pricing = Arc::new(RwLock::new(PricingPolicy::default()));
+        let pricing = Arc::new(RwLock::new(Arc::new(PricingPolicy::default())));
         let gauge = Arc::new(LoadGauge::new(store.clone()));
         let store_for_quotas = store.clone();
         let stages: Vec<Arc<dyn IntakeStage>> = vec![

@@ -3,7 +3,7 @@
 //! applied one after another.
 
 use levqor_core::jobs::store::{Finish, Lease, NewJob, Write};
-use levqor_core::pricing::{Account, NewHold};
+use levqor_core::pricing::Account;
 use levqor_core::{Admission, Error, Job, Result, StepRecord};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -150,20 +150,56 @@ pub(crate) fn refused_holds(
     refused
 }
 
-/// The holds of the jobs that were inserted.
-pub(crate) fn holds_of<'a>(
-    jobs: &'a [NewJob],
-    inserted: &HashSet<Uuid>,
-) -> Vec<(&'a Job, &'a NewHold)> {
-    jobs.iter()
-        .filter(|n| inserted.contains(&n.job.id))
-        .filter_map(|n| Some((&n.job, n.hold.as_ref()?)))
+/// What each owner's held total grows by when the `offered` jobs are admitted, by owner.
+pub(crate) fn held_per_owner(offered: &[&NewJob]) -> Vec<(Uuid, i64)> {
+    let mut held: HashMap<Uuid, i64> = HashMap::new();
+    for new in offered {
+        if let Some(hold) = &new.hold {
+            *held.entry(new.job.owner_id).or_default() += hold.credits;
+        }
+    }
+    let mut held: Vec<(Uuid, i64)> = held.into_iter().collect();
+    held.sort();
+    held
+}
+
+/// The (owner, key) pairs of the offered jobs that carry a key: those to look up before
+/// deciding holds, so that a replay is never refused for credits it would not take.
+pub(crate) fn offered_keys<'a>(offered: &[&'a NewJob]) -> Vec<(Uuid, &'a str)> {
+    offered
+        .iter()
+        .filter_map(|n| Some((n.job.owner_id, n.job.idempotency_key.as_deref()?)))
         .collect()
 }
 
-/// The (owner, key) pairs to look the first job up by: those of the jobs not `inserted`.
-pub(crate) fn keys_taken<'a>(jobs: &'a [NewJob], inserted: &HashSet<Uuid>) -> Vec<(Uuid, &'a str)> {
-    let mut seen = HashSet::new();
+/// Drops from `offered` the jobs whose key one of `firsts` already holds: they replay.
+pub(crate) fn drop_taken(offered: &mut Vec<&NewJob>, firsts: &[First]) {
+    if firsts.is_empty() {
+        return;
+    }
+    let taken: HashSet<(Uuid, &str)> = firsts
+        .iter()
+        .filter_map(|f| Some((f.job.owner_id, f.job.idempotency_key.as_deref()?)))
+        .collect();
+    offered.retain(|n| {
+        n.job
+            .idempotency_key
+            .as_deref()
+            .is_none_or(|k| !taken.contains(&(n.job.owner_id, k)))
+    });
+}
+
+/// The (owner, key) pairs to look the first job up by: those of the jobs not `inserted` whose
+/// first job is not among `firsts` (on PostgreSQL, keys another node took in the meantime).
+pub(crate) fn keys_taken<'a>(
+    jobs: &'a [NewJob],
+    inserted: &HashSet<Uuid>,
+    firsts: &[First],
+) -> Vec<(Uuid, &'a str)> {
+    let mut seen: HashSet<(Uuid, &str)> = firsts
+        .iter()
+        .filter_map(|f| Some((f.job.owner_id, f.job.idempotency_key.as_deref()?)))
+        .collect();
     jobs.iter()
         .filter(|n| !inserted.contains(&n.job.id))
         .filter_map(|n| Some((n.job.owner_id, n.job.idempotency_key.as_deref()?)))
@@ -341,7 +377,7 @@ mod tests {
         );
         let inserted = HashSet::from([jobs[0].job.id]);
         assert_eq!(
-            keys_taken(&jobs, &inserted),
+            keys_taken(&jobs, &inserted, &[]),
             vec![(owner, "k"), (owner, "old")]
         );
         let firsts = [

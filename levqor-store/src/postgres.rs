@@ -25,7 +25,7 @@ use levqor_core::{Admission, Job, JobStatus, JobStore, Result, StepRecord, Store
 use serde_json::Value;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -35,8 +35,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// reap calls, and the reads of the adapters.
 const POOL_SIZE: u32 = 16;
 
-/// Inserts the jobs and queues those admitted as `queued`; returns the ids inserted.
-const INSERT_JOBS: &str = "WITH inserted AS (\
+/// Admission's writes in one statement: inserts the jobs ($1–$17) and queues those admitted as
+/// `queued`, then places the holds ($18–$25) of those inserted, with their `hold` entries and
+/// their owners' held totals; returns the ids inserted. The caller locked and checked those
+/// totals first.
+const ADMIT: &str = "WITH inserted AS (\
      INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
      run_after, result, error, cancel_requested, idempotency_key, request_hash, created_at, updated_at, \
      started_at, finished_at) \
@@ -46,7 +49,19 @@ const INSERT_JOBS: &str = "WITH inserted AS (\
      ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
      RETURNING id, status, run_after), \
      queued AS (INSERT INTO job_queue (run_after, id) \
-     SELECT run_after, id FROM inserted WHERE status = 'queued') \
+     SELECT run_after, id FROM inserted WHERE status = 'queued'), \
+     held AS (SELECT h.* FROM UNNEST($18::uuid[], $19::uuid[], $20::int8[], $21::jsonb[], \
+     $22::timestamptz[], $23::uuid[], $24::text[], $25::timestamptz[]) \
+     AS h(job_id, user_id, credits, quote, expires_at, entry_id, key, created_at) \
+     WHERE h.job_id IN (SELECT id FROM inserted)), \
+     holds AS (INSERT INTO credit_holds (job_id, user_id, credits, quote, expires_at, open) \
+     SELECT job_id, user_id, credits, quote, expires_at, TRUE FROM held), \
+     entries AS (INSERT INTO credit_entries (id, user_id, kind, credits, held, job_id, \
+     idempotency_key, reason, priority, expires_at, created_at) \
+     SELECT entry_id, user_id, 'hold', 0, credits, job_id, key, NULL, 0, NULL, created_at FROM held), \
+     accounts AS (UPDATE credit_accounts a SET held = a.held + placed.credits \
+     FROM (SELECT user_id, sum(credits)::int8 AS credits FROM held GROUP BY user_id) AS placed \
+     WHERE a.user_id = placed.user_id) \
      SELECT id FROM inserted";
 
 /// `idempotency_key IS NOT NULL` lets the planner use the partial unique index.
@@ -249,6 +264,35 @@ impl<'a> JobColumns<'a> {
     }
 }
 
+/// The holds of an admit batch, one array per column.
+#[derive(Default)]
+struct HoldColumns<'a> {
+    job_id: Vec<Uuid>,
+    user_id: Vec<Uuid>,
+    credits: Vec<i64>,
+    quote: Vec<&'a Value>,
+    expires_at: Vec<DateTime<Utc>>,
+    entry_id: Vec<Uuid>,
+    key: Vec<String>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> HoldColumns<'a> {
+    fn push(&mut self, new: &'a NewJob) {
+        let (job, Some(hold)) = (&new.job, &new.hold) else {
+            return;
+        };
+        self.job_id.push(job.id);
+        self.user_id.push(job.owner_id);
+        self.credits.push(hold.credits);
+        self.quote.push(&hold.quote);
+        self.expires_at.push(hold.expires_at);
+        self.entry_id.push(Uuid::now_v7());
+        self.key.push(levqor_core::pricing::hold_key(job.id));
+        self.created_at.push(job.created_at);
+    }
+}
+
 /// Step records to upsert, one array per column.
 #[derive(Default)]
 struct StepColumns<'a> {
@@ -306,6 +350,24 @@ impl<'a> FinishColumns<'a> {
     }
 }
 
+/// The jobs that first used the (owner, key) pairs `taken`, with their requests' hashes.
+async fn first_jobs(
+    tx: &mut Transaction<'static, Postgres>,
+    taken: Vec<(Uuid, &str)>,
+) -> Result<Vec<plan::First>> {
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (owners, keys): (Vec<Uuid>, Vec<&str>) = taken.into_iter().unzip();
+    sqlx::query(FIRST_WITH_KEYS)
+        .bind(&owners)
+        .bind(&keys)
+        .try_map(|row| Db::first_from_row(&row))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error("admit_batch"))
+}
+
 #[async_trait]
 impl JobStore for PgStore {
     async fn admit_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Result<Admission>>> {
@@ -315,19 +377,21 @@ impl JobStore for PgStore {
         let jobs: Vec<NewJob> = jobs.into_iter().map(as_stored).collect();
         let mut tx = self.pool().begin().await.map_err(db_error("admit_batch"))?;
         let mut offered = plan::offered(&jobs);
-        let owners = plan::hold_owners(&offered);
-        let refused = if owners.is_empty() {
-            HashSet::new()
-        } else {
-            let accounts = self.sql.lock_accounts(&mut tx, &owners).await?;
-            plan::refused_holds(&jobs, &offered, &accounts)
-        };
+        let mut firsts = first_jobs(&mut tx, plan::offered_keys(&offered)).await?;
+        plan::drop_taken(&mut offered, &firsts);
+        let accounts = self
+            .sql
+            .lock_accounts(&mut tx, &plan::hold_owners(&offered))
+            .await?;
+        let refused = plan::refused_holds(&jobs, &offered, &accounts);
         offered.retain(|n| !refused.contains(&n.job.id));
         let mut c = JobColumns::default();
+        let mut h = HoldColumns::default();
         for new in offered {
             c.push(new);
+            h.push(new);
         }
-        let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_JOBS)
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(ADMIT)
             .bind(&c.id)
             .bind(&c.owner_id)
             .bind(&c.workflow)
@@ -345,27 +409,20 @@ impl JobStore for PgStore {
             .bind(&c.updated_at)
             .bind(&c.started_at)
             .bind(&c.finished_at)
+            .bind(&h.job_id)
+            .bind(&h.user_id)
+            .bind(&h.credits)
+            .bind(&h.quote)
+            .bind(&h.expires_at)
+            .bind(&h.entry_id)
+            .bind(&h.key)
+            .bind(&h.created_at)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error("admit_batch"))?
             .into_iter()
             .collect();
-        self.sql
-            .place_holds(&mut tx, &plan::holds_of(&jobs, &inserted))
-            .await?;
-        let (owners, keys): (Vec<Uuid>, Vec<&str>) =
-            plan::keys_taken(&jobs, &inserted).into_iter().unzip();
-        let firsts = if owners.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query(FIRST_WITH_KEYS)
-                .bind(&owners)
-                .bind(&keys)
-                .try_map(|row| Db::first_from_row(&row))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error("admit_batch"))?
-        };
+        firsts.extend(first_jobs(&mut tx, plan::keys_taken(&jobs, &inserted, &firsts)).await?);
         tx.commit().await.map_err(db_error("admit_batch"))?;
         Ok(plan::admissions(jobs, &inserted, &firsts, &refused))
     }

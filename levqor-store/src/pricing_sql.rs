@@ -8,10 +8,8 @@ use crate::privacy_sql::Affected;
 use crate::sql::SqlStore;
 use crate::types::{Timestamp, micros};
 use chrono::{DateTime, Utc};
-use levqor_core::pricing::{
-    self, Account, Bucket, Entry, EntryKind, Hold, NewEntry, NewHold, Posted,
-};
-use levqor_core::{Job, Result};
+use levqor_core::Result;
+use levqor_core::pricing::{self, Account, Bucket, Entry, EntryKind, Hold, NewEntry, Posted};
 use serde_json::Value;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
@@ -98,6 +96,9 @@ where
         owners: &[Uuid],
     ) -> Result<HashMap<Uuid, Account>> {
         let op = "lock_accounts";
+        if owners.is_empty() {
+            return Ok(HashMap::new());
+        }
         // One statement: a missing account is created empty, an existing one is "updated" to
         // itself, which locks its row (PostgreSQL) until the transaction ends; either way the
         // row comes back. Owners arrive sorted, so concurrent batches lock in one order.
@@ -168,59 +169,6 @@ where
         .execute(&mut *conn)
         .await
         .map_err(db_error("move_account"))?;
-        Ok(())
-    }
-
-    /// Places the holds of admitted jobs: one hold row and one `hold` entry each, and the
-    /// owners' held totals. The caller checked that they fit, under the accounts' locks.
-    pub(crate) async fn place_holds(
-        &self,
-        conn: &mut DB::Connection,
-        holds: &[(&Job, &NewHold)],
-    ) -> Result<()> {
-        if holds.is_empty() {
-            return Ok(());
-        }
-        for chunk in holds.chunks(500) {
-            let mut q = QueryBuilder::<DB>::new(
-                "INSERT INTO credit_holds (job_id, user_id, credits, quote, expires_at, open) ",
-            );
-            q.push_values(chunk, |mut b, (job, hold)| {
-                b.push_bind(job.id)
-                    .push_bind(job.owner_id)
-                    .push_bind(hold.credits)
-                    .push_bind(hold.quote.clone())
-                    .push_bind(Timestamp(micros(hold.expires_at)))
-                    .push_bind(true);
-            });
-            q.build()
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error("place_holds"))?;
-        }
-        let entries: Vec<Entry> = holds
-            .iter()
-            .map(|(job, hold)| {
-                new_entry(
-                    job.owner_id,
-                    EntryKind::Hold,
-                    (0, hold.credits),
-                    Some(job.id),
-                    format!("hold:{}", job.id),
-                    job.created_at,
-                )
-            })
-            .collect();
-        self.insert_entries(conn, &entries).await?;
-        let mut per_owner: HashMap<Uuid, i64> = HashMap::new();
-        for (job, hold) in holds {
-            *per_owner.entry(job.owner_id).or_default() += hold.credits;
-        }
-        let mut owners: Vec<_> = per_owner.into_iter().collect();
-        owners.sort();
-        for (owner, held) in owners {
-            self.move_account(conn, owner, 0, held).await?;
-        }
         Ok(())
     }
 

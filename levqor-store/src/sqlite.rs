@@ -32,7 +32,13 @@ const READERS: u32 = 4;
 
 /// (In `INSERT … SELECT … ON CONFLICT`, SQLite needs a `WHERE` before `ON CONFLICT` so as not to
 /// read it as a join constraint: hence `WHERE TRUE`.)
-const INSERT_JOBS: &str = "INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
+///
+/// Admission's writes are one call of four statements (one hand-off to the connection's thread):
+/// the jobs ($1), their holds ($2) with their `hold` entries, and what each owner's held total
+/// grows by ($3). The caller read and checked those totals first, and looked the jobs' keys up:
+/// under the write lock nothing else inserts, so every job offered is inserted (the caller
+/// checks), and each hold has its job.
+const ADMIT: &str = "INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
      run_after, result, error, cancel_requested, idempotency_key, request_hash, created_at, updated_at, \
      started_at, finished_at) \
      SELECT unhex(value ->> 'id'), unhex(value ->> 'owner_id'), value ->> 'workflow', value ->> 'input', \
@@ -42,7 +48,18 @@ const INSERT_JOBS: &str = "INSERT INTO jobs (id, owner_id, workflow, input, stat
      value ->> 'finished_at' \
      FROM jsonb_each($1) WHERE TRUE \
      ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-     RETURNING id";
+     RETURNING id; \
+     INSERT INTO credit_holds (job_id, user_id, credits, quote, expires_at, open) \
+     SELECT unhex(value ->> 'job_id'), unhex(value ->> 'user_id'), value ->> 'credits', value ->> 'quote', \
+     value ->> 'expires_at', TRUE \
+     FROM jsonb_each($2); \
+     INSERT INTO credit_entries (id, user_id, kind, credits, held, job_id, idempotency_key, reason, \
+     priority, expires_at, created_at) \
+     SELECT unhex(value ->> 'entry_id'), unhex(value ->> 'user_id'), 'hold', 0, value ->> 'credits', \
+     unhex(value ->> 'job_id'), value ->> 'key', NULL, 0, NULL, value ->> 'created_at' \
+     FROM jsonb_each($2); \
+     UPDATE credit_accounts SET held = held + (value ->> 'credits') FROM jsonb_each($3) \
+     WHERE credit_accounts.user_id = unhex(value ->> 'user_id')";
 
 /// `idempotency_key IS NOT NULL` lets the planner use the partial unique index.
 const FIRST_WITH_KEYS: &str = concat!(
@@ -207,8 +224,9 @@ type Db = SqlStore<Sqlite>;
 
 /// The rows of a batch as `jsonb_each` reads them: objects whose fields the statements above
 /// name. Ids travel as 32 hex digits (`unhex` turns them back into blobs), instants as
-/// microseconds since the epoch, and JSON documents as strings holding their text, so that a
-/// missing document (SQL NULL) stays apart from a JSON `null`.
+/// microseconds since the epoch, and JSON documents as strings holding their text: SQLite
+/// stores a string as it comes, where an inline document would be parsed and printed again,
+/// and a missing document (SQL NULL) stays apart from a JSON `null`.
 mod rows {
     use levqor_core::jobs::store::{self, NewJob};
     use levqor_core::{Error, Result, StepRecord};
@@ -267,6 +285,53 @@ mod rows {
                 updated_at: job.updated_at.timestamp_micros(),
                 started_at: job.started_at.map(|t| t.timestamp_micros()),
                 finished_at: job.finished_at.map(|t| t.timestamp_micros()),
+            }
+        }
+    }
+
+    /// The hold of an admitted job, with its `hold` entry.
+    #[derive(Serialize)]
+    pub struct Hold {
+        job_id: Simple,
+        user_id: Simple,
+        credits: i64,
+        quote: String,
+        expires_at: i64,
+        entry_id: Simple,
+        key: String,
+        created_at: i64,
+    }
+
+    impl Hold {
+        /// The hold `new` asks for, if any.
+        pub fn of(new: &NewJob) -> Option<Self> {
+            let hold = new.hold.as_ref()?;
+            let job = &new.job;
+            Some(Hold {
+                job_id: job.id.simple(),
+                user_id: job.owner_id.simple(),
+                credits: hold.credits,
+                quote: hold.quote.to_string(),
+                expires_at: hold.expires_at.timestamp_micros(),
+                entry_id: Uuid::now_v7().simple(),
+                key: levqor_core::pricing::hold_key(job.id),
+                created_at: job.created_at.timestamp_micros(),
+            })
+        }
+    }
+
+    /// What an owner's held total grows by.
+    #[derive(Serialize)]
+    pub struct Held {
+        user_id: Simple,
+        credits: i64,
+    }
+
+    impl Held {
+        pub fn new(user_id: Uuid, credits: i64) -> Self {
+            Held {
+                user_id: user_id.simple(),
+                credits,
             }
         }
     }
@@ -362,6 +427,26 @@ mod rows {
     }
 }
 
+/// The jobs that first used the (owner, key) pairs `taken`, with their requests' hashes.
+async fn first_jobs(
+    tx: &mut Transaction<'static, Sqlite>,
+    taken: Vec<(Uuid, &str)>,
+) -> Result<Vec<plan::First>> {
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(FIRST_WITH_KEYS)
+        .bind(rows::json(
+            taken
+                .into_iter()
+                .map(|(owner, key)| rows::Key::new(owner, key)),
+        )?)
+        .try_map(|row| Db::first_from_row(&row))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error("admit_batch"))
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn admit_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Result<Admission>>> {
@@ -371,40 +456,37 @@ impl JobStore for SqliteStore {
         let jobs: Vec<NewJob> = jobs.into_iter().map(as_stored).collect();
         let mut tx = self.begin("admit_batch").await?;
         let mut offered = plan::offered(&jobs);
-        let owners = plan::hold_owners(&offered);
-        let refused = if owners.is_empty() {
-            HashSet::new()
-        } else {
-            let accounts = self.sql.lock_accounts(&mut tx, &owners).await?;
-            plan::refused_holds(&jobs, &offered, &accounts)
-        };
+        let mut firsts = first_jobs(&mut tx, plan::offered_keys(&offered)).await?;
+        plan::drop_taken(&mut offered, &firsts);
+        let accounts = self
+            .sql
+            .lock_accounts(&mut tx, &plan::hold_owners(&offered))
+            .await?;
+        let refused = plan::refused_holds(&jobs, &offered, &accounts);
         offered.retain(|n| !refused.contains(&n.job.id));
-        let offered = rows::json(offered.into_iter().map(rows::Job::from))?;
-        let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_JOBS)
-            .bind(offered)
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(ADMIT)
+            .bind(rows::json(offered.iter().map(|n| rows::Job::from(*n)))?)
+            .bind(rows::json(
+                offered.iter().filter_map(|n| rows::Hold::of(n)),
+            )?)
+            .bind(rows::json(
+                plan::held_per_owner(&offered)
+                    .into_iter()
+                    .map(|(owner, credits)| rows::Held::new(owner, credits)),
+            )?)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error("admit_batch"))?
             .into_iter()
             .collect();
-        self.sql
-            .place_holds(&mut tx, &plan::holds_of(&jobs, &inserted))
-            .await?;
-        let taken = plan::keys_taken(&jobs, &inserted);
-        let firsts = if taken.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query(FIRST_WITH_KEYS)
-                .bind(rows::json(
-                    taken
-                        .into_iter()
-                        .map(|(owner, key)| rows::Key::new(owner, key)),
-                )?)
-                .try_map(|row| Db::first_from_row(&row))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error("admit_batch"))?
-        };
+        if inserted.len() != offered.len() {
+            // Dropping the transaction rolls the holds back with the jobs.
+            tracing::error!("admission inserted other jobs than it offered");
+            return Err(levqor_core::Error::internal(
+                "admission inserted other jobs than it offered",
+            ));
+        }
+        firsts.extend(first_jobs(&mut tx, plan::keys_taken(&jobs, &inserted, &firsts)).await?);
         tx.commit().await.map_err(db_error("admit_batch"))?;
         Ok(plan::admissions(jobs, &inserted, &firsts, &refused))
     }

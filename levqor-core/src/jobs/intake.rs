@@ -9,7 +9,7 @@ use crate::batch::Batcher;
 use crate::error::{Error, Result, Violation};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -257,8 +257,56 @@ impl Intake {
 /// SHA-256 of the request's canonical JSON (serde_json sorts object keys), so the same body
 /// with its keys in another order is the same request.
 pub fn fingerprint(r: &SubmitRequest) -> String {
-    let canonical = json!({
-        "workflow": r.workflow, "input": r.input, "max_attempts": r.max_attempts, "run_after": r.run_after,
-    });
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    /// The fields in key order, as an object of them serializes (without copying them).
+    #[derive(serde::Serialize)]
+    struct Canonical<'a> {
+        input: &'a Value,
+        max_attempts: &'a Option<i32>,
+        run_after: &'a Option<DateTime<Utc>>,
+        workflow: &'a Value,
+    }
+    let canonical = Canonical {
+        input: &r.input,
+        max_attempts: &r.max_attempts,
+        run_after: &r.run_after,
+        workflow: &r.workflow,
+    };
+    let bytes = serde_json::to_vec(&canonical).expect("JSON values serialize");
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    /// Stored request hashes stay valid: the fingerprint is the hash of the same bytes as an
+    /// object of the four fields, keys sorted.
+    #[test]
+    fn fingerprint_hashes_the_sorted_object_of_the_request() {
+        for (max_attempts, run_after) in [
+            (None, None),
+            (
+                Some(3),
+                Some(Utc.with_ymd_and_hms(2026, 5, 6, 7, 8, 9).unwrap()),
+            ),
+        ] {
+            let r = SubmitRequest {
+                workflow: json!({"steps": [{"type": "log", "id": "a", "message": "é \"q\""}], "name": "w"}),
+                input: json!({"z": 1, "a": [true, null, 1.5]}),
+                max_attempts,
+                run_after,
+                idempotency_key: None,
+            };
+            let object = json!({
+                "workflow": r.workflow, "input": r.input, "max_attempts": r.max_attempts,
+                "run_after": r.run_after,
+            });
+            assert_eq!(
+                fingerprint(&r),
+                hex::encode(Sha256::digest(object.to_string().as_bytes()))
+            );
+        }
+    }
 }
