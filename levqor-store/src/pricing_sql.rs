@@ -4,17 +4,19 @@
 //! account with less than nothing available.
 
 use crate::error::{db_error, is_unique_violation};
+use crate::plan;
 use crate::privacy_sql::Affected;
 use crate::sql::SqlStore;
 use crate::types::{Timestamp, micros};
 use chrono::{DateTime, Utc};
 use levqor_core::Result;
+use levqor_core::jobs::store::NewJob;
 use levqor_core::pricing::{self, Account, Bucket, Entry, EntryKind, Hold, NewEntry, Posted};
 use serde_json::Value;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 const ENTRY_COLUMNS: &str = "id, user_id, kind, credits, held, job_id, idempotency_key, reason, \
@@ -125,6 +127,22 @@ where
             .await
             .map(|rows| rows.into_iter().collect())
             .map_err(db_error(op))
+    }
+
+    /// Locks the accounts of the `offered` jobs' owners and takes out of `offered` the jobs
+    /// whose holds do not fit, deciding in batch order; returns their ids.
+    pub(crate) async fn hold_what_fits(
+        &self,
+        conn: &mut DB::Connection,
+        jobs: &[NewJob],
+        offered: &mut Vec<&NewJob>,
+    ) -> Result<HashSet<Uuid>> {
+        let accounts = self
+            .lock_accounts(conn, &plan::hold_owners(offered))
+            .await?;
+        let refused = plan::refused_holds(jobs, offered, &accounts);
+        offered.retain(|n| !refused.contains(&n.job.id));
+        Ok(refused)
     }
 
     async fn insert_entries(&self, conn: &mut DB::Connection, entries: &[Entry]) -> Result<()> {

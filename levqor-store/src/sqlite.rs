@@ -458,12 +458,10 @@ impl JobStore for SqliteStore {
         let mut offered = plan::offered(&jobs);
         let mut firsts = first_jobs(&mut tx, plan::offered_keys(&offered)).await?;
         plan::drop_taken(&mut offered, &firsts);
-        let accounts = self
+        let refused = self
             .sql
-            .lock_accounts(&mut tx, &plan::hold_owners(&offered))
+            .hold_what_fits(&mut tx, &jobs, &mut offered)
             .await?;
-        let refused = plan::refused_holds(&jobs, &offered, &accounts);
-        offered.retain(|n| !refused.contains(&n.job.id));
         let inserted: HashSet<Uuid> = sqlx::query_scalar(ADMIT)
             .bind(rows::json(offered.iter().map(|n| rows::Job::from(*n)))?)
             .bind(rows::json(
