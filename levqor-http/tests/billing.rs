@@ -116,6 +116,17 @@ impl World {
         )
     }
 
+    /// `POST /v1/billing/checkout` for the 1,000-credit pack with a discount code.
+    async fn checkout_with_code(&self, key: &str, code: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/v1/billing/checkout",
+            Some(key),
+            Some(json!({"pack": "credits_1000", "discount_code": code})),
+        )
+        .await
+    }
+
     async fn user(&self, email: &str) -> (String, String) {
         let (_, u) = self
             .call(
@@ -485,83 +496,34 @@ async fn discount_codes_apply_once_per_user_and_within_their_limits() {
     );
 
     // Checkout redeems it: 25% off a $10 pack; it is then used up for everyone.
-    let (s, r) = w
-        .call(
-            "POST",
-            "/v1/billing/checkout",
-            Some(&a),
-            Some(json!({"pack": "credits_1000", "discount_code": "LAUNCH25"})),
-        )
-        .await;
+    let (s, r) = w.checkout_with_code(&a, "LAUNCH25").await;
     assert_eq!((s, &r["amount"]), (StatusCode::CREATED, &json!(750)), "{r}");
-    let (s, r) = w
-        .call(
-            "POST",
-            "/v1/billing/checkout",
-            Some(&a),
-            Some(json!({"pack": "credits_1000", "discount_code": "LAUNCH25"})),
-        )
-        .await;
+    let (s, r) = w.checkout_with_code(&a, "LAUNCH25").await;
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::CONFLICT, Some("discount_exhausted"))
     );
-    let (s, r) = w
-        .call(
-            "POST",
-            "/v1/billing/checkout",
-            Some(&b),
-            Some(json!({"pack": "credits_1000", "discount_code": "LAUNCH25"})),
-        )
-        .await;
+    let (s, r) = w.checkout_with_code(&b, "LAUNCH25").await;
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::CONFLICT, Some("discount_exhausted"))
     );
     let fall = *batch.iter().next().unwrap();
-    let (_, r) = w
-        .call(
-            "POST",
-            "/v1/billing/checkout",
-            Some(&b),
-            Some(json!({"pack": "credits_1000", "discount_code": fall})),
-        )
-        .await;
+    let (_, r) = w.checkout_with_code(&b, fall).await;
     assert_eq!(r["amount"], 700);
-    let (s, r) = w
-        .call(
-            "POST",
-            "/v1/billing/checkout",
-            Some(&b),
-            Some(json!({"pack": "credits_1000", "discount_code": fall})),
-        )
-        .await;
+    let (s, r) = w.checkout_with_code(&b, fall).await;
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::CONFLICT, Some("discount_already_redeemed"))
     );
-    let (s, r) = w
-        .call(
-            "POST",
-            "/v1/billing/checkout",
-            Some(&b),
-            Some(json!({"pack": "credits_1000", "discount_code": "NOPE"})),
-        )
-        .await;
+    let (s, r) = w.checkout_with_code(&b, "NOPE").await;
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("discount_unknown"))
     );
     w.call("POST", "/v1/admin/discounts", Some(ADMIN), Some(json!({"code": "SHORT", "kind": "fixed", "value": 100, "expires_at": "2026-11-03T00:00:00Z"}))).await;
     w.clock.advance(Duration::days(2));
-    let (s, r) = w
-        .call(
-            "POST",
-            "/v1/billing/checkout",
-            Some(&b),
-            Some(json!({"pack": "credits_1000", "discount_code": "short"})),
-        )
-        .await;
+    let (s, r) = w.checkout_with_code(&b, "short").await;
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::CONFLICT, Some("discount_expired"))

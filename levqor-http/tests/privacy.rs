@@ -95,6 +95,19 @@ impl Api {
         (id, k.body["key"].as_str().unwrap().to_string())
     }
 
+    /// Follows the confirmation link of the newest email to `to`.
+    async fn confirm_newest_opt_in(&self, to: &str) -> Reply {
+        let mails = self.outbox_to(to).await;
+        let token = token_in(mails[0]["body"].as_str().unwrap(), "/v1/marketing/confirm");
+        self.call(
+            "GET",
+            &format!("/v1/marketing/confirm?token={token}"),
+            None,
+            None,
+        )
+        .await
+    }
+
     async fn outbox_to(&self, to: &str) -> Vec<Value> {
         let r = self
             .call("GET", "/v1/admin/outbox?limit=100", Some(ADMIN), None)
@@ -419,19 +432,7 @@ async fn the_preference_center_changes_categories() {
         r.body["status"], "pending",
         "a first choice still needs the opt-in"
     );
-    let token = token_in(
-        api.outbox_to("prefs@example.com").await[0]["body"]
-            .as_str()
-            .unwrap(),
-        "/v1/marketing/confirm",
-    );
-    api.call(
-        "GET",
-        &format!("/v1/marketing/confirm?token={token}"),
-        None,
-        None,
-    )
-    .await;
+    api.confirm_newest_opt_in("prefs@example.com").await;
     let r = api
         .call(
             "PUT",
@@ -1165,17 +1166,7 @@ async fn a_stranger_cannot_widen_a_confirmed_consent() {
         Some(json!({"email": email, "categories": ["technical"]})),
     )
     .await;
-    let token = token_in(
-        api.outbox_to(email).await[0]["body"].as_str().unwrap(),
-        "/v1/marketing/confirm",
-    );
-    api.call(
-        "GET",
-        &format!("/v1/marketing/confirm?token={token}"),
-        None,
-        None,
-    )
-    .await;
+    api.confirm_newest_opt_in(email).await;
     let r = api
         .call(
             "POST",
