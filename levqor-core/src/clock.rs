@@ -8,6 +8,18 @@ use std::sync::Mutex;
 pub trait Clock: Send + Sync {
     /// The current instant, UTC.
     fn now(&self) -> DateTime<Utc>;
+
+    /// The current instant to the microsecond: what every backend stores, so that a value
+    /// returned when it is written equals the value read back later.
+    fn now_micros(&self) -> DateTime<Utc> {
+        micros(self.now())
+    }
+}
+
+/// `t` truncated to the microsecond, the precision every backend stores.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
 }
 
 /// The system's wall clock.

@@ -159,5 +159,10 @@ impl Error {
     }
 }
 
+/// `value` as a JSON document; failing to serialize is a bug.
+pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::internal(e.to_string()))
+}
+
 /// Result with the core's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -93,18 +93,27 @@ async fn world() -> World {
         Arc::new(OutboxNotifier::new(store.clone())),
         connectors,
     ));
-    let mut levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
-    levqor.set_signup_grant(1_000_000_000);
-    let admin = levqor.authenticate("admin").await.unwrap();
+    let levqor = Levqor::builder(store, runner)
+        .clock(Arc::new(SystemClock))
+        .admin_key(Some("admin"))
+        .signup_grant(1_000_000_000)
+        .build()
+        .unwrap();
+    let admin = levqor.users().authenticate("admin").await.unwrap();
     let user = match levqor
-        .create_user(&admin, "e@example.com", None)
+        .users()
+        .create(&admin, "e@example.com", None)
         .await
         .unwrap()
     {
         levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
     };
-    let key = levqor.create_key(&admin, user.id, None).await.unwrap();
-    let me = levqor.authenticate(&key.secret).await.unwrap();
+    let key = levqor
+        .users()
+        .create_key(&admin, user.id, None)
+        .await
+        .unwrap();
+    let me = levqor.users().authenticate(&key.secret).await.unwrap();
     World { levqor, gate, me }
 }
 
@@ -127,7 +136,8 @@ impl World {
             idempotency_key: None,
         };
         self.levqor
-            .submit_job(&self.me, request)
+            .jobs()
+            .submit(&self.me, request)
             .await
             .unwrap()
             .admission
@@ -137,7 +147,7 @@ impl World {
 
     async fn wait(&self, id: uuid::Uuid, status: JobStatus) -> Job {
         for _ in 0..500 {
-            let job = self.levqor.get_job(&self.me, id).await.unwrap();
+            let job = self.levqor.jobs().get(&self.me, id).await.unwrap();
             if job.status == status {
                 return job;
             }
@@ -145,7 +155,7 @@ impl World {
         }
         panic!(
             "job never became {status:?}: {:?}",
-            self.levqor.get_job(&self.me, id).await.unwrap()
+            self.levqor.jobs().get(&self.me, id).await.unwrap()
         );
     }
 }
@@ -156,7 +166,7 @@ async fn canceling_a_running_job_stops_it_at_the_next_step_boundary() {
     let engine = w.levqor.start_engine(config());
     let id = w.submit(json!([{"id": "g", "type": "gate"}, {"id": "after", "type": "log", "message": "never"}]), 3).await;
     w.gate.entered.notified().await;
-    let asked = w.levqor.cancel_job(&w.me, id).await.unwrap();
+    let asked = w.levqor.jobs().cancel(&w.me, id).await.unwrap();
     assert_eq!(
         (asked.status, asked.cancel_requested),
         (JobStatus::Running, true)
@@ -164,7 +174,7 @@ async fn canceling_a_running_job_stops_it_at_the_next_step_boundary() {
     w.gate.open.notify_one();
     let job = w.wait(id, JobStatus::Canceled).await;
     assert!(job.finished_at.is_some());
-    let steps = w.levqor.job_steps(&w.me, id).await.unwrap();
+    let steps = w.levqor.jobs().steps(&w.me, id).await.unwrap();
     assert_eq!(
         steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(),
         vec!["succeeded", "pending"]
@@ -184,7 +194,7 @@ async fn shutdown_releases_a_job_whose_step_outlives_the_grace_period() {
         .await;
     w.gate.entered.notified().await;
     engine.shutdown().await;
-    let job = w.levqor.get_job(&w.me, id).await.unwrap();
+    let job = w.levqor.jobs().get(&w.me, id).await.unwrap();
     assert_eq!(
         (job.status, job.attempts),
         (JobStatus::Queued, 0),
@@ -196,7 +206,7 @@ async fn shutdown_releases_a_job_whose_step_outlives_the_grace_period() {
     w.gate.open.notify_one();
     let job = w.wait(id, JobStatus::Succeeded).await;
     assert_eq!(job.attempts, 1);
-    let steps = w.levqor.job_steps(&w.me, id).await.unwrap();
+    let steps = w.levqor.jobs().steps(&w.me, id).await.unwrap();
     assert_eq!(
         steps[0].record.as_ref().unwrap().attempt,
         1,
@@ -220,9 +230,9 @@ async fn shutdown_lets_a_short_step_finish_then_releases_before_the_next() {
         gate.open.notify_one();
     });
     engine.shutdown().await;
-    let job = w.levqor.get_job(&w.me, id).await.unwrap();
+    let job = w.levqor.jobs().get(&w.me, id).await.unwrap();
     assert_eq!(job.status, JobStatus::Queued);
-    let steps = w.levqor.job_steps(&w.me, id).await.unwrap();
+    let steps = w.levqor.jobs().steps(&w.me, id).await.unwrap();
     assert_eq!(
         steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(),
         vec!["succeeded", "pending"]

@@ -4,10 +4,10 @@
 use chrono::{Duration, TimeZone, Utc};
 use levqor_core::jobs::engine::schedule_system_jobs;
 use levqor_core::jobs::store::JobFilter;
-use levqor_core::privacy::SYSTEM_OWNER;
 use levqor_core::{
-    EngineConfig, HttpClient, HttpRequest, HttpResponse, JobStatus, Levqor, ManualClock,
-    MemoryStore, OutboxNotifier, Principal, PrivacyStore, StepFailure, StepRunner, Store,
+    AuditStore, EngineConfig, HttpClient, HttpRequest, HttpResponse, JobStatus, Levqor,
+    ManualClock, MemoryStore, OutboxNotifier, Principal, PrivacyStore, SYSTEM_OWNER, StepFailure,
+    StepRunner, Store,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -22,15 +22,23 @@ impl HttpClient for Offline {
     }
 }
 
-fn service(clock: Arc<ManualClock>) -> (Levqor, Arc<MemoryStore>, Arc<StepRunner>) {
+fn service(
+    clock: Arc<ManualClock>,
+    dunning: Option<StdDuration>,
+) -> (Levqor, Arc<MemoryStore>, Arc<StepRunner>) {
     let store = Arc::new(MemoryStore::new());
     let runner = Arc::new(StepRunner::new(
         Arc::new(Offline),
         Arc::new(OutboxNotifier::new(store.clone())),
         Vec::new(),
     ));
-    let levqor = Levqor::new(store.clone(), clock, runner.clone(), Some("admin"));
-    (levqor, store, runner)
+    let mut builder = Levqor::builder(store.clone(), runner.clone())
+        .clock(clock)
+        .admin_key(Some("admin"));
+    if let Some(period) = dunning {
+        builder = builder.dunning_every(period);
+    }
+    (builder.build().unwrap(), store, runner)
 }
 
 async fn system_jobs(store: &MemoryStore) -> Vec<levqor_core::Job> {
@@ -50,7 +58,7 @@ async fn each_period_gets_one_system_job_whoever_asks() {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 3, 10, 0, 0).unwrap(),
     ));
-    let (_levqor, store, runner) = service(clock.clone());
+    let (_levqor, store, runner) = service(clock.clone(), None);
     let now = Utc.with_ymd_and_hms(2026, 11, 3, 10, 0, 0).unwrap();
     assert_eq!(
         schedule_system_jobs(store.as_ref(), &runner, now)
@@ -83,18 +91,24 @@ async fn each_period_gets_one_system_job_whoever_asks() {
 async fn the_daily_retention_sweep_runs_in_the_engine() {
     let start = Utc.with_ymd_and_hms(2026, 11, 3, 10, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let (levqor, store, _) = service(clock.clone());
+    let (levqor, store, _) = service(clock.clone(), None);
     let admin = Principal::Admin;
     let user = match levqor
-        .create_user(&admin, "old@example.com", None)
+        .users()
+        .create(&admin, "old@example.com", None)
         .await
         .unwrap()
     {
         levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
     };
-    let key = levqor.create_key(&admin, user.id, None).await.unwrap();
-    let me = levqor.authenticate(&key.secret).await.unwrap();
+    let key = levqor
+        .users()
+        .create_key(&admin, user.id, None)
+        .await
+        .unwrap();
+    let me = levqor.users().authenticate(&key.secret).await.unwrap();
     levqor
+        .privacy()
         .record_events(
             &me,
             &[("old".into(), json!({})), ("older".into(), json!({}))],
@@ -146,12 +160,11 @@ async fn dunning_runs_as_a_system_job_in_the_engine() {
     use levqor_core::billing::{Dunning, DunningState};
     let start = Utc.with_ymd_and_hms(2026, 11, 3, 10, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let (levqor, store, _) = service(clock.clone());
-    let levqor = Arc::new(levqor);
-    levqor.schedule_dunning(StdDuration::from_secs(3600));
+    let (levqor, store, _) = service(clock.clone(), Some(StdDuration::from_secs(3600)));
     let admin = Principal::Admin;
     let user = match levqor
-        .create_user(&admin, "owes@example.com", None)
+        .users()
+        .create(&admin, "owes@example.com", None)
         .await
         .unwrap()
     {
@@ -187,5 +200,4 @@ async fn dunning_runs_as_a_system_job_in_the_engine() {
         .into_iter()
         .any(|j| j.workflow["steps"][0]["task"] == "dunning" && j.status == JobStatus::Succeeded);
     assert!(ran, "the dunning tick ran as a system job");
-    let _ = Arc::strong_count(&levqor);
 }

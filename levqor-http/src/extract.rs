@@ -4,10 +4,13 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
-use levqor_core::{Error, Principal};
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use levqor_core::consent::ClientInfo;
+use levqor_core::{Error, Principal, Violation};
+use serde_json::{Map, Value};
+use std::net::{IpAddr, SocketAddr};
 use uuid::Uuid;
 
 /// The authenticated caller: `Authorization: Bearer <key>` or `X-Api-Key: <key>`.
@@ -31,10 +34,10 @@ impl FromRequestParts<AppState> for Caller {
         let key = bearer.or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         match key.map(str::trim).filter(|k| !k.is_empty()) {
             Some(key) => {
-                let who = state.levqor.authenticate(key).await?;
+                let who = state.levqor.users().authenticate(key).await?;
                 // Every call with a user's key counts against their monthly quota; the
                 // response carries where they stand (see `crate::quota_headers`).
-                if let Some(status) = state.levqor.meter(&who).await? {
+                if let Some(status) = state.levqor.quotas().meter(&who).await? {
                     let _ = crate::error::QUOTA.try_with(|q| {
                         *q.lock().expect("quota slot") = Some(status.clone());
                     });
@@ -116,7 +119,7 @@ fn parse_object(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError
         Ok(_) => Err(Error::violations(
             "validation_failed",
             "the body must be a JSON object",
-            vec![levqor_core::Violation::new("", "must be a JSON object")],
+            vec![Violation::new("", "must be a JSON object")],
         )
         .into()),
         Err(e) => {
@@ -125,7 +128,198 @@ fn parse_object(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError
     }
 }
 
+/// Where the request came from: the peer address (when the server records it) and the
+/// `User-Agent`.
+pub struct Client(pub ClientInfo, pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(500).collect());
+        Ok(Client(
+            ClientInfo {
+                ip: ip.map(|i| i.to_string()),
+                user_agent,
+            },
+            ip,
+        ))
+    }
+}
+
 /// Parses an id from a path; anything that is not an id names nothing, so it is a 404.
 pub fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| Error::not_found(what).into())
+}
+
+/// Reads the fields of a JSON object body and collects every violation, so that a client sees
+/// all of its bad fields at once: fields it does not know, fields of the wrong type, missing
+/// required ones. [`Fields::finish`] turns them into one 422 `validation_failed`.
+pub struct Fields<'a> {
+    body: &'a Map<String, Value>,
+    bad: Vec<Violation>,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads `body`; a field not in `known` is a violation.
+    pub fn new(body: &'a Map<String, Value>, known: &[&str]) -> Self {
+        let bad = body
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .map(|k| Violation::new(format!("/{k}"), "is not a known field"))
+            .collect();
+        Self { body, bad }
+    }
+
+    /// Reads `body`, ignoring fields it does not ask for (for bodies that are optional extras,
+    /// such as the token of an unsubscribe link).
+    pub fn lenient(body: &'a Map<String, Value>) -> Self {
+        Self {
+            body,
+            bad: Vec::new(),
+        }
+    }
+
+    /// The field as sent (`None` when absent or null).
+    pub fn value(&self, name: &str) -> Option<&'a Value> {
+        self.body.get(name).filter(|v| !v.is_null())
+    }
+
+    /// Whether the body has the field, null included.
+    pub fn has(&self, name: &str) -> bool {
+        self.body.contains_key(name)
+    }
+
+    /// Records a violation at `/name`.
+    pub fn violation(&mut self, name: &str, message: impl Into<String>) {
+        self.bad.push(Violation::new(format!("/{name}"), message));
+    }
+
+    /// A field that must be there, as sent.
+    pub fn required_value(&mut self, name: &str) -> Value {
+        match self.value(name) {
+            Some(v) => v.clone(),
+            None => {
+                self.violation(name, "is required");
+                Value::Null
+            }
+        }
+    }
+
+    /// An optional string.
+    pub fn string(&mut self, name: &str) -> Option<String> {
+        match self.value(name)? {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                self.violation(name, "must be a string");
+                None
+            }
+        }
+    }
+
+    /// A string that must be there.
+    pub fn required_string(&mut self, name: &str) -> String {
+        let v = self.string(name);
+        self.require(name, v).unwrap_or_default()
+    }
+
+    /// An optional array of strings; a bad item is a violation at its own pointer.
+    pub fn strings(&mut self, name: &str) -> Option<Vec<String>> {
+        match self.value(name)? {
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| match v.as_str() {
+                        Some(s) => Some(s.to_string()),
+                        None => {
+                            self.violation(&format!("{name}/{i}"), "must be a string");
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            _ => {
+                self.violation(name, "must be an array of strings");
+                None
+            }
+        }
+    }
+
+    /// An array of strings that must be there.
+    pub fn required_strings(&mut self, name: &str) -> Vec<String> {
+        let v = self.strings(name);
+        self.require(name, v).unwrap_or_default()
+    }
+
+    /// An optional boolean.
+    pub fn bool(&mut self, name: &str) -> Option<bool> {
+        match self.value(name)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.violation(name, "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// A boolean that must be there.
+    pub fn required_bool(&mut self, name: &str) -> bool {
+        let v = self.bool(name);
+        self.require(name, v).unwrap_or_default()
+    }
+
+    /// An optional whole number.
+    pub fn int(&mut self, name: &str) -> Option<i64> {
+        match self.value(name)?.as_i64() {
+            Some(n) => Some(n),
+            None => {
+                self.violation(name, "must be a whole number");
+                None
+            }
+        }
+    }
+
+    /// An optional RFC 3339 timestamp.
+    pub fn timestamp(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let raw = self.string(name)?;
+        match DateTime::parse_from_rfc3339(&raw) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                self.violation(name, "must be an RFC 3339 timestamp");
+                None
+            }
+        }
+    }
+
+    /// `value`, or a violation "is required" unless the field already has one.
+    fn require<T>(&mut self, name: &str, value: Option<T>) -> Option<T> {
+        let pointer = format!("/{name}");
+        if value.is_none() && !self.bad.iter().any(|b| b.pointer == pointer) {
+            self.bad.push(Violation::new(pointer, "is required"));
+        }
+        value
+    }
+
+    /// Every violation as one 422 `validation_failed`, or nothing.
+    pub fn finish(self) -> Result<(), ApiError> {
+        refuse(self.bad)
+    }
+}
+
+/// `violations` as one 422 `validation_failed`, or nothing when there are none.
+pub fn refuse(violations: Vec<Violation>) -> Result<(), ApiError> {
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::violations("validation_failed", "the request has problems", violations).into())
+    }
 }

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
-use levqor_core::{EngineConfig, Levqor, OutboxNotifier, StepRunner, SystemClock};
+use levqor_core::{EngineConfig, Levqor, LevqorBuilder, OutboxNotifier, StepRunner, SystemClock};
 use levqor_http::fetch::{DEFAULT_MAX_RESPONSE_BYTES, ReqwestHttp};
 use levqor_http::state::PublicLimiter;
 use levqor_http::{AppState, router};
@@ -159,20 +159,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     ));
     let notifier = Arc::new(OutboxNotifier::new(store.clone()));
     let runner = Arc::new(StepRunner::new(http, notifier, Vec::new()));
-    let mut levqor = Levqor::new(
-        store,
-        Arc::new(SystemClock),
-        runner,
-        args.admin_key.as_deref(),
+    let builder = Levqor::builder(store, runner)
+        .clock(Arc::new(SystemClock))
+        .admin_key(args.admin_key.as_deref())
+        .public_url(&args.public_url)
+        .signup_grant(args.signup_credits)
+        .default_tier(&args.default_tier)
+        .dunning_every(Duration::from_secs(args.dunning_interval_secs.max(1)));
+    let levqor = Arc::new(
+        configure_billing(builder, &args)?
+            .build()
+            .map_err(|e| e.message)?,
     );
-    levqor.set_public_url(&args.public_url);
-    levqor.set_signup_grant(args.signup_credits);
-    levqor
-        .set_default_tier(&args.default_tier)
-        .map_err(|e| e.message)?;
-    configure_billing(&mut levqor, &args)?;
-    let levqor = Arc::new(levqor);
-    levqor.schedule_dunning(Duration::from_secs(args.dunning_interval_secs.max(1)));
     let engine = (args.workers > 0).then(|| {
         levqor.start_engine(EngineConfig {
             workers: args.workers,
@@ -216,24 +214,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 /// Billing needs both Stripe secrets; with neither, billing routes answer 503 and everything
 /// else works; with one, the configuration is refused.
-fn configure_billing(levqor: &mut Levqor, args: &ServeArgs) -> Result<(), String> {
+fn configure_billing(builder: LevqorBuilder, args: &ServeArgs) -> Result<LevqorBuilder, String> {
     match (&args.stripe_secret_key, &args.stripe_webhook_secret) {
-        (None, None) => Ok(()),
+        (None, None) => Ok(builder),
         (Some(key), Some(webhook)) => {
             #[cfg(feature = "stripe")]
             {
                 let provider =
                     levqor_http::stripe::StripeProvider::new(key, args.stripe_api_base.as_deref())
                         .map_err(|e| format!("cannot configure Stripe: {e}"))?;
-                levqor.set_billing(levqor_core::billing::BillingConfig {
+                Ok(builder.billing(levqor_core::billing::BillingConfig {
                     provider: Arc::new(provider),
                     webhook_secret: webhook.clone(),
-                });
-                Ok(())
+                }))
             }
             #[cfg(not(feature = "stripe"))]
             {
-                let _ = (key, webhook, levqor);
+                let _ = (key, webhook, builder);
                 Err("this build has no Stripe support (feature `stripe`)".into())
             }
         }

@@ -3,19 +3,19 @@
 //! discount codes, the profitability ledger and the profit guard.
 
 use async_trait::async_trait;
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{Duration, TimeZone, Utc};
 use levqor_core::billing::{
     self, BillingConfig, CheckoutRequest, CheckoutSession, PaymentProvider,
 };
-use levqor_core::pricing::{EntryKind, NewEntry};
-use levqor_core::{CreditStore, Levqor, ManualClock, MemoryStore, OutboxNotifier, StepRunner};
-use levqor_http::fetch::ReqwestHttp;
-use levqor_http::{AppState, router};
+use levqor_core::credits::{EntryKind, NewEntry};
+use levqor_core::{CreditStore, Levqor, ManualClock, MemoryStore};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use tower::ServiceExt;
+use support::app::{App, runner};
 
 const ADMIN: &str = "admin-secret";
 const SECRET: &str = "whsec_test_secret";
@@ -51,36 +51,39 @@ impl PaymentProvider for RecordingProvider {
     }
 }
 
+/// The app, the clock its service reads, the provider it pays through and its store.
 struct World {
-    app: axum::Router,
-    levqor: Arc<Levqor>,
+    app: App,
     clock: Arc<ManualClock>,
     provider: Arc<RecordingProvider>,
     store: Arc<MemoryStore>,
 }
 
+impl std::ops::Deref for World {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
 fn world(configured: bool) -> World {
     let store = Arc::new(MemoryStore::new());
-    let runner = Arc::new(StepRunner::new(
-        Arc::new(ReqwestHttp::new(true, 1 << 20)),
-        Arc::new(OutboxNotifier::new(store.clone())),
-        Vec::new(),
-    ));
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap(),
     ));
     let provider = Arc::new(RecordingProvider::default());
-    let mut levqor = Levqor::new(store.clone(), clock.clone(), runner, Some(ADMIN));
+    let mut builder = Levqor::builder(store.clone(), runner(store.clone()))
+        .clock(clock.clone())
+        .admin_key(Some(ADMIN));
     if configured {
-        levqor.set_billing(BillingConfig {
+        builder = builder.billing(BillingConfig {
             provider: provider.clone(),
             webhook_secret: SECRET.into(),
         });
     }
-    let levqor = Arc::new(levqor);
     World {
-        app: router(AppState::new(levqor.clone())),
-        levqor,
+        app: App::new(builder.build().unwrap()),
         clock,
         provider,
         store,
@@ -88,34 +91,6 @@ fn world(configured: bool) -> World {
 }
 
 impl World {
-    async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(k) = key {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        let resp = self.app.clone().oneshot(req.unwrap()).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
     /// `POST /v1/billing/checkout` for the 1,000-credit pack with a discount code.
     async fn checkout_with_code(&self, key: &str, code: &str) -> (StatusCode, Value) {
         self.call(
@@ -125,6 +100,7 @@ impl World {
             Some(json!({"pack": "credits_1000", "discount_code": code})),
         )
         .await
+        .pair()
     }
 
     async fn user(&self, email: &str) -> (String, String) {
@@ -135,11 +111,13 @@ impl World {
                 Some(ADMIN),
                 Some(json!({"email": email})),
             )
-            .await;
+            .await
+            .pair();
         let id = u["id"].as_str().unwrap().to_string();
         let (_, k) = self
             .call("POST", &format!("/v1/users/{id}/keys"), Some(ADMIN), None)
-            .await;
+            .await
+            .pair();
         (id, k["key"].as_str().unwrap().to_string())
     }
 
@@ -155,15 +133,7 @@ impl World {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body))
             .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        self.raw(req).await.pair()
     }
 
     fn clock_now(&self) -> chrono::DateTime<Utc> {
@@ -174,7 +144,8 @@ impl World {
     async fn outbox_to(&self, to: &str) -> Vec<Value> {
         let (_, r) = self
             .call("GET", "/v1/admin/outbox?limit=100", Some(ADMIN), None)
-            .await;
+            .await
+            .pair();
         r["messages"]
             .as_array()
             .unwrap()
@@ -206,7 +177,8 @@ async fn billing_routes_answer_503_when_billing_is_not_configured() {
             Some(&key),
             Some(json!({"pack": "credits_1000"})),
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(
         (s, r["code"].as_str()),
         (
@@ -222,7 +194,7 @@ async fn billing_routes_answer_503_when_billing_is_not_configured() {
             Some("billing_not_configured")
         )
     );
-    let (s, _) = w.call("GET", "/v1/credits", Some(&key), None).await;
+    let (s, _) = w.call("GET", "/v1/credits", Some(&key), None).await.pair();
     assert_eq!(s, StatusCode::OK, "everything else works");
 }
 
@@ -237,7 +209,8 @@ async fn checkout_then_a_signed_event_grants_the_pack_once() {
             Some(&key),
             Some(json!({"pack": "credits_1000", "success_url": "https://app.example/ok"})),
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(s, StatusCode::CREATED, "{r}");
     assert_eq!(r["url"], "https://pay.example/cs_1");
     // A second checkout reuses the customer.
@@ -247,7 +220,8 @@ async fn checkout_then_a_signed_event_grants_the_pack_once() {
         Some(&key),
         Some(json!({"tier": "pro"})),
     )
-    .await;
+    .await
+    .pair();
     assert_eq!(
         w.provider.customers.lock().unwrap().len(),
         1,
@@ -271,7 +245,8 @@ async fn checkout_then_a_signed_event_grants_the_pack_once() {
             Some(&key),
             Some(json!({"pack": "credits_7"})),
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(
         (s, r["errors"][0]["pointer"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("/pack"))
@@ -289,11 +264,8 @@ async fn checkout_then_a_signed_event_grants_the_pack_once() {
     let req = Request::post("/v1/billing/webhook")
         .body(Body::from(event.to_string()))
         .unwrap();
-    assert_eq!(
-        w.app.clone().oneshot(req).await.unwrap().status(),
-        StatusCode::BAD_REQUEST
-    );
-    let (_, c) = w.call("GET", "/v1/credits", Some(&key), None).await;
+    assert_eq!(w.raw(req).await.status, StatusCode::BAD_REQUEST);
+    let (_, c) = w.call("GET", "/v1/credits", Some(&key), None).await.pair();
     assert_eq!(c["balance"], 0);
 
     // A good one grants the pack; replaying it grants nothing more.
@@ -301,9 +273,12 @@ async fn checkout_then_a_signed_event_grants_the_pack_once() {
     assert_eq!((s, &r["handled"]), (StatusCode::OK, &json!(true)), "{r}");
     let (s, r) = w.deliver(&event, SECRET, 0).await;
     assert_eq!((s, &r["duplicate"]), (StatusCode::OK, &json!(true)));
-    let (_, c) = w.call("GET", "/v1/credits", Some(&key), None).await;
+    let (_, c) = w.call("GET", "/v1/credits", Some(&key), None).await.pair();
     assert_eq!(c["balance"], 1_000);
-    let (_, e) = w.call("GET", "/v1/credits/entries", Some(&key), None).await;
+    let (_, e) = w
+        .call("GET", "/v1/credits/entries", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(e["entries"][0]["kind"], "purchase");
 
     // Unknown event types are acknowledged and ignored.
@@ -327,7 +302,7 @@ async fn checkout_then_a_signed_event_grants_the_pack_once() {
         0,
     )
     .await;
-    let (_, u) = w.call("GET", "/v1/usage", Some(&key), None).await;
+    let (_, u) = w.call("GET", "/v1/usage", Some(&key), None).await.pair();
     assert_eq!(u["tier"], "pro");
     w.deliver(
         &sub("evt_s2", "customer.subscription.deleted", "canceled"),
@@ -335,7 +310,7 @@ async fn checkout_then_a_signed_event_grants_the_pack_once() {
         0,
     )
     .await;
-    let (_, u) = w.call("GET", "/v1/usage", Some(&key), None).await;
+    let (_, u) = w.call("GET", "/v1/usage", Some(&key), None).await.pair();
     assert_eq!(u["tier"], "sandbox");
 }
 
@@ -349,18 +324,23 @@ async fn dunning_walks_the_ladder_and_suspension_blocks_intake() {
         Some(ADMIN),
         Some(json!({"credits": 100, "idempotency_key": "g"})),
     )
-    .await;
+    .await
+    .pair();
     w.call(
         "POST",
         "/v1/billing/checkout",
         Some(&key),
         Some(json!({"tier": "pro"})),
     )
-    .await; // makes cus_1
+    .await
+    .pair(); // makes cus_1
     let failed = |n: u32| json!({"id": format!("evt_f{n}"), "type": "invoice.payment_failed", "data": {"object": {"customer": "cus_1", "amount_due": 1900}}});
     let (s, _) = w.deliver(&failed(1), SECRET, 0).await;
     assert_eq!(s, StatusCode::OK);
-    let (_, b) = w.call("GET", "/v1/billing/status", Some(&key), None).await;
+    let (_, b) = w
+        .call("GET", "/v1/billing/status", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(b["state"], "past_due");
     async fn reminders(w: &World) -> usize {
         w.outbox_to("late-payer@example.com")
@@ -374,25 +354,29 @@ async fn dunning_walks_the_ladder_and_suspension_blocks_intake() {
     w.deliver(&failed(2), SECRET, 0).await;
     assert_eq!(reminders(&w).await, 1);
     w.clock.advance(Duration::days(2));
-    w.levqor.dunning_tick().await.unwrap();
+    w.levqor.billing().dunning_tick().await.unwrap();
     assert_eq!(reminders(&w).await, 1, "nothing due before day 3");
     w.clock.advance(Duration::days(1));
-    w.levqor.dunning_tick().await.unwrap();
-    w.levqor.dunning_tick().await.unwrap();
+    w.levqor.billing().dunning_tick().await.unwrap();
+    w.levqor.billing().dunning_tick().await.unwrap();
     assert_eq!(reminders(&w).await, 2, "day 3, once");
     assert_eq!(
         w.call("POST", "/v1/jobs", Some(&key), Some(log_job()))
             .await
+            .pair()
             .0,
         StatusCode::ACCEPTED,
         "past due still runs"
     );
     w.clock.advance(Duration::days(4));
-    w.levqor.dunning_tick().await.unwrap();
+    w.levqor.billing().dunning_tick().await.unwrap();
     assert_eq!(reminders(&w).await, 3, "day 7");
     w.clock.advance(Duration::days(7));
-    w.levqor.dunning_tick().await.unwrap();
-    let (_, b) = w.call("GET", "/v1/billing/status", Some(&key), None).await;
+    w.levqor.billing().dunning_tick().await.unwrap();
+    let (_, b) = w
+        .call("GET", "/v1/billing/status", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(b["state"], "suspended");
     assert!(
         w.outbox_to("late-payer@example.com")
@@ -402,18 +386,22 @@ async fn dunning_walks_the_ladder_and_suspension_blocks_intake() {
     );
     let (s, r) = w
         .call("POST", "/v1/jobs", Some(&key), Some(log_job()))
-        .await;
+        .await
+        .pair();
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("account_suspended"))
     );
     assert_eq!(
-        w.call("GET", "/v1/jobs", Some(&key), None).await.0,
+        w.call("GET", "/v1/jobs", Some(&key), None).await.pair().0,
         StatusCode::OK,
         "reads still work"
     );
     assert_eq!(
-        w.call("POST", "/v1/me/export", Some(&key), None).await.0,
+        w.call("POST", "/v1/me/export", Some(&key), None)
+            .await
+            .pair()
+            .0,
         StatusCode::ACCEPTED,
         "exports still work"
     );
@@ -421,11 +409,15 @@ async fn dunning_walks_the_ladder_and_suspension_blocks_intake() {
     // Paying restores the account at once.
     let paid = json!({"id": "evt_p", "type": "invoice.paid", "data": {"object": {"customer": "cus_1", "amount_paid": 1900, "currency": "usd"}}});
     w.deliver(&paid, SECRET, 0).await;
-    let (_, b) = w.call("GET", "/v1/billing/status", Some(&key), None).await;
+    let (_, b) = w
+        .call("GET", "/v1/billing/status", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(b["state"], "active");
     assert_eq!(
         w.call("POST", "/v1/jobs", Some(&key), Some(log_job()))
             .await
+            .pair()
             .0,
         StatusCode::ACCEPTED
     );
@@ -443,7 +435,8 @@ async fn discount_codes_apply_once_per_user_and_within_their_limits() {
             Some(ADMIN),
             Some(json!({"code": "launch25", "kind": "percent", "value": 25, "max_redemptions": 1})),
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(s, StatusCode::CREATED, "{r}");
     assert_eq!(r["codes"][0]["code"], "LAUNCH25");
     let (s, r) = w
@@ -453,7 +446,8 @@ async fn discount_codes_apply_once_per_user_and_within_their_limits() {
             Some(ADMIN),
             Some(json!({"code": "LAUNCH25", "kind": "fixed", "value": 5})),
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::CONFLICT, Some("discount_code_exists"))
@@ -465,7 +459,8 @@ async fn discount_codes_apply_once_per_user_and_within_their_limits() {
             Some(ADMIN),
             Some(json!({"count": 50, "prefix": "fall", "kind": "fixed", "value": 300})),
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(s, StatusCode::CREATED);
     let batch: std::collections::HashSet<&str> = r["codes"]
         .as_array()
@@ -482,12 +477,13 @@ async fn discount_codes_apply_once_per_user_and_within_their_limits() {
             Some(ADMIN),
             Some(json!({"code": "x", "kind": "percent", "value": 120})),
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r["errors"].as_array().unwrap().len(), 2, "{r}");
 
     // A quote previews a code without redeeming it.
-    let (s, q) = w.call("POST", "/v1/quote", Some(&a), Some(json!({"workflow": {"name": "w", "steps": [{"id": "a", "type": "http_request", "url": "https://example.com"}, {"id": "b", "type": "http_request", "url": "https://example.com"}]}, "discount_code": "launch25"}))).await;
+    let (s, q) = w.call("POST", "/v1/quote", Some(&a), Some(json!({"workflow": {"name": "w", "steps": [{"id": "a", "type": "http_request", "url": "https://example.com"}, {"id": "b", "type": "http_request", "url": "https://example.com"}]}, "discount_code": "launch25"}))).await.pair();
     assert_eq!(s, StatusCode::OK, "{q}");
     assert_eq!(q["credits"], 15);
     assert_eq!(
@@ -521,7 +517,7 @@ async fn discount_codes_apply_once_per_user_and_within_their_limits() {
         (s, r["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("discount_unknown"))
     );
-    w.call("POST", "/v1/admin/discounts", Some(ADMIN), Some(json!({"code": "SHORT", "kind": "fixed", "value": 100, "expires_at": "2026-11-03T00:00:00Z"}))).await;
+    w.call("POST", "/v1/admin/discounts", Some(ADMIN), Some(json!({"code": "SHORT", "kind": "fixed", "value": 100, "expires_at": "2026-11-03T00:00:00Z"}))).await.pair();
     w.clock.advance(Duration::days(2));
     let (s, r) = w.checkout_with_code(&b, "short").await;
     assert_eq!(
@@ -537,7 +533,8 @@ async fn the_profit_ledger_and_the_guard_report_margin() {
     // No revenue yet: scaling up is refused.
     let (_, g) = w
         .call("GET", "/v1/admin/autoscale", Some(ADMIN), None)
-        .await;
+        .await
+        .pair();
     assert_eq!(g["allowed"], false, "{g}");
     // $10 of revenue, and a referral payout of 100 credits (1 cent each by default).
     w.deliver(&completed("evt_r1", &id, 1_000, 1_000), SECRET, 0)
@@ -563,7 +560,8 @@ async fn the_profit_ledger_and_the_guard_report_margin() {
             Some(ADMIN),
             None,
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(s, StatusCode::OK, "{l}");
     assert_eq!(l["periods"].as_array().unwrap().len(), 1);
     assert_eq!(l["total"]["revenue_cents"], 1_000.0);
@@ -575,7 +573,8 @@ async fn the_profit_ledger_and_the_guard_report_margin() {
     );
     let (_, g) = w
         .call("GET", "/v1/admin/autoscale", Some(ADMIN), None)
-        .await;
+        .await
+        .pair();
     assert_eq!(
         (g["allowed"].as_bool(), g["threshold_pct"].as_f64()),
         (Some(true), Some(10.0)),
@@ -597,13 +596,18 @@ async fn the_profit_ledger_and_the_guard_report_margin() {
         .unwrap();
     let (_, g) = w
         .call("GET", "/v1/admin/autoscale", Some(ADMIN), None)
-        .await;
+        .await
+        .pair();
     assert_eq!(g["allowed"], false, "{g}");
     assert_eq!(g["margin_pct"], 5.0);
     let (s, _) = w
         .call("GET", "/v1/admin/ledger?group_by=year", Some(ADMIN), None)
-        .await;
+        .await
+        .pair();
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = w.call("GET", "/v1/admin/ledger", Some(&key), None).await;
+    let (s, _) = w
+        .call("GET", "/v1/admin/ledger", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(s, StatusCode::FORBIDDEN);
 }

@@ -4,71 +4,39 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use levqor_core::{EngineConfig, Levqor, OutboxNotifier, StepRunner, Store, SystemClock};
-use levqor_http::fetch::ReqwestHttp;
-use levqor_http::{AppState, router};
+use axum::http::{StatusCode, header};
+use levqor_core::{EngineConfig, Levqor, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use tower::ServiceExt;
+use support::app::{App, runner};
 
 const ADMIN: &str = "admin-secret";
 
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    uri: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {key}"));
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    };
-    let resp = app.clone().oneshot(req.unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+fn service(store: Arc<dyn Store>) -> App {
+    App::new(
+        Levqor::builder(store.clone(), runner(store))
+            .admin_key(Some(ADMIN))
+            .build()
+            .unwrap(),
+    )
+}
+
+async fn user(app: &App, email: &str) -> (String, String) {
+    let (_, u) = app
+        .call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"email": email})),
+        )
         .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn service(store: Arc<dyn Store>) -> Arc<Levqor> {
-    let runner = Arc::new(StepRunner::new(
-        Arc::new(ReqwestHttp::new(true, 1 << 20)),
-        Arc::new(OutboxNotifier::new(store.clone())),
-        Vec::new(),
-    ));
-    Arc::new(Levqor::new(
-        store,
-        Arc::new(SystemClock),
-        runner,
-        Some(ADMIN),
-    ))
-}
-
-async fn user(app: &axum::Router, email: &str) -> (String, String) {
-    let (_, u) = call(
-        app,
-        "POST",
-        "/v1/users",
-        ADMIN,
-        Some(json!({"email": email})),
-    )
-    .await;
+        .pair();
     let id = u["id"].as_str().unwrap().to_string();
-    let (_, k) = call(app, "POST", &format!("/v1/users/{id}/keys"), ADMIN, None).await;
+    let (_, k) = app
+        .call("POST", &format!("/v1/users/{id}/keys"), Some(ADMIN), None)
+        .await
+        .pair();
     (id, k["key"].as_str().unwrap().to_string())
 }
 
@@ -83,19 +51,19 @@ fn workflow() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_quoted_held_and_settled_at_what_ran() {
-    let levqor = service(Arc::new(levqor_core::MemoryStore::new()));
-    let app = router(AppState::new(levqor.clone()));
+    let app = service(Arc::new(levqor_core::MemoryStore::new()));
     let (id, key) = user(&app, "payer@example.com").await;
 
     // The quote: 1 + 1 + 10 + 1 at a calm load factor of 1.0.
-    let (s, q) = call(
-        &app,
-        "POST",
-        "/v1/quote",
-        &key,
-        Some(json!({"workflow": workflow()})),
-    )
-    .await;
+    let (s, q) = app
+        .call(
+            "POST",
+            "/v1/quote",
+            Some(&key),
+            Some(json!({"workflow": workflow()})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::OK, "{q}");
     assert_eq!(q["credits"], 13, "{q}");
     let names: Vec<&str> = q["components"]
@@ -115,80 +83,97 @@ async fn jobs_are_quoted_held_and_settled_at_what_ran() {
         ]
     );
     assert_eq!(q["components"][3]["factor"], 1.0);
-    let (s, bad) = call(
-        &app,
-        "POST",
-        "/v1/quote",
-        &key,
-        Some(json!({"workflow": {"steps": "no"}})),
-    )
-    .await;
+    let (s, bad) = app
+        .call(
+            "POST",
+            "/v1/quote",
+            Some(&key),
+            Some(json!({"workflow": {"steps": "no"}})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
 
     // A new user has nothing: the job is refused and nothing is written.
     let submit = json!({"workflow": workflow(), "input": {"go": false}});
-    let (s, r) = call(&app, "POST", "/v1/jobs", &key, Some(submit.clone())).await;
+    let (s, r) = app
+        .call("POST", "/v1/jobs", Some(&key), Some(submit.clone()))
+        .await
+        .pair();
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::PAYMENT_REQUIRED, Some("insufficient_credits"))
     );
-    let (_, jobs) = call(&app, "GET", "/v1/jobs", &key, None).await;
+    let (_, jobs) = app.call("GET", "/v1/jobs", Some(&key), None).await.pair();
     assert!(jobs["jobs"].as_array().unwrap().is_empty());
 
     // The admin grants 20 (a retry with the same key grants nothing more).
     let grant = json!({"credits": 20, "reason": "welcome", "idempotency_key": "welcome-1"});
-    let (s, e) = call(
-        &app,
-        "POST",
-        &format!("/v1/admin/users/{id}/credits"),
-        ADMIN,
-        Some(grant.clone()),
-    )
-    .await;
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/v1/admin/users/{id}/credits"),
+            Some(ADMIN),
+            Some(grant.clone()),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::CREATED, "{e}");
-    let (s, again) = call(
-        &app,
-        "POST",
-        &format!("/v1/admin/users/{id}/credits"),
-        ADMIN,
-        Some(grant),
-    )
-    .await;
+    let (s, again) = app
+        .call(
+            "POST",
+            &format!("/v1/admin/users/{id}/credits"),
+            Some(ADMIN),
+            Some(grant),
+        )
+        .await
+        .pair();
     assert_eq!((s, &again["id"]), (StatusCode::OK, &e["id"]));
-    let (s, r) = call(
-        &app,
-        "POST",
-        &format!("/v1/admin/users/{id}/credits"),
-        &key,
-        Some(json!({"credits": 5, "idempotency_key": "x"})),
-    )
-    .await;
+    let (s, r) = app
+        .call(
+            "POST",
+            &format!("/v1/admin/users/{id}/credits"),
+            Some(&key),
+            Some(json!({"credits": 5, "idempotency_key": "x"})),
+        )
+        .await
+        .pair();
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("admin_only"))
     );
-    let (s, r) = call(
-        &app,
-        "POST",
-        &format!("/v1/admin/users/{id}/credits"),
-        ADMIN,
-        Some(json!({"credits": 1.5})),
-    )
-    .await;
+    let (s, r) = app
+        .call(
+            "POST",
+            &format!("/v1/admin/users/{id}/credits"),
+            Some(ADMIN),
+            Some(json!({"credits": 1.5})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r["errors"].as_array().unwrap().len(), 2, "{r}");
 
     // Now the job is admitted with its quote, and 13 are held.
-    let (s, job) = call(&app, "POST", "/v1/jobs", &key, Some(submit.clone())).await;
+    let (s, job) = app
+        .call("POST", "/v1/jobs", Some(&key), Some(submit.clone()))
+        .await
+        .pair();
     assert_eq!(s, StatusCode::ACCEPTED, "{job}");
     assert_eq!(job["quote"]["credits"], 13);
-    let (_, c) = call(&app, "GET", "/v1/credits", &key, None).await;
+    let (_, c) = app
+        .call("GET", "/v1/credits", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(c, json!({"balance": 20, "available": 7, "held": 13}));
-    let (s, r) = call(&app, "POST", "/v1/jobs", &key, Some(submit)).await;
+    let (s, r) = app
+        .call("POST", "/v1/jobs", Some(&key), Some(submit))
+        .await
+        .pair();
     assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{r}");
 
     // It runs; the condition skips the request, so it costs 1 + 1 + 1, and the hold settles.
-    let engine = levqor.start_engine(EngineConfig {
+    let engine = app.levqor.start_engine(EngineConfig {
         workers: 2,
         poll_interval: Duration::from_millis(10),
         ..EngineConfig::default()
@@ -196,14 +181,26 @@ async fn jobs_are_quoted_held_and_settled_at_what_ran() {
     let settled = support::wait_for(Duration::from_secs(10), || {
         let app = app.clone();
         let key = key.clone();
-        async move { call(&app, "GET", "/v1/credits", &key, None).await.1["held"] == 0 }
+        async move {
+            app.call("GET", "/v1/credits", Some(&key), None)
+                .await
+                .pair()
+                .1["held"]
+                == 0
+        }
     })
     .await;
     engine.shutdown().await;
     assert!(settled);
-    let (_, c) = call(&app, "GET", "/v1/credits", &key, None).await;
+    let (_, c) = app
+        .call("GET", "/v1/credits", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(c, json!({"balance": 17, "available": 17, "held": 0}));
-    let (_, entries) = call(&app, "GET", "/v1/credits/entries", &key, None).await;
+    let (_, entries) = app
+        .call("GET", "/v1/credits/entries", Some(&key), None)
+        .await
+        .pair();
     let kinds: Vec<(&str, i64)> = entries["entries"]
         .as_array()
         .unwrap()
@@ -223,34 +220,39 @@ async fn sixty_four_clients_race_for_the_last_credits_on_postgres() {
     let store = levqor_store::connect(&support::fresh_pg_db().await)
         .await
         .unwrap();
-    let levqor = service(store.clone());
-    let app = router(AppState::new(levqor.clone()));
+    let app = service(store.clone());
     let (id, key) = user(&app, "racer@example.com").await;
     let one = json!({"workflow": {"name": "w", "steps": [{"id": "a", "type": "email", "to": "x@example.com", "subject": "s", "body": "b"}]}});
-    let (_, q) = call(
-        &app,
-        "POST",
-        "/v1/quote",
-        &key,
-        Some(json!({"workflow": one["workflow"]})),
-    )
-    .await;
+    let (_, q) = app
+        .call(
+            "POST",
+            "/v1/quote",
+            Some(&key),
+            Some(json!({"workflow": one["workflow"]})),
+        )
+        .await
+        .pair();
     let price = q["credits"].as_i64().unwrap();
     assert_eq!(price, 5);
-    let (s, _) = call(
-        &app,
-        "POST",
-        &format!("/v1/admin/users/{id}/credits"),
-        ADMIN,
-        Some(json!({"credits": N * price, "idempotency_key": "race"})),
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/v1/admin/users/{id}/credits"),
+            Some(ADMIN),
+            Some(json!({"credits": N * price, "idempotency_key": "race"})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::CREATED);
 
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|_| {
             let (app, key, body) = (app.clone(), key.clone(), one.clone());
-            tokio::spawn(async move { call(&app, "POST", "/v1/jobs", &key, Some(body)).await })
+            tokio::spawn(async move {
+                app.call("POST", "/v1/jobs", Some(&key), Some(body))
+                    .await
+                    .pair()
+            })
         })
         .collect();
     let mut admitted = 0;
@@ -267,7 +269,10 @@ async fn sixty_four_clients_race_for_the_last_credits_on_postgres() {
         }
     }
     assert_eq!((admitted, refused), (N, CLIENTS as i64 - N));
-    let (_, c) = call(&app, "GET", "/v1/credits", &key, None).await;
+    let (_, c) = app
+        .call("GET", "/v1/credits", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(
         c,
         json!({"balance": N * price, "available": 0, "held": N * price})
@@ -281,7 +286,10 @@ async fn sixty_four_clients_race_for_the_last_credits_on_postgres() {
         N + 1,
         "one hold per admitted job, and the grant"
     );
-    let (_, jobs) = call(&app, "GET", "/v1/jobs?limit=100", &key, None).await;
+    let (_, jobs) = app
+        .call("GET", "/v1/jobs?limit=100", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(
         jobs["jobs"].as_array().unwrap().len() as i64,
         N,
@@ -296,8 +304,8 @@ async fn sixty_four_clients_race_for_the_last_credits_on_postgres() {
 async fn quotas_hold_across_nodes_and_tiers_change_them() {
     let url = support::fresh_pg_db().await;
     let node = |store: Arc<dyn Store>| {
-        let levqor = service(store);
-        levqor.set_tiers(vec![
+        let app = service(store);
+        app.levqor.quotas().set_tiers(vec![
             levqor_core::quotas::Tier {
                 name: "sandbox".into(),
                 monthly_calls: Some(5),
@@ -309,55 +317,45 @@ async fn quotas_hold_across_nodes_and_tiers_change_them() {
                 price_cents: 19_900,
             },
         ]);
-        router(AppState::new(levqor))
+        app
     };
     let a = node(levqor_store::connect(&url).await.unwrap());
     let b = node(levqor_store::connect(&url).await.unwrap());
     let (id, key) = user(&a, "metered@example.com").await;
 
-    let raw = |app: &axum::Router, uri: &str, key: &str| {
-        let req = Request::get(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {key}"))
-            .body(Body::empty())
-            .unwrap();
-        app.clone().oneshot(req)
-    };
     // Five calls, alternating nodes: the remaining count falls across both.
     for i in 0..5u64 {
         let app = if i % 2 == 0 { &a } else { &b };
-        let r = raw(app, "/v1/credits", &key).await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()["x-ratelimit-limit"], "5");
+        let r = app.call("GET", "/v1/credits", Some(&key), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-ratelimit-limit"], "5");
         assert_eq!(
-            r.headers()["x-ratelimit-remaining"],
+            r.headers["x-ratelimit-remaining"],
             (4 - i).to_string().as_str()
         );
-        let reset: u64 = r.headers()["x-ratelimit-reset"]
+        let reset: u64 = r.headers["x-ratelimit-reset"]
             .to_str()
             .unwrap()
             .parse()
             .unwrap();
         assert!(reset > 0 && reset <= 31 * 86_400);
     }
-    let r = raw(&b, "/v1/credits", &key).await.unwrap();
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
-    assert!(r.headers().contains_key(header::RETRY_AFTER));
-    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(body["code"], "quota_exceeded");
+    let r = &b.call("GET", "/v1/credits", Some(&key), None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers["x-ratelimit-remaining"], "0");
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(r.body["code"], "quota_exceeded");
 
     // The admin is not metered; the usage report shows today's calls, six of them.
-    let (s, usage) = call(
-        &a,
-        "GET",
-        &format!("/v1/admin/users/{id}/usage"),
-        ADMIN,
-        None,
-    )
-    .await;
+    let (s, usage) = a
+        .call(
+            "GET",
+            &format!("/v1/admin/users/{id}/usage"),
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::OK, "{usage}");
     assert_eq!(
         (usage["calls"].as_u64(), usage["limit"].as_u64()),
@@ -366,31 +364,33 @@ async fn quotas_hold_across_nodes_and_tiers_change_them() {
     assert_eq!(usage["days"].as_array().unwrap().len(), 1);
 
     // Moving the user to an unlimited tier lifts the quota on both nodes.
-    let (s, r) = call(
-        &a,
-        "PATCH",
-        &format!("/v1/admin/users/{id}"),
-        ADMIN,
-        Some(json!({"tier": "gold"})),
-    )
-    .await;
+    let (s, r) = a
+        .call(
+            "PATCH",
+            &format!("/v1/admin/users/{id}"),
+            Some(ADMIN),
+            Some(json!({"tier": "gold"})),
+        )
+        .await
+        .pair();
     assert_eq!(
         (s, r["errors"][0]["pointer"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("/tier"))
     );
-    let (s, r) = call(
-        &a,
-        "PATCH",
-        &format!("/v1/admin/users/{id}"),
-        ADMIN,
-        Some(json!({"tier": "enterprise"})),
-    )
-    .await;
+    let (s, r) = a
+        .call(
+            "PATCH",
+            &format!("/v1/admin/users/{id}"),
+            Some(ADMIN),
+            Some(json!({"tier": "enterprise"})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::OK, "{r}");
     tokio::time::sleep(Duration::from_millis(5_100)).await; // node b's tier cache
-    let r = raw(&b, "/v1/usage", &key).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["x-ratelimit-limit"], "unlimited");
+    let r = &b.call("GET", "/v1/usage", Some(&key), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["x-ratelimit-limit"], "unlimited");
 }
 
 /// On a single-writer store the counts live in the process and are written every second: the
@@ -400,33 +400,41 @@ async fn a_single_node_counts_in_memory_and_writes_each_second() {
     let store = levqor_store::connect(&support::fresh_sqlite_db())
         .await
         .unwrap();
-    let levqor = service(store.clone());
-    levqor.set_tiers(vec![levqor_core::quotas::Tier {
-        name: "sandbox".into(),
-        monthly_calls: Some(3),
-        price_cents: 0,
-    }]);
-    let app = router(AppState::new(levqor));
+    let app = service(store.clone());
+    app.levqor
+        .quotas()
+        .set_tiers(vec![levqor_core::quotas::Tier {
+            name: "sandbox".into(),
+            monthly_calls: Some(3),
+            price_cents: 0,
+        }]);
     let (id, key) = user(&app, "local@example.com").await;
     for _ in 0..3 {
         assert_eq!(
-            call(&app, "GET", "/v1/credits", &key, None).await.0,
+            app.call("GET", "/v1/credits", Some(&key), None)
+                .await
+                .pair()
+                .0,
             StatusCode::OK
         );
     }
-    let (s, r) = call(&app, "GET", "/v1/credits", &key, None).await;
+    let (s, r) = app
+        .call("GET", "/v1/credits", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(
         (s, r["code"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded"))
     );
-    let (_, usage) = call(
-        &app,
-        "GET",
-        &format!("/v1/admin/users/{id}/usage"),
-        ADMIN,
-        None,
-    )
-    .await;
+    let (_, usage) = app
+        .call(
+            "GET",
+            &format!("/v1/admin/users/{id}/usage"),
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .pair();
     assert_eq!(usage["calls"], 4, "unwritten counts are reported: {usage}");
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let user_id = uuid::Uuid::parse_str(&id).unwrap();

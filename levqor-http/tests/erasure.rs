@@ -4,49 +4,16 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use levqor_core::{EngineConfig, Levqor, OutboxNotifier, StepRunner, Store, SystemClock};
-use levqor_http::fetch::ReqwestHttp;
-use levqor_http::{AppState, router};
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use levqor_core::{EngineConfig, Levqor, Store};
+use serde_json::json;
 use sqlx::Row;
-use std::sync::Arc;
 use std::time::Duration;
-use tower::ServiceExt;
+use support::app::{App, runner};
 
 const ADMIN: &str = "admin-secret";
 const EMAIL: &str = "erasable.person@example.com";
 const NAME: &str = "Ermintrude Quillfeather";
-
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    uri: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {key}"))
-        .header(header::USER_AGENT, format!("agent of {NAME}"));
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    };
-    let resp = app.clone().oneshot(req.unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 /// Every (table, column) holding text, and how to search it, per backend.
 async fn text_columns(url: &str) -> Vec<(String, String)> {
@@ -105,74 +72,80 @@ async fn find_everywhere(url: &str, needle: &str) -> Vec<(String, String)> {
 
 async fn scenario(url: &str) {
     let store = levqor_store::connect(url).await.unwrap();
-    let runner = Arc::new(StepRunner::new(
-        Arc::new(ReqwestHttp::new(true, 1 << 20)),
-        Arc::new(OutboxNotifier::new(store.clone())),
-        Vec::new(),
-    ));
-    let mut levqor = Levqor::new(store.clone(), Arc::new(SystemClock), runner, Some(ADMIN));
-    levqor.set_signup_grant(1_000_000);
-    let levqor = Arc::new(levqor);
-    let engine = levqor.start_engine(EngineConfig {
+    let app = App::new(
+        Levqor::builder(store.clone(), runner(store.clone()))
+            .admin_key(Some(ADMIN))
+            .signup_grant(1_000_000)
+            .build()
+            .unwrap(),
+    )
+    .with_user_agent(&format!("agent of {NAME}"));
+    let engine = app.levqor.start_engine(EngineConfig {
         workers: 4,
         poll_interval: Duration::from_millis(20),
         ..EngineConfig::default()
     });
-    let app = router(AppState::new(levqor.clone()));
 
     // Someone else, who must keep everything.
-    let (s, other) = call(
-        &app,
-        "POST",
-        "/v1/users",
-        ADMIN,
-        Some(json!({"email": "bystander@example.com", "name": "Bystander"})),
-    )
-    .await;
+    let (s, other) = app
+        .call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"email": "bystander@example.com", "name": "Bystander"})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::CREATED);
 
     // The person, in every area.
-    let (s, user) = call(
-        &app,
-        "POST",
-        "/v1/users",
-        ADMIN,
-        Some(json!({"email": EMAIL, "name": NAME})),
-    )
-    .await;
+    let (s, user) = app
+        .call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"email": EMAIL, "name": NAME})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::CREATED, "{user:?}");
     let id = user["id"].as_str().unwrap().to_string();
-    let (_, key) = call(&app, "POST", &format!("/v1/users/{id}/keys"), ADMIN, None).await;
+    let (_, key) = app
+        .call("POST", &format!("/v1/users/{id}/keys"), Some(ADMIN), None)
+        .await
+        .pair();
     let key = key["key"].as_str().unwrap().to_string();
-    call(
-        &app,
+    app.call(
         "POST",
         "/v1/admin/terms",
-        ADMIN,
+        Some(ADMIN),
         Some(json!({"version": "v1", "material": true})),
     )
-    .await;
-    let (s, _) = call(
-        &app,
-        "POST",
-        "/v1/terms/accept",
-        &key,
-        Some(json!({"version": "v1"})),
-    )
-    .await;
+    .await
+    .pair();
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/terms/accept",
+            Some(&key),
+            Some(json!({"version": "v1"})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::OK);
     let workflow = json!({"name": "greet", "steps": [
         {"id": "hello", "type": "log", "message": "hello {{input.name}} <{{input.email}}>"},
         {"id": "mail", "type": "email", "to": "{{input.email}}", "subject": "Hi {{input.name}}", "body": "about my mortgage"}
     ]});
-    let (s, job) = call(
-        &app,
-        "POST",
-        "/v1/jobs",
-        &key,
-        Some(json!({"workflow": workflow, "input": {"name": NAME, "email": EMAIL}})),
-    )
-    .await;
+    let (s, job) = app
+        .call(
+            "POST",
+            "/v1/jobs",
+            Some(&key),
+            Some(json!({"workflow": workflow, "input": {"name": NAME, "email": EMAIL}})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::ACCEPTED, "{job:?}");
     assert_eq!(
         job["screening"]["verdict"], "warn",
@@ -183,59 +156,69 @@ async fn scenario(url: &str) {
         let app = app.clone();
         let (key, job_id) = (key.clone(), job_id.clone());
         async move {
-            call(&app, "GET", &format!("/v1/jobs/{job_id}"), &key, None)
+            app.call("GET", &format!("/v1/jobs/{job_id}"), Some(&key), None)
                 .await
+                .pair()
                 .1["status"]
                 == "succeeded"
         }
     })
     .await;
     assert!(done, "the job ran");
-    call(&app, "POST", "/v1/jobs", &key, Some(json!({"workflow": workflow, "input": {"name": NAME}, "run_after": "2099-01-01T00:00:00Z"}))).await;
-    let (s, _) = call(&app, "POST", "/v1/jobs", &key, Some(json!({"workflow": {"name": "x", "steps": [{"id": "a", "type": "log", "message": "launder money for {{input.n}}"}]}, "input": {"n": NAME}}))).await;
+    app.call("POST", "/v1/jobs", Some(&key), Some(json!({"workflow": workflow, "input": {"name": NAME}, "run_after": "2099-01-01T00:00:00Z"}))).await.pair();
+    let (s, _) = app.call("POST", "/v1/jobs", Some(&key), Some(json!({"workflow": {"name": "x", "steps": [{"id": "a", "type": "log", "message": "launder money for {{input.n}}"}]}, "input": {"n": NAME}}))).await.pair();
     assert_eq!(
         s,
         StatusCode::UNPROCESSABLE_ENTITY,
         "a refused job is recorded too"
     );
-    let (s, _) = call(
-        &app,
-        "POST",
-        "/v1/events",
-        &key,
-        Some(json!({"name": "signup", "properties": {"email": EMAIL, "name": NAME}})),
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/events",
+            Some(&key),
+            Some(json!({"name": "signup", "properties": {"email": EMAIL, "name": NAME}})),
+        )
+        .await
+        .pair();
     assert_eq!(s, StatusCode::ACCEPTED);
-    call(
-        &app,
+    app.call(
         "POST",
         "/v1/marketing/subscribe",
-        ADMIN,
+        Some(ADMIN),
         Some(json!({"email": EMAIL, "categories": ["offers"]})),
     )
-    .await;
-    call(
-        &app,
+    .await
+    .pair();
+    app.call(
         "POST",
         "/v1/me/objections",
-        &key,
+        Some(&key),
         Some(json!({"kind": "analytics", "objected": true})),
     )
-    .await;
-    let (s, _) = call(&app, "POST", "/v1/me/export", &key, None).await;
+    .await
+    .pair();
+    let (s, _) = app
+        .call("POST", "/v1/me/export", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(s, StatusCode::ACCEPTED);
     assert!(
         !find_everywhere(url, EMAIL).await.is_empty(),
         "the seed is findable"
     );
     assert!(!find_everywhere(url, NAME).await.is_empty());
-    let ledger_before = call(&app, "GET", "/v1/admin/consent/verify", ADMIN, None)
+    let ledger_before = app
+        .call("GET", "/v1/admin/consent/verify", Some(ADMIN), None)
         .await
+        .pair()
         .1;
     assert_eq!(ledger_before["ok"], true, "{ledger_before:?}");
 
-    let (s, summary) = call(&app, "POST", "/v1/me/erase", &key, None).await;
+    let (s, summary) = app
+        .call("POST", "/v1/me/erase", Some(&key), None)
+        .await
+        .pair();
     assert_eq!(s, StatusCode::OK, "{summary:?}");
     for area in [
         "profile",
@@ -274,32 +257,39 @@ async fn scenario(url: &str) {
     assert_eq!(other["email"], "bystander@example.com");
 
     // The ledger keeps its records and still verifies; the acceptance stays, without a person.
-    let after = call(&app, "GET", "/v1/admin/consent/verify", ADMIN, None)
+    let after = app
+        .call("GET", "/v1/admin/consent/verify", Some(ADMIN), None)
         .await
+        .pair()
         .1;
     assert_eq!(after["ok"], true, "{after:?}");
     assert_eq!(after["records"], ledger_before["records"]);
-    let (s, again) = call(
-        &app,
-        "POST",
-        &format!("/v1/admin/users/{id}/erase"),
-        ADMIN,
-        None,
-    )
-    .await;
+    let (s, again) = app
+        .call(
+            "POST",
+            &format!("/v1/admin/users/{id}/erase"),
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .pair();
     assert_eq!(
         (s, &again["already_erased"]),
         (StatusCode::OK, &json!(true))
     );
-    let d = call(&app, "GET", "/v1/admin/compliance", ADMIN, None)
+    let d = app
+        .call("GET", "/v1/admin/compliance", Some(ADMIN), None)
         .await
+        .pair()
         .1;
     assert_eq!(d["erasures"], 1, "{d:?}");
 
     // Tampering with one consent record in the database is named by the check.
     tamper(url, 3).await;
-    let broken = call(&app, "GET", "/v1/admin/consent/verify", ADMIN, None)
+    let broken = app
+        .call("GET", "/v1/admin/consent/verify", Some(ADMIN), None)
         .await
+        .pair()
         .1;
     assert_eq!(broken["ok"], false, "{broken:?}");
     assert_eq!(broken["broken"]["seq"], 3, "{broken:?}");

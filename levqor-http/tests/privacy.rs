@@ -1,83 +1,51 @@
 //! Terms, marketing consent, objections, screening, exports and retention through the REST
 //! router, on the in-memory store, with an injected clock.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+mod support;
+
+use axum::http::{StatusCode, header};
 use base64::Engine as _;
 use chrono::{Duration, TimeZone, Utc};
-use levqor_core::{Levqor, ManualClock, MemoryStore, OutboxNotifier, StepRunner};
-use levqor_http::fetch::ReqwestHttp;
-use levqor_http::{AppState, router};
+use levqor_core::{Levqor, ManualClock, MemoryStore};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::sync::Arc;
-use tower::ServiceExt;
+use support::app::{App, Reply, runner};
 
 const ADMIN: &str = "admin-secret";
 
+/// The app with the clock its service reads.
 struct Api {
-    app: axum::Router,
-    levqor: Arc<Levqor>,
+    app: App,
     clock: Arc<ManualClock>,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
+impl std::ops::Deref for Api {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
 }
 
 fn api() -> Api {
     let store = Arc::new(MemoryStore::new());
-    let runner = Arc::new(StepRunner::new(
-        Arc::new(ReqwestHttp::new(true, 1 << 20)),
-        Arc::new(OutboxNotifier::new(store.clone())),
-        Vec::new(),
-    ));
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap(),
     ));
-    let mut levqor = Levqor::new(store, clock.clone(), runner, Some(ADMIN));
-    levqor.set_public_url("https://levqor.example");
-    levqor.set_signup_grant(1_000_000_000);
-    let levqor = Arc::new(levqor);
-    Api {
-        app: router(AppState::new(levqor.clone())),
-        levqor,
-        clock,
-    }
+    let app = App::new(
+        Levqor::builder(store.clone(), runner(store))
+            .clock(clock.clone())
+            .admin_key(Some(ADMIN))
+            .public_url("https://levqor.example")
+            .signup_grant(1_000_000_000)
+            .build()
+            .unwrap(),
+    );
+    Api { app, clock }
 }
 
 impl Api {
-    async fn call(&self, method: &str, uri: &str, key: Option<&str>, body: Option<Value>) -> Reply {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(k) = key {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        let resp = self.app.clone().oneshot(req.unwrap()).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
     async fn user(&self, email: &str) -> (String, String) {
         let u = self
             .call(
@@ -541,9 +509,20 @@ async fn objections_are_enforced_for_all_four_kinds() {
 
     // profiling: the core check that lead scoring calls refuses.
     let id = uuid::Uuid::parse_str(&user_id).unwrap();
-    assert!(api.levqor.check_profiling_allowed(id).await.is_ok());
+    assert!(
+        api.levqor
+            .consent()
+            .check_profiling_allowed(id)
+            .await
+            .is_ok()
+    );
     object("profiling", true).await;
-    let err = api.levqor.check_profiling_allowed(id).await.unwrap_err();
+    let err = api
+        .levqor
+        .consent()
+        .check_profiling_allowed(id)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, "objection_profiling");
 
     // Each change was confirmed by email and shows in the list, and the admin sees the same.

@@ -1,81 +1,29 @@
 //! The REST API through the router (no sockets), on the in-memory store.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use levqor_core::{EngineConfig, Levqor, MemoryStore, OutboxNotifier, StepRunner, SystemClock};
-use levqor_http::fetch::ReqwestHttp;
-use levqor_http::{AppState, router};
+use levqor_core::{EngineConfig, Levqor, MemoryStore};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use tower::ServiceExt;
+use support::app::{App, Reply, runner};
 
 const ADMIN: &str = "admin-secret";
 
-struct Api {
-    app: axum::Router,
-    levqor: Arc<Levqor>,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
-}
-
-fn api() -> Api {
+fn api() -> App {
     let store = Arc::new(MemoryStore::new());
-    let runner = Arc::new(StepRunner::new(
-        Arc::new(ReqwestHttp::new(true, 1 << 20)),
-        Arc::new(OutboxNotifier::new(store.clone())),
-        Vec::new(),
-    ));
-    let levqor = Arc::new({
-        let mut l = Levqor::new(store, Arc::new(SystemClock), runner, Some(ADMIN));
-        l.set_signup_grant(1_000_000_000);
-        l
-    });
-    Api {
-        app: router(AppState::new(levqor.clone())),
-        levqor,
-    }
+    App::new(
+        Levqor::builder(store.clone(), runner(store))
+            .admin_key(Some(ADMIN))
+            .signup_grant(1_000_000_000)
+            .build()
+            .unwrap(),
+    )
 }
 
-impl Api {
-    async fn raw(&self, req: Request<Body>) -> Reply {
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn call(&self, method: &str, uri: &str, key: Option<&str>, body: Option<Value>) -> Reply {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(k) = key {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        self.raw(req.unwrap()).await
-    }
-
+impl App {
     /// A new user and a key with `*` scope.
     async fn user_with_key(&self, email: &str) -> (String, String) {
         let u = self
@@ -649,20 +597,13 @@ async fn ready_is_503_when_the_database_is_gone() {
             .await
             .unwrap(),
     );
-    let runner = Arc::new(StepRunner::new(
-        Arc::new(ReqwestHttp::new(false, 1 << 20)),
-        Arc::new(OutboxNotifier::new(sqlite.clone())),
-        Vec::new(),
-    ));
-    let levqor = Arc::new({
-        let mut l = Levqor::new(sqlite.clone(), Arc::new(SystemClock), runner, Some(ADMIN));
-        l.set_signup_grant(1_000_000_000);
-        l
-    });
-    let api = Api {
-        app: router(AppState::new(levqor.clone())),
-        levqor,
-    };
+    let api = App::new(
+        Levqor::builder(sqlite.clone(), runner(sqlite.clone()))
+            .admin_key(Some(ADMIN))
+            .signup_grant(1_000_000_000)
+            .build()
+            .unwrap(),
+    );
     assert_eq!(
         api.call("GET", "/ready", None, None).await.status,
         StatusCode::OK

@@ -8,7 +8,7 @@ use crate::sql::SqlStore;
 use crate::types::{Timestamp, micros};
 use chrono::{DateTime, Utc};
 use levqor_core::billing::{DiscountCode, Dunning, DunningState, Revenue};
-use levqor_core::pricing::EntryKind;
+use levqor_core::credits::EntryKind;
 use levqor_core::{Error, Result};
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,

@@ -2,8 +2,8 @@
 //! with set-based statements: a batch of writes or admissions must end as if its items had been
 //! applied one after another.
 
+use levqor_core::credits::Account;
 use levqor_core::jobs::store::{Finish, Lease, NewJob, Write};
-use levqor_core::pricing::Account;
 use levqor_core::{Admission, Error, Job, Result, StepRecord};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -237,7 +237,7 @@ pub(crate) fn admissions(
                 return Ok(Admission::Created(new.job));
             }
             if refused.contains(&new.job.id) {
-                return Err(levqor_core::pricing::insufficient());
+                return Err(levqor_core::credits::insufficient_credits());
             }
             let first = new
                 .job
@@ -252,7 +252,7 @@ pub(crate) fn admissions(
                     .as_ref()
                     .is_some_and(|k| refused_keys.contains(&(new.job.owner_id, k.clone()))) =>
                 {
-                    Err(levqor_core::pricing::insufficient())
+                    Err(levqor_core::credits::insufficient_credits())
                 }
                 None => Err(Error::internal(
                     "a job was neither inserted nor found by its idempotency key",

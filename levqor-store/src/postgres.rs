@@ -288,7 +288,7 @@ impl<'a> HoldColumns<'a> {
         self.quote.push(&hold.quote);
         self.expires_at.push(hold.expires_at);
         self.entry_id.push(Uuid::now_v7());
-        self.key.push(levqor_core::pricing::hold_key(job.id));
+        self.key.push(levqor_core::credits::hold_key(job.id));
         self.created_at.push(job.created_at);
     }
 }
@@ -597,6 +597,10 @@ impl JobStore for PgStore {
             .await
             .map_err(db_error("count_jobs"))?;
         Ok(n as u64)
+    }
+
+    async fn erase_jobs(&self, owner_id: Uuid) -> Result<u64> {
+        self.sql.erase_jobs(owner_id).await
     }
 }
 

@@ -10,8 +10,10 @@ use crate::sql::SqlStore;
 use crate::types::{Timestamp, micros};
 use chrono::{DateTime, Utc};
 use levqor_core::Result;
+use levqor_core::credits::{
+    self as pricing, Account, Bucket, Entry, EntryKind, Hold, NewEntry, Posted,
+};
 use levqor_core::jobs::store::NewJob;
-use levqor_core::pricing::{self, Account, Bucket, Entry, EntryKind, Hold, NewEntry, Posted};
 use serde_json::Value;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
@@ -284,7 +286,7 @@ where
                 .unwrap_or_default()
                 .available();
             if available < -new.credits {
-                return Err(pricing::insufficient());
+                return Err(pricing::insufficient_credits());
             }
             let buckets = self.open_buckets(&mut tx, new.user_id).await?;
             let taken = pricing::spend(&buckets, -new.credits);

@@ -6,14 +6,13 @@ use crate::error::{db_error, is_unique_violation};
 use crate::sql::SqlStore;
 use crate::types::{Timestamp, micros};
 use chrono::{DateTime, Utc};
+use levqor_core::audit::{Actor, AuditRecord};
 use levqor_core::consent::{
     Category, ConsentErasure, ConsentStats, LedgerEntry, LedgerRecord, Objection, ObjectionKind,
     Subscription, SubscriptionStatus, TermsAcceptance, TermsVersion, seal,
 };
-use levqor_core::privacy::{
-    Actor, AppealStatus, AuditRecord, DataClass, Event, ExportRecord, Held, LegalHold,
-    ScreeningRecord, StoredArea,
-};
+use levqor_core::privacy::{DataClass, Event, ExportRecord, Held, LegalHold};
+use levqor_core::screening::{AppealStatus, ScreeningRecord};
 use levqor_core::users::User;
 use levqor_core::{Error, Result};
 use serde_json::Value;
@@ -911,27 +910,25 @@ where
             .map_err(db_error("list_screenings"))
     }
 
-    pub async fn erase_area(&self, area: StoredArea, user_id: Uuid, email: &str) -> Result<u64> {
-        let op = "erase_area";
-        let (sql, by_email) = match area {
-            StoredArea::Jobs => return self.erase_jobs(user_id).await,
-            StoredArea::Events => ("DELETE FROM events WHERE user_id = $1", false),
-            StoredArea::Screenings => ("DELETE FROM screenings WHERE user_id = $1", false),
-            StoredArea::Outbox => ("DELETE FROM outbox WHERE to_addr = $1", true),
-            StoredArea::Exports => ("DELETE FROM exports WHERE user_id = $1", false),
-        };
-        let q = sqlx::query(sql);
-        let q = if by_email {
-            q.bind(email)
-        } else {
-            q.bind(user_id)
-        };
-        Ok(q.execute(&self.write).await.map_err(db_error(op))?.rows())
+    /// Deletes the rows of `table` whose `column` is `value` (an erasure); how many.
+    pub async fn erase_rows(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        value: impl for<'q> Encode<'q, DB> + Type<DB> + Send + 'static,
+    ) -> Result<u64> {
+        let sql = format!("DELETE FROM {table} WHERE {column} = $1");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .execute(&self.write)
+            .await
+            .map_err(db_error("erase"))?
+            .rows())
     }
 
     /// Deletes an owner's jobs with their steps and their rows in the backend's side tables
     /// (queue entries and leases), in one transaction.
-    async fn erase_jobs(&self, owner: Uuid) -> Result<u64> {
+    pub async fn erase_jobs(&self, owner: Uuid) -> Result<u64> {
         let op = "erase_jobs";
         let mut tx = self.write.begin().await.map_err(db_error(op))?;
         sqlx::query(

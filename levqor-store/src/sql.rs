@@ -162,10 +162,10 @@ macro_rules! delegate_shared_ports {
         }}
 
         $crate::sql::delegate! { CreditStore for $store {
-            account(user_id: uuid::Uuid) -> levqor_core::pricing::Account;
-            post_entry(entry: &levqor_core::pricing::NewEntry) -> levqor_core::pricing::Posted;
-            list_entries(user_id: uuid::Uuid, before: Option<uuid::Uuid>, limit: usize) -> Vec<levqor_core::pricing::Entry>;
-            holds_to_close(now: chrono::DateTime<chrono::Utc>, limit: usize) -> Vec<levqor_core::pricing::Hold>;
+            account(user_id: uuid::Uuid) -> levqor_core::credits::Account;
+            post_entry(entry: &levqor_core::credits::NewEntry) -> levqor_core::credits::Posted;
+            list_entries(user_id: uuid::Uuid, before: Option<uuid::Uuid>, limit: usize) -> Vec<levqor_core::credits::Entry>;
+            holds_to_close(now: chrono::DateTime<chrono::Utc>, limit: usize) -> Vec<levqor_core::credits::Hold>;
             close_hold(job_id: uuid::Uuid, actual: i64, now: chrono::DateTime<chrono::Utc>) -> bool;
             expire_credits(now: chrono::DateTime<chrono::Utc>) -> i64;
             pseudonymize_credits(user_id: uuid::Uuid, tombstone: uuid::Uuid) -> u64;
@@ -182,7 +182,7 @@ macro_rules! delegate_shared_ports {
             record_revenue(revenue: &levqor_core::billing::Revenue) -> ();
             revenue_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Vec<levqor_core::billing::Revenue>;
             job_runtimes_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Vec<(chrono::DateTime<chrono::Utc>, i64)>;
-            entries_between(kind: levqor_core::pricing::EntryKind, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Vec<(chrono::DateTime<chrono::Utc>, i64)>;
+            entries_between(kind: levqor_core::credits::EntryKind, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Vec<(chrono::DateTime<chrono::Utc>, i64)>;
             create_codes(codes: &[levqor_core::billing::DiscountCode]) -> ();
             get_code(code: &str) -> Option<levqor_core::billing::DiscountCode>;
             redeemed(code: &str, user_id: uuid::Uuid) -> bool;
@@ -199,7 +199,7 @@ macro_rules! delegate_shared_ports {
         }}
 
         #[async_trait::async_trait]
-        impl levqor_core::PrivacyStore for $store {
+        impl levqor_core::SettingsStore for $store {
             async fn get_setting(&self, key: &str) -> levqor_core::Result<Option<serde_json::Value>> {
                 self.sql.get_setting(key).await
             }
@@ -211,19 +211,35 @@ macro_rules! delegate_shared_ports {
             async fn put_setting_if_absent(&self, key: &str, value: &serde_json::Value) -> levqor_core::Result<()> {
                 self.sql.put_setting(key, value, true).await
             }
+        }
 
-            async fn append_audit(&self, record: &levqor_core::privacy::AuditRecord) -> levqor_core::Result<()> {
-                self.sql.append_audit(record).await
+        $crate::sql::delegate! { AuditStore for $store {
+            append_audit(record: &levqor_core::audit::AuditRecord) -> ();
+            list_audit(before: Option<uuid::Uuid>, limit: usize) -> Vec<levqor_core::audit::AuditRecord>;
+            find_audit(action: &str, subject: Option<&str>) -> Vec<levqor_core::audit::AuditRecord>;
+        }}
+
+        #[async_trait::async_trait]
+        impl levqor_core::ScreeningStore for $store {
+            async fn put_screening(&self, record: &levqor_core::screening::ScreeningRecord) -> levqor_core::Result<()> {
+                self.sql.put_screening(record).await
             }
 
-            async fn list_audit(&self, before: Option<uuid::Uuid>, limit: usize) -> levqor_core::Result<Vec<levqor_core::privacy::AuditRecord>> {
-                self.sql.list_audit(before, limit).await
+            async fn get_screening(&self, id: uuid::Uuid) -> levqor_core::Result<Option<levqor_core::screening::ScreeningRecord>> {
+                self.sql.get_screening(id).await
             }
 
-            async fn find_audit(&self, action: &str, subject: Option<&str>) -> levqor_core::Result<Vec<levqor_core::privacy::AuditRecord>> {
-                self.sql.find_audit(action, subject).await
+            async fn list_screenings(&self, user_id: Option<uuid::Uuid>, before: Option<uuid::Uuid>, limit: usize) -> levqor_core::Result<Vec<levqor_core::screening::ScreeningRecord>> {
+                self.sql.list_screenings(user_id, before, limit).await
             }
 
+            async fn erase_screenings(&self, user_id: uuid::Uuid) -> levqor_core::Result<u64> {
+                self.sql.erase_rows("screenings", "user_id", user_id).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl levqor_core::PrivacyStore for $store {
             async fn record_events(&self, events: &[levqor_core::privacy::Event]) -> levqor_core::Result<()> {
                 self.sql.record_events(events).await
             }
@@ -232,12 +248,20 @@ macro_rules! delegate_shared_ports {
                 self.sql.list_events(user_id, after, limit).await
             }
 
+            async fn erase_events(&self, user_id: uuid::Uuid) -> levqor_core::Result<u64> {
+                self.sql.erase_rows("events", "user_id", user_id).await
+            }
+
             async fn record_export(&self, export: &levqor_core::privacy::ExportRecord) -> levqor_core::Result<()> {
                 self.sql.record_export(export).await
             }
 
             async fn last_export(&self, user_id: uuid::Uuid) -> levqor_core::Result<Option<levqor_core::privacy::ExportRecord>> {
                 self.sql.last_export(user_id).await
+            }
+
+            async fn erase_exports(&self, user_id: uuid::Uuid) -> levqor_core::Result<u64> {
+                self.sql.erase_rows("exports", "user_id", user_id).await
             }
 
             async fn set_legal_hold(&self, hold: &levqor_core::privacy::LegalHold) -> levqor_core::Result<()> {
@@ -250,22 +274,6 @@ macro_rules! delegate_shared_ports {
 
             async fn legal_holds(&self) -> levqor_core::Result<Vec<levqor_core::privacy::LegalHold>> {
                 self.sql.legal_holds().await
-            }
-
-            async fn put_screening(&self, record: &levqor_core::privacy::ScreeningRecord) -> levqor_core::Result<()> {
-                self.sql.put_screening(record).await
-            }
-
-            async fn get_screening(&self, id: uuid::Uuid) -> levqor_core::Result<Option<levqor_core::privacy::ScreeningRecord>> {
-                self.sql.get_screening(id).await
-            }
-
-            async fn list_screenings(&self, user_id: Option<uuid::Uuid>, before: Option<uuid::Uuid>, limit: usize) -> levqor_core::Result<Vec<levqor_core::privacy::ScreeningRecord>> {
-                self.sql.list_screenings(user_id, before, limit).await
-            }
-
-            async fn erase_area(&self, area: levqor_core::privacy::StoredArea, user_id: uuid::Uuid, email: &str) -> levqor_core::Result<u64> {
-                self.sql.erase_area(area, user_id, email).await
             }
 
             async fn sweep(&self, class: levqor_core::privacy::DataClass, cutoff: chrono::DateTime<chrono::Utc>, held: &levqor_core::privacy::Held, dry_run: bool) -> levqor_core::Result<u64> {
@@ -288,6 +296,10 @@ macro_rules! delegate_shared_ports {
                 limit: usize,
             ) -> levqor_core::Result<Vec<levqor_core::OutboxMessage>> {
                 self.sql.list_outbox(before, limit).await
+            }
+
+            async fn erase_outbox(&self, email: &str) -> levqor_core::Result<u64> {
+                self.sql.erase_rows("outbox", "to_addr", email.to_string()).await
             }
         }
     };

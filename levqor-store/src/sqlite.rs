@@ -314,7 +314,7 @@ mod rows {
                 quote: hold.quote.to_string(),
                 expires_at: hold.expires_at.timestamp_micros(),
                 entry_id: Uuid::now_v7().simple(),
-                key: levqor_core::pricing::hold_key(job.id),
+                key: levqor_core::credits::hold_key(job.id),
                 created_at: job.created_at.timestamp_micros(),
             })
         }
@@ -606,6 +606,10 @@ impl JobStore for SqliteStore {
 
     async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
         self.sql.count_jobs(status).await
+    }
+
+    async fn erase_jobs(&self, owner_id: Uuid) -> Result<u64> {
+        self.sql.erase_jobs(owner_id).await
     }
 }
 

@@ -27,16 +27,26 @@ impl HttpClient for Offline {
 async fn every_job_runs_to_success(store: Arc<dyn Store>) {
     let notifier = Arc::new(OutboxNotifier::new(store.clone()));
     let runner = Arc::new(StepRunner::new(Arc::new(Offline), notifier, Vec::new()));
-    let mut levqor = Levqor::new(store.clone(), Arc::new(SystemClock), runner, Some("admin"));
-    levqor.set_signup_grant(1_000_000);
-    let levqor = Arc::new(levqor);
-    let admin = levqor.authenticate("admin").await.unwrap();
+    let levqor = Arc::new(
+        Levqor::builder(store.clone(), runner)
+            .clock(Arc::new(SystemClock))
+            .admin_key(Some("admin"))
+            .signup_grant(1_000_000)
+            .build()
+            .unwrap(),
+    );
+    let admin = levqor.users().authenticate("admin").await.unwrap();
     let (Upserted::Created(user) | Upserted::Existing(user)) = levqor
-        .create_user(&admin, "engine@example.com", None)
+        .users()
+        .create(&admin, "engine@example.com", None)
         .await
         .unwrap();
-    let key = levqor.create_key(&admin, user.id, None).await.unwrap();
-    let me = levqor.authenticate(&key.secret).await.unwrap();
+    let key = levqor
+        .users()
+        .create_key(&admin, user.id, None)
+        .await
+        .unwrap();
+    let me = levqor.users().authenticate(&key.secret).await.unwrap();
 
     let engine = levqor.start_engine(EngineConfig {
         poll_interval: Duration::from_millis(10),
@@ -59,7 +69,7 @@ async fn every_job_runs_to_success(store: Arc<dyn Store>) {
                     run_after: None,
                     idempotency_key: Some(format!("k{i}")),
                 };
-                levqor.submit_job(&me, request).await.unwrap().admission.job().id
+                levqor.jobs().submit(&me, request).await.unwrap().admission.job().id
             })
         })
         .collect();
@@ -79,13 +89,17 @@ async fn every_job_runs_to_success(store: Arc<dyn Store>) {
     }
     engine.shutdown().await;
     for id in &ids {
-        let job = levqor.get_job(&me, *id).await.unwrap();
+        let job = levqor.jobs().get(&me, *id).await.unwrap();
         assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
         assert_eq!(job.attempts, 1, "a delay is not another attempt");
-        let steps = levqor.job_steps(&me, *id).await.unwrap();
+        let steps = levqor.jobs().steps(&me, *id).await.unwrap();
         assert!(steps.iter().all(|s| s.status == "succeeded"), "{steps:?}");
     }
-    let outbox = levqor.list_outbox(&admin, Some(100), None).await.unwrap();
+    let outbox = levqor
+        .messages()
+        .list_outbox(&admin, Some(100), None)
+        .await
+        .unwrap();
     assert_eq!(outbox.items.len(), 100);
 }
 

@@ -8,7 +8,7 @@
 //! ```
 
 use clap::Parser;
-use levqor_core::pricing::{EntryKind, NewEntry};
+use levqor_core::credits::{EntryKind, NewEntry};
 use levqor_core::{
     HttpClient, HttpRequest, HttpResponse, Levqor, OutboxNotifier, Principal, StepFailure,
     StepRunner, SubmitRequest, SystemClock, Upserted,
@@ -46,9 +46,12 @@ async fn users(levqor: &Levqor, n: usize) -> Vec<(Uuid, Principal)> {
     for _ in 0..n {
         let email = format!("c-{}@example.com", Uuid::new_v4().simple());
         let (Upserted::Created(u) | Upserted::Existing(u)) =
-            levqor.create_user(&admin, &email, None).await.unwrap();
-        let key = levqor.create_key(&admin, u.id, None).await.unwrap();
-        out.push((u.id, levqor.authenticate(&key.secret).await.unwrap()));
+            levqor.users().create(&admin, &email, None).await.unwrap();
+        let key = levqor.users().create_key(&admin, u.id, None).await.unwrap();
+        out.push((
+            u.id,
+            levqor.users().authenticate(&key.secret).await.unwrap(),
+        ));
     }
     out
 }
@@ -91,12 +94,13 @@ async fn main() {
         Arc::new(OutboxNotifier::new(store.clone())),
         Vec::new(),
     ));
-    let levqor = Arc::new(Levqor::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        runner,
-        Some("admin"),
-    ));
+    let levqor = Arc::new(
+        Levqor::builder(store.clone(), runner)
+            .clock(Arc::new(SystemClock))
+            .admin_key(Some("admin"))
+            .build()
+            .expect("service"),
+    );
     let own = users(&levqor, args.clients).await;
     let shared = users(&levqor, 1).await;
     let run_id = Uuid::new_v4().simple().to_string();
@@ -136,18 +140,19 @@ async fn main() {
         let rate = run(args.clients, args.ops, targets, move |_, who, _| {
             let (l, wf) = (l.clone(), wf.clone());
             async move {
-                l.submit_job(
-                    &who,
-                    SubmitRequest {
-                        workflow: wf,
-                        input: json!({}),
-                        max_attempts: None,
-                        run_after: Some(chrono::Utc::now() + chrono::Duration::days(1)),
-                        idempotency_key: None,
-                    },
-                )
-                .await
-                .unwrap();
+                l.jobs()
+                    .submit(
+                        &who,
+                        SubmitRequest {
+                            workflow: wf,
+                            input: json!({}),
+                            max_attempts: None,
+                            run_after: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+                            idempotency_key: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
             }
         })
         .await;

@@ -92,15 +92,21 @@ async fn main() {
         Arc::new(OutboxNotifier::new(store.clone())),
         Vec::new(),
     ));
-    let levqor = Arc::new(Levqor::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        runner,
-        Some("bench-admin"),
-    ));
-    let admin = levqor.authenticate("bench-admin").await.expect("admin");
+    let levqor = Arc::new(
+        Levqor::builder(store.clone(), runner)
+            .clock(Arc::new(SystemClock))
+            .admin_key(Some("bench-admin"))
+            .build()
+            .expect("service"),
+    );
+    let admin = levqor
+        .users()
+        .authenticate("bench-admin")
+        .await
+        .expect("admin");
     let owner = match levqor
-        .create_user(&admin, "bench@example.com", None)
+        .users()
+        .create(&admin, "bench@example.com", None)
         .await
         .expect("user")
     {
@@ -108,19 +114,30 @@ async fn main() {
     };
     // Jobs submitted through intake are priced and held: give the bench user plenty.
     levqor
-        .grant_credits(
+        .credits()
+        .grant(
             &admin,
             owner,
-            1_000_000_000,
-            Some("bench"),
-            None,
-            0,
-            &Uuid::new_v4().to_string(),
+            levqor_core::credits::Grant {
+                credits: 1_000_000_000,
+                reason: Some("bench".into()),
+                expires_at: None,
+                priority: 0,
+                idempotency_key: Uuid::new_v4().to_string(),
+            },
         )
         .await
         .expect("credits");
-    let key = levqor.create_key(&admin, owner, None).await.expect("key");
-    let me = levqor.authenticate(&key.secret).await.expect("user key");
+    let key = levqor
+        .users()
+        .create_key(&admin, owner, None)
+        .await
+        .expect("key");
+    let me = levqor
+        .users()
+        .authenticate(&key.secret)
+        .await
+        .expect("user key");
     let config = EngineConfig {
         workers: args.workers,
         claim_batch: args.claim_batch,
@@ -137,7 +154,11 @@ async fn main() {
             let n = args.jobs / args.callers + usize::from(c < args.jobs % args.callers);
             tokio::spawn(async move {
                 for _ in 0..n {
-                    levqor.submit_job(&me, request()).await.expect("admitted");
+                    levqor
+                        .jobs()
+                        .submit(&me, request())
+                        .await
+                        .expect("admitted");
                 }
             })
         })

@@ -49,18 +49,27 @@ async fn main() {
         Arc::new(OutboxNotifier::new(store.clone())),
         Vec::new(),
     ));
-    let levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
+    let levqor = Levqor::builder(store, runner)
+        .clock(Arc::new(SystemClock))
+        .admin_key(Some("admin"))
+        .build()
+        .expect("service");
     let admin = Principal::Admin;
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let user = match levqor
-        .create_user(&admin, &email, Some("Bench Person"))
+        .users()
+        .create(&admin, &email, Some("Bench Person"))
         .await
         .unwrap()
     {
         Upserted::Created(u) | Upserted::Existing(u) => u,
     };
-    let key = levqor.create_key(&admin, user.id, None).await.unwrap();
-    let me = levqor.authenticate(&key.secret).await.unwrap();
+    let key = levqor
+        .users()
+        .create_key(&admin, user.id, None)
+        .await
+        .unwrap();
+    let me = levqor.users().authenticate(&key.secret).await.unwrap();
 
     let seeded = Instant::now();
     let batch: Vec<(String, serde_json::Value)> = (0..1000)
@@ -74,12 +83,17 @@ async fn main() {
     let mut left = args.events;
     while left > 0 {
         let n = left.min(batch.len());
-        levqor.record_events(&me, &batch[..n]).await.unwrap();
+        levqor
+            .privacy()
+            .record_events(&me, &batch[..n])
+            .await
+            .unwrap();
         left -= n;
     }
     for i in 0..args.jobs {
         levqor
-            .submit_job(
+            .jobs()
+            .submit(
                 &me,
                 SubmitRequest {
                     workflow: json!({"name": "w", "steps": [{"id": "a", "type": "log", "message": "x"}]}),
@@ -99,7 +113,7 @@ async fn main() {
     );
 
     let started = Instant::now();
-    let export = levqor.export_user(&me, None).await.unwrap();
+    let export = levqor.privacy().export_user(&me, None).await.unwrap();
     println!(
         "{system} export_ms={:.0} export_zip_bytes={} events={}",
         started.elapsed().as_secs_f64() * 1000.0,
@@ -108,11 +122,11 @@ async fn main() {
     );
 
     let started = Instant::now();
-    let summary = levqor.erase_user(&me, None).await.unwrap();
+    let summary = levqor.privacy().erase_user(&me, None).await.unwrap();
     println!(
         "{system} erase_ms={:.0} events_deleted={} jobs_deleted={}",
         started.elapsed().as_secs_f64() * 1000.0,
-        summary["areas"]["events"]["deleted"],
-        summary["areas"]["jobs"]["deleted"]
+        summary.areas["events"].deleted,
+        summary.areas["jobs"].deleted
     );
 }

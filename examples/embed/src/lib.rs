@@ -52,23 +52,26 @@ pub async fn run(name: &str) -> levqor_core::Result<Job> {
         Arc::new(OutboxNotifier::new(store.clone())),
         vec![Arc::new(Shout)],
     ));
-    let mut levqor = Levqor::new(store, Arc::new(SystemClock), runner, Some("admin"));
     // Jobs cost credits; this deployment gives every new user some.
-    levqor.set_signup_grant(10_000);
+    let levqor = Levqor::builder(store, runner)
+        .clock(Arc::new(SystemClock))
+        .admin_key(Some("admin"))
+        .signup_grant(10_000)
+        .build()?;
     let engine = levqor.start_engine(EngineConfig {
         poll_interval: Duration::from_millis(10),
         ..EngineConfig::default()
     });
 
-    let admin = levqor.authenticate("admin").await?;
-    let user = match levqor
-        .create_user(&admin, "embedder@example.com", None)
+    let admin = levqor.users().authenticate("admin").await?;
+    let user = levqor
+        .users()
+        .create(&admin, "embedder@example.com", None)
         .await?
-    {
-        levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
-    };
-    let key = levqor.create_key(&admin, user.id, None).await?;
-    let me: Principal = levqor.authenticate(&key.secret).await?;
+        .user()
+        .clone();
+    let key = levqor.users().create_key(&admin, user.id, None).await?;
+    let me: Principal = levqor.users().authenticate(&key.secret).await?;
     let request = SubmitRequest {
         workflow: json!({"name": "greet", "steps": [
             {"id": "greet", "type": "shout", "text": "hello {{input.name}}"},
@@ -79,9 +82,9 @@ pub async fn run(name: &str) -> levqor_core::Result<Job> {
         run_after: None,
         idempotency_key: None,
     };
-    let id = levqor.submit_job(&me, request).await?.admission.job().id;
+    let id = levqor.jobs().submit(&me, request).await?.admission.job().id;
     let job = loop {
-        let job = levqor.get_job(&me, id).await?;
+        let job = levqor.jobs().get(&me, id).await?;
         if job.status.is_terminal() {
             break job;
         }

@@ -218,7 +218,7 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
             _ = shared.signals.wake.notified() => continue,
         };
         let mut permits = gather_permits(&slots, first, &shared.config).await;
-        let now = micros(shared.clock.now());
+        let now = shared.clock.now_micros();
         let claim = Claim {
             token: Uuid::new_v4(),
             worker: shared.config.node.clone(),
@@ -276,13 +276,6 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
             }
         }
     }
-}
-
-/// Truncates to whole microseconds, the precision every backend stores.
-fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::DurationRound;
-    t.duration_trunc(chrono::Duration::microseconds(1))
-        .unwrap_or(t)
 }
 
 /// Collects worker slots for one claim. When most workers are busy it lingers up to 2 ms for a
@@ -387,7 +380,7 @@ pub async fn schedule_system_jobs(
         jobs.push(NewJob {
             job: Job {
                 id: Uuid::now_v7(),
-                owner_id: crate::privacy::SYSTEM_OWNER,
+                owner_id: super::SYSTEM_OWNER,
                 workflow: request.workflow,
                 input: request.input,
                 status: JobStatus::Queued,

@@ -3,7 +3,7 @@
 //! admit itself is one group-committed store call, so many requests share a transaction.
 
 use super::model::{Job, JobStatus};
-use super::store::{Admission, JobStore, NewJob};
+use super::store::{Admission, JobStore, NewHold, NewJob};
 use super::workflow::{Workflow, WorkflowSchema};
 use crate::batch::Batcher;
 use crate::error::{Error, Result, Violation};
@@ -50,15 +50,24 @@ pub struct IntakeContext {
     /// The status the job is admitted in (`queued`, or `awaiting_approval` when a stage holds it).
     pub status: JobStatus,
     /// Warnings returned to the caller with the job.
-    pub warnings: Vec<Value>,
+    pub warnings: Vec<Warning>,
     /// What content screening found, when it found anything.
     pub screening: Option<Value>,
     /// The job's price, set by the pricing stage.
     pub quote: Option<Value>,
     /// Credits admission must hold, set by the pricing stage.
-    pub hold: Option<crate::pricing::NewHold>,
+    pub hold: Option<NewHold>,
     /// When.
     pub now: DateTime<Utc>,
+}
+
+/// Something a stage wants the caller to know about an admitted job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Warning {
+    /// Stable machine code, e.g. `held_for_approval`.
+    pub code: &'static str,
+    /// In words.
+    pub detail: String,
 }
 
 /// One stage of intake. A stage refuses by returning an error; nothing is written until admit.
@@ -90,14 +99,10 @@ impl IntakeStage for ValidateStage {
 
     async fn check(&self, ctx: &mut IntakeContext) -> Result<()> {
         let mut violations = Vec::new();
-        let workflow = match self.schema.validate(&ctx.request.workflow) {
+        let workflow = match self.schema.validate_field(&ctx.request.workflow) {
             Ok(w) => Some(w),
             Err(e) => {
-                violations.extend(
-                    e.violations
-                        .into_iter()
-                        .map(|v| Violation::new(format!("/workflow{}", v.pointer), v.message)),
-                );
+                violations.extend(e.violations);
                 None
             }
         };
@@ -146,7 +151,7 @@ pub struct Submitted {
     /// Created or replayed.
     pub admission: Admission,
     /// Warnings from the stages.
-    pub warnings: Vec<Value>,
+    pub warnings: Vec<Warning>,
     /// What content screening found, when it found anything.
     pub screening: Option<Value>,
     /// The price the job is held for.
@@ -222,7 +227,7 @@ impl Intake {
         id: Uuid,
         owner_id: Uuid,
         r: SubmitRequest,
-        (status, hold): (JobStatus, Option<crate::pricing::NewHold>),
+        (status, hold): (JobStatus, Option<NewHold>),
         request_hash: String,
         now: DateTime<Utc>,
     ) -> Result<Admission> {

@@ -17,7 +17,28 @@ pub struct NewJob {
     pub request_hash: String,
     /// Credits to hold for it in the same transaction; when they do not fit, the job is not
     /// admitted (`insufficient_credits`).
-    pub hold: Option<crate::pricing::NewHold>,
+    pub hold: Option<NewHold>,
+}
+
+/// Credits to reserve when a job is admitted (set by the pricing stage).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHold {
+    /// How many.
+    pub credits: i64,
+    /// The quote it came from (prices per step type, factors), used to settle.
+    pub quote: Value,
+    /// When an unsettled hold is released by the sweep.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The idempotency key of the `hold` ledger entry of `job_id`'s hold.
+pub fn hold_key(job_id: Uuid) -> String {
+    format!("hold:{job_id}")
+}
+
+/// The error of an admission whose hold does not fit what the owner has available.
+pub fn insufficient_credits() -> crate::Error {
+    crate::Error::insufficient_credits("the account has too few credits for this job's quote")
 }
 
 /// What admitting one job did.
@@ -165,4 +186,6 @@ pub trait JobStore: Send + Sync {
     async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64>;
     /// How many jobs are in `status`.
     async fn count_jobs(&self, status: JobStatus) -> Result<u64>;
+    /// Deletes every job of `owner_id` with its steps (erasure); how many jobs.
+    async fn erase_jobs(&self, owner_id: Uuid) -> Result<u64>;
 }

@@ -66,6 +66,21 @@ impl WorkflowSchema {
         }
         Workflow::parse(workflow)
     }
+
+    /// Like [`validate`](Self::validate), for a workflow sent as the `workflow` field of a
+    /// request: every violation's pointer starts with `/workflow`.
+    pub fn validate_field(&self, workflow: &Value) -> Result<Workflow> {
+        self.validate(workflow).map_err(|e| {
+            Error::violations(
+                "validation_failed",
+                e.message,
+                e.violations
+                    .into_iter()
+                    .map(|v| Violation::new(format!("/workflow{}", v.pointer), v.message))
+                    .collect(),
+            )
+        })
+    }
 }
 
 fn schema_document(connectors: &[(String, Option<Value>)]) -> Value {

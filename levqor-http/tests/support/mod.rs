@@ -2,6 +2,7 @@
 //! that records every hit, fresh PostgreSQL databases, and a small REST client.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod fake_stripe;
 
 use axum::extract::{Query, State};

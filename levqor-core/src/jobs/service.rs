@@ -1,0 +1,271 @@
+//! [`Jobs`]: submit, read, list and cancel jobs, approve held ones, and run the engine.
+
+use super::engine::{self, EngineConfig, EngineHandle, EngineSignals};
+use super::intake::{Intake, IntakeStage, SubmitRequest, Submitted, ValidateStage, fingerprint};
+use super::model::{Job, JobStatus, StepRecord};
+use super::steps::StepRunner;
+use super::store::{JobFilter, JobStore, NewHold};
+use super::workflow::{Workflow, WorkflowSchema};
+use crate::audit::{Actor, AuditLog};
+use crate::auth::Principal;
+use crate::clock::Clock;
+use crate::error::{Error, Result, Violation};
+use crate::page::{Page, PageRequest, fail_on};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// One workflow step with its checkpoint, if it has one.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    /// The step's id.
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending` until recorded, then `succeeded`, `failed` or `skipped`.
+    pub status: String,
+    /// The checkpoint, if any.
+    #[serde(flatten)]
+    pub record: Option<StepRecord>,
+    /// Milliseconds it ran.
+    pub duration_ms: Option<i64>,
+}
+
+/// Jobs and the engine that runs them.
+pub struct Jobs {
+    store: Arc<dyn JobStore>,
+    clock: Arc<dyn Clock>,
+    schema: Arc<WorkflowSchema>,
+    intake: Intake,
+    runner: Arc<StepRunner>,
+    signals: Arc<EngineSignals>,
+    audit: Arc<AuditLog>,
+}
+
+impl Jobs {
+    /// Jobs in `store`, run by `runner`. Intake validates against `schema`, then runs `stages`
+    /// in order; up to `parallel` admit batches are committed at once.
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        clock: Arc<dyn Clock>,
+        runner: Arc<StepRunner>,
+        schema: Arc<WorkflowSchema>,
+        stages: Vec<Arc<dyn IntakeStage>>,
+        parallel: usize,
+        audit: Arc<AuditLog>,
+    ) -> Self {
+        let mut all: Vec<Arc<dyn IntakeStage>> = vec![Arc::new(ValidateStage::new(schema.clone()))];
+        all.extend(stages);
+        Self {
+            intake: Intake::new(store.clone(), all, parallel),
+            store,
+            clock,
+            schema,
+            runner,
+            signals: Arc::new(EngineSignals::default()),
+            audit,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
+    }
+
+    /// The signals between intake and this node's engine.
+    pub fn signals(&self) -> &Arc<EngineSignals> {
+        &self.signals
+    }
+
+    /// The compiled workflow schema.
+    pub fn schema(&self) -> &Arc<WorkflowSchema> {
+        &self.schema
+    }
+
+    /// The published workflow JSON Schema.
+    pub fn workflow_schema(&self) -> &Value {
+        self.schema.document()
+    }
+
+    /// The step runner (its system tasks, its notifier).
+    pub fn runner(&self) -> &Arc<StepRunner> {
+        &self.runner
+    }
+
+    /// Runs intake for the caller's job.
+    pub async fn submit(&self, who: &Principal, request: SubmitRequest) -> Result<Submitted> {
+        who.require_scope("jobs:write")?;
+        let owner = who.user_id().ok_or_else(|| {
+            Error::forbidden(
+                "user_key_required",
+                "jobs belong to users: submit with a user's key",
+            )
+        })?;
+        let submitted = self
+            .intake
+            .submit(owner, request, self.clock.now_micros())
+            .await?;
+        self.signals.wake();
+        Ok(submitted)
+    }
+
+    /// Admits a job that skipped intake's stages because an admin let it through (an approved
+    /// appeal), under the id it was refused with.
+    pub(crate) async fn admit_approved(
+        &self,
+        id: Uuid,
+        owner_id: Uuid,
+        request: SubmitRequest,
+        hold: Option<NewHold>,
+    ) -> Result<Job> {
+        let hash = fingerprint(&request);
+        let admitted = self
+            .intake
+            .admit(
+                id,
+                owner_id,
+                request,
+                (JobStatus::Queued, hold),
+                hash,
+                self.clock.now_micros(),
+            )
+            .await?;
+        self.signals.wake();
+        Ok(admitted.job().clone())
+    }
+
+    /// A job the caller may see.
+    pub async fn get(&self, who: &Principal, id: Uuid) -> Result<Job> {
+        who.require_scope("jobs:read")?;
+        let job = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or_else(|| Error::not_found("job"))?;
+        who.check_owner(job.owner_id, "job")?;
+        Ok(job)
+    }
+
+    /// The caller's jobs (every job for the admin), newest first.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        status: Option<&str>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Job>> {
+        who.require_scope("jobs:read")?;
+        let mut bad = Vec::new();
+        let status = status.and_then(|s| {
+            let parsed = JobStatus::parse(s);
+            if parsed.is_none() {
+                bad.push(Violation::new("/status", format!("unknown status {s:?}")));
+            }
+            parsed
+        });
+        let page = PageRequest::parse(limit, cursor, &mut bad);
+        fail_on(bad)?;
+        let filter = JobFilter {
+            owner_id: who.user_id(),
+            status,
+            before: page.before,
+            limit: page.limit + 1,
+        };
+        let items = self.store.list_jobs(&filter).await?;
+        Ok(page.cut(items, |j| j.id))
+    }
+
+    /// Cancels a job: at once if it waits, at its next step boundary if it runs.
+    pub async fn cancel(&self, who: &Principal, id: Uuid) -> Result<Job> {
+        let job = self.get(who, id).await?;
+        who.require_scope("jobs:write")?;
+        if job.status.is_terminal() {
+            return Err(Error::conflict(
+                "invalid_transition",
+                format!("the job is already {}", job.status.as_str()),
+            ));
+        }
+        let job = self
+            .store
+            .cancel_job(id, self.clock.now_micros())
+            .await?
+            .ok_or_else(|| Error::not_found("job"))?;
+        self.signals.cancel(id);
+        Ok(job)
+    }
+
+    /// Cancels a job that waits or runs, whoever owns it (erasure).
+    pub(crate) async fn cancel_any(&self, id: Uuid) -> Result<()> {
+        self.store.cancel_job(id, self.clock.now_micros()).await?;
+        self.signals.cancel(id);
+        Ok(())
+    }
+
+    /// Every step of a job, with its checkpoint where it has one.
+    pub async fn steps(&self, who: &Principal, id: Uuid) -> Result<Vec<StepView>> {
+        let job = self.get(who, id).await?;
+        let workflow = Workflow::parse(&job.workflow)?;
+        let mut records = self.store.list_steps(id).await?;
+        Ok(workflow
+            .steps
+            .into_iter()
+            .map(|step| {
+                let record = records
+                    .iter()
+                    .position(|r| r.step_id == step.id)
+                    .map(|i| records.swap_remove(i));
+                StepView {
+                    id: step.id,
+                    kind: step.kind,
+                    status: record
+                        .as_ref()
+                        .map_or("pending", |r| r.status.as_str())
+                        .to_string(),
+                    duration_ms: record
+                        .as_ref()
+                        .map(|r| (r.finished_at - r.started_at).num_milliseconds()),
+                    record,
+                }
+            })
+            .collect())
+    }
+
+    /// Lets a job held for approval run (admin).
+    pub async fn approve(&self, who: &Principal, id: Uuid) -> Result<Job> {
+        who.require_admin()?;
+        let job = self
+            .store
+            .approve_job(id, self.clock.now_micros())
+            .await?
+            .ok_or_else(|| Error::not_found("job"))?;
+        if job.status != JobStatus::Queued {
+            return Err(Error::conflict(
+                "invalid_transition",
+                format!("a {} job cannot be approved", job.status.as_str()),
+            ));
+        }
+        self.signals.wake();
+        self.audit
+            .record(
+                Actor::Admin,
+                "job.approved",
+                Some(job.owner_id),
+                json!({"job_id": id}),
+            )
+            .await?;
+        Ok(job)
+    }
+
+    /// Starts a worker pool in this process.
+    pub fn start_engine(&self, config: EngineConfig) -> EngineHandle {
+        engine::start(
+            self.store.clone(),
+            self.runner.clone(),
+            self.clock.clone(),
+            self.signals.clone(),
+            config,
+        )
+    }
+}

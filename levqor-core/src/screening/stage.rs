@@ -1,0 +1,180 @@
+//! Screening in intake: the deployment's rule set (replaceable by the admin, shared by every
+//! node through the settings) and the stage that screens every job's workflow and input.
+
+use super::{RuleSet, Screener, ScreeningRecord, ScreeningStore, Verdict, default_rules};
+use crate::error::{Error, Result};
+use crate::jobs::intake::{IntakeContext, IntakeStage, SubmitRequest, Warning};
+use crate::jobs::model::JobStatus;
+use crate::settings::SettingsStore;
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub(crate) const RULES_KEY: &str = "screening_rules";
+/// How often a node looks for rules another node stored.
+pub const RULES_REFRESH: Duration = Duration::from_secs(5);
+
+struct Loaded {
+    screener: Arc<Screener>,
+    /// The stored document the screener was built from (`None`: the default rules).
+    stored: Option<Value>,
+    checked: Instant,
+}
+
+/// The rule set in force: the stored one, else the default; re-read every [`RULES_REFRESH`].
+pub(crate) struct RuleCache {
+    settings: Arc<dyn SettingsStore>,
+    loaded: RwLock<Loaded>,
+}
+
+impl RuleCache {
+    pub(crate) fn new(settings: Arc<dyn SettingsStore>) -> Self {
+        let screener = Screener::new(&default_rules()).expect("the default rules compile");
+        Self {
+            settings,
+            loaded: RwLock::new(Loaded {
+                screener: Arc::new(screener),
+                stored: None,
+                // Stale at once, so the first screening reads what is stored.
+                checked: Instant::now() - RULES_REFRESH * 2,
+            }),
+        }
+    }
+
+    /// The screener to use now.
+    pub(crate) async fn current(&self) -> Result<Arc<Screener>> {
+        {
+            let l = self.loaded.read().expect("rules lock");
+            if l.checked.elapsed() < RULES_REFRESH {
+                return Ok(l.screener.clone());
+            }
+        }
+        let stored = self.settings.get_setting(RULES_KEY).await?;
+        let mut l = self.loaded.write().expect("rules lock");
+        if stored != l.stored {
+            let rules = match &stored {
+                Some(doc) => serde_json::from_value::<RuleSet>(doc.clone())
+                    .map_err(|e| Error::internal(format!("stored screening rules: {e}")))?,
+                None => default_rules(),
+            };
+            l.screener = Arc::new(Screener::new(&rules)?);
+            l.stored = stored;
+        }
+        l.checked = Instant::now();
+        Ok(l.screener.clone())
+    }
+
+    /// Uses `screener` at once on this node (it was stored as `stored`).
+    pub(crate) fn install(&self, screener: Screener, stored: Value) {
+        *self.loaded.write().expect("rules lock") = Loaded {
+            screener: Arc::new(screener),
+            stored: Some(stored),
+            checked: Instant::now(),
+        };
+    }
+}
+
+/// The intake stage right after validation: critical content is refused (and recorded so the
+/// user may appeal), high holds the job for approval, medium admits it with a warning, low is
+/// logged.
+pub(crate) struct ScreenStage {
+    rules: Arc<RuleCache>,
+    store: Arc<dyn ScreeningStore>,
+}
+
+impl ScreenStage {
+    pub(crate) fn new(rules: Arc<RuleCache>, store: Arc<dyn ScreeningStore>) -> Self {
+        Self { rules, store }
+    }
+}
+
+/// The request as stored with a refusal, so that an approved appeal can admit it.
+pub(crate) fn request_document(r: &SubmitRequest) -> Value {
+    json!({
+        "workflow": r.workflow,
+        "input": r.input,
+        "max_attempts": r.max_attempts,
+        "run_after": r.run_after,
+    })
+}
+
+/// The request an approved appeal admits: what [`request_document`] stored.
+pub(crate) fn request_from_document(doc: &Value) -> SubmitRequest {
+    SubmitRequest {
+        workflow: doc["workflow"].clone(),
+        input: doc["input"].clone(),
+        max_attempts: doc["max_attempts"].as_i64().map(|n| n as i32),
+        run_after: serde_json::from_value(doc["run_after"].clone())
+            .ok()
+            .flatten(),
+        idempotency_key: None,
+    }
+}
+
+#[async_trait]
+impl IntakeStage for ScreenStage {
+    fn name(&self) -> &'static str {
+        "screen"
+    }
+
+    async fn check(&self, ctx: &mut IntakeContext) -> Result<()> {
+        let screener = self.rules.current().await?;
+        let screening = screener.screen(&[
+            ("/workflow", &ctx.request.workflow),
+            ("/input", &ctx.request.input),
+        ]);
+        if screening.matches.is_empty() {
+            return Ok(());
+        }
+        let view = serde_json::to_value(&screening).map_err(|e| Error::internal(e.to_string()))?;
+        let record = |request: Option<Value>| ScreeningRecord {
+            id: ctx.job_id,
+            user_id: ctx.owner_id,
+            screening: screening.clone(),
+            request,
+            appeal_status: None,
+            appeal_reason: None,
+            decision_note: None,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+        };
+        match screening.verdict {
+            Verdict::Block => {
+                self.store
+                    .put_screening(&record(Some(request_document(&ctx.request))))
+                    .await?;
+                Err(Error::invalid(
+                    "high_risk_content",
+                    "the job holds content that is not allowed; you may appeal the refusal",
+                )
+                .with_details(json!({"job_id": ctx.job_id, "screening": view})))
+            }
+            Verdict::Hold => {
+                self.store.put_screening(&record(None)).await?;
+                ctx.status = JobStatus::AwaitingApproval;
+                ctx.warnings.push(Warning {
+                    code: "held_for_approval",
+                    detail: "the job holds sensitive content and waits for an admin's approval"
+                        .into(),
+                });
+                ctx.screening = Some(view);
+                Ok(())
+            }
+            Verdict::Warn => {
+                self.store.put_screening(&record(None)).await?;
+                ctx.warnings.push(Warning {
+                    code: "high_risk_content",
+                    detail: "the job holds sensitive content; it was admitted".into(),
+                });
+                ctx.screening = Some(view);
+                Ok(())
+            }
+            Verdict::Allow => {
+                tracing::info!(job_id = %ctx.job_id, matches = screening.matches.len(), "low-risk content screened");
+                ctx.screening = Some(view);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The screener's behaviour: normalization, disguises, word boundaries, verdicts.
+
+use super::normalize::Canon;
+use super::*;
+use crate::error::ErrorKind;
+use serde_json::json;
+
+fn rule(term: &str, category: Category, severity: Severity) -> Rule {
+    Rule::new(term, category, severity)
+}
+
+fn screener(rules: &[(&str, Category, Severity)]) -> Screener {
+    let rules = RuleSet {
+        rules: rules.iter().map(|&(t, c, s)| rule(t, c, s)).collect(),
+    };
+    Screener::new(&rules).expect("valid rules")
+}
+
+fn default_screener() -> Screener {
+    Screener::new(&default_rules()).expect("default rules are valid")
+}
+
+fn terms(screener: &Screener, text: &str) -> Vec<String> {
+    screener
+        .screen_text(text, "")
+        .into_iter()
+        .map(|m| m.term)
+        .collect()
+}
+
+fn normalized(text: &str) -> String {
+    let mut canon = Canon::default();
+    canon.normalize(text);
+    String::from_utf8(canon.buf.clone()).expect("utf-8")
+}
+
+#[test]
+fn normalization_is_a_stream_of_words_between_single_spaces() {
+    assert_eq!(normalized(""), " ");
+    assert_eq!(normalized("  Hello,   World!  "), " heiio worid ");
+    assert_eq!(normalized("ｆｅｎｔａｎｙｌ"), " fentanyi ");
+    assert_eq!(normalized("C.O.C.A.I.N.E"), " cocaine ");
+    assert_eq!(normalized("f e n t a n y l"), " fentanyi ");
+}
+
+#[test]
+fn case_and_unicode_compatibility_forms_match() {
+    let s = default_screener();
+    for text in [
+        "FENTANYL",
+        "FenTaNyl",
+        "ｆｅｎｔａｎｙｌ",
+        "ＦＥＮＴＡＮＹＬ",
+        "fentanýl",
+        "fe\u{0301}ntanyl",
+        "fen\u{200B}tanyl",
+        "fen\u{00AD}tanyl",
+        "fеntаnуl", // Cyrillic е, а, у
+    ] {
+        assert_eq!(terms(&s, text), ["fentanyl"], "{text:?}");
+    }
+}
+
+#[test]
+fn leet_digits_and_symbols_match() {
+    let s = default_screener();
+    assert_eq!(terms(&s, "buy f3nt4nyl"), ["fentanyl"]);
+    assert_eq!(terms(&s, "c0ca1ne"), ["cocaine"]);
+    assert_eq!(terms(&s, "her0in"), ["heroin"]);
+    assert_eq!(terms(&s, "0xyc0d0ne"), ["oxycodone"]);
+    assert_eq!(terms(&s, "m0ney launder1ng"), ["money laundering"]);
+    assert_eq!(terms(&s, "1ns1der trad1ng"), ["insider trading"]);
+    assert_eq!(terms(&s, "money |aundering"), ["money laundering"]);
+    assert_eq!(terms(&s, "money !aundering"), ["money laundering"]);
+    assert_eq!(terms(&s, "tax ev@sion"), ["tax evasion", "tax"]);
+    assert_eq!(terms(&s, "$uicide"), ["suicide"]);
+    assert_eq!(terms(&s, "7ax evasion"), ["tax evasion", "tax"]);
+}
+
+#[test]
+fn one_l_and_i_are_the_same_letter() {
+    let s = screener(&[("pill", Category::Medical, Severity::Medium)]);
+    for text in [
+        "pill", "PILL", "pi11", "p1ll", "piII", "pi||s", "p!ll", "p|ll",
+    ] {
+        assert_eq!(terms(&s, text), ["pill"], "{text:?}");
+    }
+}
+
+#[test]
+fn leet_symbols_at_the_end_of_a_word_are_punctuation() {
+    let s = screener(&[("loan", Category::Financial, Severity::Medium)]);
+    assert_eq!(terms(&s, "I need a loan!"), ["loan"]);
+    assert_eq!(terms(&s, "a loan| really"), ["loan"]);
+    assert_eq!(terms(&s, "a loan$"), ["loan"]);
+}
+
+#[test]
+fn spaced_letters_match() {
+    let s = default_screener();
+    assert_eq!(terms(&s, "f e n t a n y l"), ["fentanyl"]);
+    assert_eq!(terms(&s, "F E N T A N Y L please"), ["fentanyl"]);
+    assert_eq!(terms(&s, "c,o,c,a,i,n,e"), ["cocaine"]);
+    assert_eq!(terms(&s, "c / o / c / a / i / n / e"), ["cocaine"]);
+    assert_eq!(
+        terms(&s, "i want to buy a f e n t a n y l patch"),
+        ["fentanyl"]
+    );
+    assert_eq!(terms(&s, "is h e r o i n a drug"), ["heroin"]);
+    // Two spaces end a spelled-out word.
+    assert_eq!(terms(&s, "b u y  f e n t a n y l"), ["fentanyl"]);
+    assert_eq!(terms(&s, "t a x  e v a s i o n"), ["tax evasion", "tax"]);
+}
+
+#[test]
+fn punctuation_inside_words_matches() {
+    let s = default_screener();
+    assert_eq!(terms(&s, "c.o.c.a.i.n.e"), ["cocaine"]);
+    assert_eq!(terms(&s, "money laun-dering"), ["money laundering"]);
+    assert_eq!(terms(&s, "m*oney l_aundering"), ["money laundering"]);
+    assert_eq!(terms(&s, "fen·tan·yl"), ["fentanyl"]);
+    assert_eq!(terms(&s, "tax-evasion"), ["tax evasion"]);
+    assert_eq!(terms(&s, "moneylaundering"), ["money laundering"]);
+}
+
+#[test]
+fn hyphenated_terms_match_spaced_and_joined() {
+    let s = default_screener();
+    for text in ["self-harm", "self harm", "selfharm", "SELF–HARM"] {
+        let found = terms(&s, text);
+        assert!(
+            found.contains(&"self-harm".to_owned()),
+            "{text:?}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn plurals_and_possessives_match() {
+    let s = default_screener();
+    assert_eq!(terms(&s, "two lawsuits"), ["lawsuit"]);
+    assert_eq!(terms(&s, "my lawyer's fee"), ["lawyer"]);
+    assert_eq!(terms(&s, "pharmacies"), ["pharmacy"]);
+    assert_eq!(terms(&s, "lethal doses"), ["lethal dose", "dose"]);
+}
+
+#[test]
+fn terms_only_match_whole_words() {
+    let s = screener(&[
+        ("rapist", Category::Legal, Severity::High),
+        ("ass", Category::Legal, Severity::Low),
+        ("rap", Category::Legal, Severity::Low),
+        ("law", Category::Legal, Severity::Low),
+        ("lawsuit", Category::Legal, Severity::High),
+    ]);
+    for text in [
+        "my therapist is kind",
+        "a classic film",
+        "a scrapbook",
+        "mow the lawn",
+        "an outlaw",
+        "t h e r a p i s t",
+        "the.rapist", // joined: one word, "therapist"
+    ] {
+        assert!(terms(&s, text).is_empty(), "{text:?}");
+    }
+    assert_eq!(terms(&s, "a lawsuit"), ["lawsuit"]);
+    assert_eq!(terms(&s, "law school"), ["law"]);
+    assert_eq!(terms(&s, "(law)"), ["law"]);
+    assert_eq!(terms(&s, "the rapist"), ["rapist"]);
+}
+
+#[test]
+fn overlapping_terms_are_all_reported() {
+    let s = default_screener();
+    // Same start: in rule-set order.
+    assert_eq!(terms(&s, "tax evasion"), ["tax evasion", "tax"]);
+    let found = terms(&s, "open a bank account number");
+    assert_eq!(found, ["bank account number", "bank account", "bank"]);
+}
+
+#[test]
+fn each_rule_is_reported_once_per_string_with_the_rule_term() {
+    let s = default_screener();
+    let found = s.screen_text("F3NTANYL, fentanyl and f e n t a n y l", "/x");
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0],
+        Match {
+            term: "fentanyl".into(),
+            category: Category::Medical,
+            severity: Severity::High,
+            pointer: "/x".into(),
+        }
+    );
+}
+
+#[test]
+fn innocent_text_has_no_match() {
+    let s = default_screener();
+    for text in [
+        "The heroine of the novel is brave.",
+        "We walked along the riverbank.",
+        "The taxi was late and the syntax was wrong.",
+        "My grandmother keeps a scrapbook of grapes and drapes.",
+        "This method works for methane too.",
+        "",
+        "   ",
+        "!!!",
+    ] {
+        assert!(
+            terms(&s, text).is_empty(),
+            "{text:?}: {:?}",
+            terms(&s, text)
+        );
+    }
+}
+
+#[test]
+fn value_pointers_escape_keys_and_index_arrays() {
+    let s = default_screener();
+    let doc = json!({
+        "a/b": {"c~d": "call my lawyer"},
+        "list": ["fine", {"x": ["ok", "a mortgage"]}],
+        "n": 3,
+        "flag": true,
+        "none": null,
+        "lawyer": "keys are not screened"
+    });
+    let mut out = Vec::new();
+    s.screen_value(&doc, "/input", &mut out);
+    let mut got: Vec<(String, String)> = out.into_iter().map(|m| (m.pointer, m.term)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("/input/a~1b/c~0d".to_owned(), "lawyer".to_owned()),
+            ("/input/list/1/x/1".to_owned(), "mortgage".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn a_string_document_is_its_own_pointer() {
+    let s = default_screener();
+    let mut out = Vec::new();
+    s.screen_value(&json!("a lawsuit"), "", &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].pointer, "");
+}
+
+#[test]
+fn verdict_per_severity() {
+    assert_eq!(
+        Verdict::for_severity(Some(Severity::Critical)),
+        Verdict::Block
+    );
+    assert_eq!(Verdict::for_severity(Some(Severity::High)), Verdict::Hold);
+    assert_eq!(Verdict::for_severity(Some(Severity::Medium)), Verdict::Warn);
+    assert_eq!(Verdict::for_severity(Some(Severity::Low)), Verdict::Allow);
+    assert_eq!(Verdict::for_severity(None), Verdict::Allow);
+    assert!(Severity::Low < Severity::Medium);
+    assert!(Severity::High < Severity::Critical);
+
+    let s = default_screener();
+    let verdict = |text: &str| s.screen(&[("/input", &json!(text))]).verdict;
+    assert_eq!(
+        verdict("what is the lethal dose of tylenol"),
+        Verdict::Block
+    );
+    assert_eq!(verdict("I got sued"), Verdict::Hold);
+    assert_eq!(verdict("what are your mortgage rates"), Verdict::Warn);
+    assert_eq!(verdict("I called my bank"), Verdict::Allow);
+    assert_eq!(verdict("lovely weather"), Verdict::Allow);
+}
+
+#[test]
+fn screen_takes_the_worst_severity_and_dedups_per_term_and_pointer() {
+    let s = default_screener();
+    let workflow = json!({"steps": [{"message": "talk to a doctor"}]});
+    let input = json!({"q": "insider trading tips", "r": "insider trading"});
+    let screening = s.screen(&[
+        ("/workflow", &workflow),
+        ("/input", &input),
+        ("/input", &input),
+    ]);
+    assert_eq!(screening.verdict, Verdict::Block);
+    let got: Vec<(&str, &str)> = screening
+        .matches
+        .iter()
+        .map(|m| (m.pointer.as_str(), m.term.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/workflow/steps/0/message", "doctor"),
+            ("/input/q", "insider trading"),
+            ("/input/r", "insider trading"),
+        ]
+    );
+}
+
+#[test]
+fn names_serialize_in_snake_case() {
+    for c in [Category::Medical, Category::Legal, Category::Financial] {
+        assert_eq!(json!(c), json!(c.as_str()));
+    }
+    for v in [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ] {
+        assert_eq!(json!(v), json!(v.as_str()));
+    }
+    for v in [Verdict::Block, Verdict::Hold, Verdict::Warn, Verdict::Allow] {
+        assert_eq!(json!(v), json!(v.as_str()));
+    }
+}
+
+#[test]
+fn validate_reports_every_violation_with_its_pointer() {
+    let long = "x".repeat(MAX_TERM_CHARS + 1);
+    let rules = RuleSet {
+        rules: vec![
+            rule("loan", Category::Financial, Severity::Medium),
+            rule("  ", Category::Legal, Severity::Low),
+            rule("LOAN", Category::Financial, Severity::High),
+            rule(&long, Category::Medical, Severity::Low),
+            rule("l-o-a-n", Category::Financial, Severity::Low),
+            rule("?!", Category::Medical, Severity::Low),
+            rule(
+                &"y".repeat(MAX_TERM_CHARS),
+                Category::Medical,
+                Severity::Low,
+            ),
+        ],
+    };
+    let err = rules.validate().expect_err("invalid");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert_eq!(err.code, "validation_failed");
+    let pointers: Vec<&str> = err.violations.iter().map(|v| v.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/rules/1/term",
+            "/rules/2/term",
+            "/rules/3/term",
+            "/rules/4/term",
+            "/rules/5/term"
+        ]
+    );
+    assert!(err.violations[1].message.contains("/rules/0/term"));
+}
+
+#[test]
+fn validate_limits_the_number_of_rules() {
+    let rules = RuleSet {
+        rules: (0..=MAX_RULES)
+            .map(|i| rule(&format!("term{i}"), Category::Legal, Severity::Low))
+            .chain([rule("", Category::Legal, Severity::Low)])
+            .collect(),
+    };
+    let err = rules.validate().expect_err("too many");
+    let pointers: Vec<&str> = err.violations.iter().map(|v| v.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        ["/rules", &format!("/rules/{}/term", MAX_RULES + 1)]
+    );
+}
+
+#[test]
+fn screener_refuses_an_invalid_rule_set() {
+    let rules = RuleSet {
+        rules: vec![
+            rule("bank", Category::Financial, Severity::Low),
+            rule("Bank", Category::Financial, Severity::Low),
+        ],
+    };
+    let err = Screener::new(&rules).expect_err("duplicate");
+    assert_eq!(err.code, "validation_failed");
+    assert_eq!(err.violations[0].pointer, "/rules/1/term");
+}
+
+#[test]
+fn default_rules_are_valid_and_cover_every_category_and_severity() {
+    let rules = default_rules();
+    rules.validate().expect("valid");
+    assert!(
+        (120..=300).contains(&rules.rules.len()),
+        "{}",
+        rules.rules.len()
+    );
+    for c in [Category::Medical, Category::Legal, Category::Financial] {
+        for v in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert!(
+                rules
+                    .rules
+                    .iter()
+                    .any(|r| r.category == c && r.severity == v),
+                "{c:?} {v:?}"
+            );
+        }
+    }
+    let s = Screener::new(&rules).expect("compiles");
+    assert_eq!(s.rules(), &rules);
+    // Every rule finds its own term.
+    for r in &rules.rules {
+        let found = terms(&s, &r.term);
+        assert!(found.contains(&r.term), "{:?}: {found:?}", r.term);
+    }
+}
+
+#[test]
+fn an_empty_rule_set_matches_nothing() {
+    let s = Screener::new(&RuleSet { rules: vec![] }).expect("empty is valid");
+    assert!(s.screen_text("fentanyl", "").is_empty());
+}
+
+#[test]
+fn screener_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Screener>();
+}
+
+#[test]
+fn hostile_unicode_never_panics() {
+    let s = default_screener();
+    let text =
+        "\u{FEFF}ǅ ﬁ İ ß ẞ ﷺ ㈱ ¼ 𝔣𝔢𝔫𝔱𝔞𝔫𝔶𝔩 \u{0301}\u{0301} a\u{E0041}b 😀 \u{10FFFF} 中文 ١٢٣";
+    let found = terms(&s, text);
+    assert_eq!(found, ["fentanyl"]);
+    for end in 0..text.len() {
+        if text.is_char_boundary(end) {
+            let _ = s.screen_text(&text[..end], "");
+        }
+    }
+}
