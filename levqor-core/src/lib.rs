@@ -52,6 +52,8 @@ pub mod screening;
 pub mod secrets;
 pub mod settings;
 mod store;
+#[cfg(test)]
+mod testing;
 pub mod users;
 
 pub use audit::{Actor, AuditLog, AuditRecord, AuditStore};

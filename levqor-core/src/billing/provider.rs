@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 /// A payment provider. Errors are `unavailable` (the provider could not be reached or refused
 /// the call); nothing about them reaches the client beyond that.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait PaymentProvider: Send + Sync {
     /// Creates a customer for a user; called once per user, the id is stored.

@@ -114,6 +114,7 @@ pub struct OutboxMessage {
 }
 
 /// Sends messages. An error means the message was not accepted and the step that sent it fails.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Sends one email.
