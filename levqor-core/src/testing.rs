@@ -1,6 +1,6 @@
 //! Fixtures for the domain services' unit tests: the shared ports over one in-memory store, a
-#![allow(dead_code)]
 //! clock that stands still, and constructors of each service with only what it needs.
+#![allow(dead_code)]
 
 use crate::audit::AuditLog;
 use crate::auth::Principal;
