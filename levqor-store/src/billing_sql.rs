@@ -3,75 +3,131 @@
 //! redeems a code once (the primary key of `discount_redemptions`).
 
 use crate::error::{db_error, is_unique_violation};
-use crate::privacy_sql::Affected;
-use crate::sql::SqlStore;
+use crate::sql::{Affected, SqlStore, Stored, decode, parsed};
 use crate::types::{Timestamp, micros};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use levqor_core::billing::{DiscountCode, Dunning, DunningState, Revenue};
+use levqor_core::billing::{BillingStore, DiscountCode, Dunning, DunningState, Revenue};
 use levqor_core::credits::EntryKind;
 use levqor_core::{Error, Result};
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
-};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
 
 const CODE_COLUMNS: &str =
     "code, kind, value, expires_at, max_redemptions, redemptions, created_at";
 
-impl<DB> SqlStore<DB>
+/// A row of `discount_codes`.
+#[derive(FromRow)]
+pub(crate) struct CodeRow {
+    code: String,
+    kind: String,
+    value: i64,
+    expires_at: Option<Timestamp>,
+    max_redemptions: Option<i64>,
+    redemptions: i64,
+    created_at: Timestamp,
+}
+
+impl Stored for CodeRow {
+    type Value = DiscountCode;
+
+    fn into_value(self) -> Result<DiscountCode, sqlx::Error> {
+        Ok(DiscountCode {
+            code: self.code,
+            kind: self.kind,
+            value: self.value,
+            expires_at: self.expires_at.map(|t| t.0),
+            max_redemptions: self.max_redemptions,
+            redemptions: self.redemptions,
+            created_at: self.created_at.0,
+        })
+    }
+}
+
+/// A row of `dunning`.
+#[derive(FromRow)]
+pub(crate) struct DunningRow {
+    user_id: Uuid,
+    state: String,
+    since: Timestamp,
+    reminders_sent: i32,
+    updated_at: Timestamp,
+}
+
+impl Stored for DunningRow {
+    type Value = Dunning;
+
+    fn into_value(self) -> Result<Dunning, sqlx::Error> {
+        Ok(Dunning {
+            user_id: self.user_id,
+            state: parsed("dunning state", &self.state, DunningState::parse)?,
+            since: self.since.0,
+            reminders_sent: self.reminders_sent,
+            updated_at: self.updated_at.0,
+        })
+    }
+}
+
+/// A row of `revenue`.
+#[derive(FromRow)]
+pub(crate) struct RevenueRow {
+    id: String,
+    user_id: Option<Uuid>,
+    amount_minor: i64,
+    currency: String,
+    source: String,
+    at: Timestamp,
+}
+
+impl Stored for RevenueRow {
+    type Value = Revenue;
+
+    fn into_value(self) -> Result<Revenue, sqlx::Error> {
+        Ok(Revenue {
+            id: self.id,
+            user_id: self.user_id,
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            source: self.source,
+            at: self.at.0,
+        })
+    }
+}
+
+#[async_trait]
+impl<DB> BillingStore for SqlStore<DB>
 where
     DB: Database,
+    DB::QueryResult: Affected,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    DB::QueryResult: Affected,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Timestamp: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<Timestamp>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Timestamp: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Timestamp>: Encode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'r> CodeRow: FromRow<'r, DB::Row>,
+    for<'r> DunningRow: FromRow<'r, DB::Row>,
+    for<'r> RevenueRow: FromRow<'r, DB::Row>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> (Uuid,): FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (Timestamp, i64): FromRow<'r, DB::Row>,
+    for<'r> (Timestamp, Timestamp): FromRow<'r, DB::Row>,
 {
-    fn code_from_row(row: &DB::Row) -> std::result::Result<DiscountCode, sqlx::Error> {
-        Ok(DiscountCode {
-            code: row.try_get("code")?,
-            kind: row.try_get("kind")?,
-            value: row.try_get("value")?,
-            expires_at: row
-                .try_get::<Option<Timestamp>, _>("expires_at")?
-                .map(|t| t.0),
-            max_redemptions: row.try_get("max_redemptions")?,
-            redemptions: row.try_get("redemptions")?,
-            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
-        })
-    }
-
-    fn dunning_from_row(row: &DB::Row) -> std::result::Result<Dunning, sqlx::Error> {
-        let state: String = row.try_get("state")?;
-        Ok(Dunning {
-            user_id: row.try_get("user_id")?,
-            state: DunningState::parse(&state).ok_or_else(|| {
-                sqlx::Error::Decode(format!("unknown dunning state {state:?}").into())
-            })?,
-            since: row.try_get::<Timestamp, _>("since")?.0,
-            reminders_sent: row.try_get("reminders_sent")?,
-            updated_at: row.try_get::<Timestamp, _>("updated_at")?.0,
-        })
-    }
-
-    pub async fn customer_of(&self, user_id: Uuid) -> Result<Option<String>> {
-        sqlx::query("SELECT customer_id FROM billing_customers WHERE user_id = $1")
+    async fn customer_of(&self, user_id: Uuid) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT customer_id FROM billing_customers WHERE user_id = $1")
             .bind(user_id)
-            .try_map(|row: DB::Row| row.try_get("customer_id"))
             .fetch_optional(&self.write)
             .await
             .map_err(db_error("customer_of"))
     }
 
-    pub async fn set_customer(&self, user_id: Uuid, customer_id: &str) -> Result<String> {
+    async fn set_customer(&self, user_id: Uuid, customer_id: &str) -> Result<String> {
         sqlx::query(
             "INSERT INTO billing_customers (user_id, customer_id) VALUES ($1, $2) \
              ON CONFLICT (user_id) DO NOTHING",
@@ -86,16 +142,15 @@ where
             .ok_or_else(|| Error::unavailable("the customer was neither stored nor found"))
     }
 
-    pub async fn user_of_customer(&self, customer_id: &str) -> Result<Option<Uuid>> {
-        sqlx::query("SELECT user_id FROM billing_customers WHERE customer_id = $1")
+    async fn user_of_customer(&self, customer_id: &str) -> Result<Option<Uuid>> {
+        sqlx::query_scalar("SELECT user_id FROM billing_customers WHERE customer_id = $1")
             .bind(customer_id)
-            .try_map(|row: DB::Row| row.try_get("user_id"))
             .fetch_optional(&self.write)
             .await
             .map_err(db_error("user_of_customer"))
     }
 
-    pub async fn record_event(&self, id: &str, kind: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn record_event(&self, id: &str, kind: &str, now: DateTime<Utc>) -> Result<bool> {
         Ok(sqlx::query(
             "INSERT INTO billing_events (id, kind, received_at) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO NOTHING",
@@ -110,16 +165,16 @@ where
             == 1)
     }
 
-    pub async fn dunning(&self, user_id: Uuid) -> Result<Option<Dunning>> {
+    async fn dunning(&self, user_id: Uuid) -> Result<Option<Dunning>> {
         sqlx::query("SELECT user_id, state, since, reminders_sent, updated_at FROM dunning WHERE user_id = $1")
             .bind(user_id)
-            .try_map(|row| Self::dunning_from_row(&row))
+            .try_map(|row| decode::<_, DunningRow>(&row))
             .fetch_optional(&self.write)
             .await
             .map_err(db_error("dunning"))
     }
 
-    pub async fn put_dunning(&self, d: &Dunning) -> Result<()> {
+    async fn put_dunning(&self, d: &Dunning) -> Result<()> {
         sqlx::query(
             "INSERT INTO dunning (user_id, state, since, reminders_sent, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, since = excluded.since, \
@@ -136,18 +191,18 @@ where
         Ok(())
     }
 
-    pub async fn past_due(&self) -> Result<Vec<Dunning>> {
+    async fn past_due(&self) -> Result<Vec<Dunning>> {
         sqlx::query(
             "SELECT user_id, state, since, reminders_sent, updated_at FROM dunning \
              WHERE state = 'past_due' ORDER BY user_id",
         )
-        .try_map(|row| Self::dunning_from_row(&row))
+        .try_map(|row| decode::<_, DunningRow>(&row))
         .fetch_all(&self.write)
         .await
         .map_err(db_error("past_due"))
     }
 
-    pub async fn record_revenue(&self, r: &Revenue) -> Result<()> {
+    async fn record_revenue(&self, r: &Revenue) -> Result<()> {
         sqlx::query(
             "INSERT INTO revenue (id, user_id, amount_minor, currency, source, at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (id) DO NOTHING",
@@ -164,7 +219,7 @@ where
         Ok(())
     }
 
-    pub async fn revenue_between(
+    async fn revenue_between(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -174,61 +229,52 @@ where
         )
         .bind(Timestamp(from))
         .bind(Timestamp(to))
-        .try_map(|row: DB::Row| {
-            Ok(Revenue {
-                id: row.try_get("id")?,
-                user_id: row.try_get("user_id")?,
-                amount_minor: row.try_get("amount_minor")?,
-                currency: row.try_get("currency")?,
-                source: row.try_get("source")?,
-                at: row.try_get::<Timestamp, _>("at")?.0,
-            })
-        })
+        .try_map(|row| decode::<_, RevenueRow>(&row))
         .fetch_all(&self.read)
         .await
         .map_err(db_error("revenue_between"))
     }
 
-    pub async fn job_runtimes_between(
+    async fn job_runtimes_between(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, i64)>> {
-        sqlx::query(
+        Ok(sqlx::query_as::<_, (Timestamp, Timestamp)>(
             "SELECT started_at, finished_at FROM jobs WHERE finished_at >= $1 AND finished_at < $2 \
              AND started_at IS NOT NULL",
         )
         .bind(Timestamp(from))
         .bind(Timestamp(to))
-        .try_map(|row: DB::Row| {
-            let start = row.try_get::<Timestamp, _>("started_at")?.0;
-            let end = row.try_get::<Timestamp, _>("finished_at")?.0;
-            Ok((end, (end - start).num_milliseconds()))
-        })
         .fetch_all(&self.read)
         .await
-        .map_err(db_error("job_runtimes_between"))
+        .map_err(db_error("job_runtimes_between"))?
+        .into_iter()
+        .map(|(start, end)| (end.0, (end.0 - start.0).num_milliseconds()))
+        .collect())
     }
 
-    pub async fn entries_between(
+    async fn entries_between(
         &self,
         kind: EntryKind,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, i64)>> {
-        sqlx::query(
+        Ok(sqlx::query_as::<_, (Timestamp, i64)>(
             "SELECT created_at, credits FROM credit_entries WHERE kind = $1 AND created_at >= $2 AND created_at < $3",
         )
         .bind(kind.as_str())
         .bind(Timestamp(from))
         .bind(Timestamp(to))
-        .try_map(|row: DB::Row| Ok((row.try_get::<Timestamp, _>("created_at")?.0, row.try_get("credits")?)))
         .fetch_all(&self.read)
         .await
-        .map_err(db_error("entries_between"))
+        .map_err(db_error("entries_between"))?
+        .into_iter()
+        .map(|(at, credits)| (at.0, credits))
+        .collect())
     }
 
-    pub async fn create_codes(&self, codes: &[DiscountCode]) -> Result<()> {
+    async fn create_codes(&self, codes: &[DiscountCode]) -> Result<()> {
         let op = "create_codes";
         let mut tx = self.write.begin().await.map_err(db_error(op))?;
         for chunk in codes.chunks(500) {
@@ -257,35 +303,29 @@ where
         tx.commit().await.map_err(db_error(op))
     }
 
-    pub async fn get_code(&self, code: &str) -> Result<Option<DiscountCode>> {
+    async fn get_code(&self, code: &str) -> Result<Option<DiscountCode>> {
         let sql = format!("SELECT {CODE_COLUMNS} FROM discount_codes WHERE code = $1");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(code)
-            .try_map(|row| Self::code_from_row(&row))
+            .try_map(|row| decode::<_, CodeRow>(&row))
             .fetch_optional(&self.write)
             .await
             .map_err(db_error("get_code"))
     }
 
-    pub async fn redeemed(&self, code: &str, user_id: Uuid) -> Result<bool> {
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM discount_redemptions WHERE code = $1 AND user_id = $2",
+    async fn redeemed(&self, code: &str, user_id: Uuid) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM discount_redemptions WHERE code = $1 AND user_id = $2",
         )
         .bind(code)
         .bind(user_id)
-        .try_map(|row: DB::Row| row.try_get("n"))
         .fetch_one(&self.write)
         .await
         .map_err(db_error("redeemed"))?;
         Ok(n > 0)
     }
 
-    pub async fn redeem(
-        &self,
-        code: &str,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<DiscountCode> {
+    async fn redeem(&self, code: &str, user_id: Uuid, now: DateTime<Utc>) -> Result<DiscountCode> {
         let op = "redeem";
         let mut tx = self.write.begin().await.map_err(db_error(op))?;
         let sql = format!(
@@ -294,7 +334,7 @@ where
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(code)
-            .try_map(|row| Self::code_from_row(&row))
+            .try_map(|row| decode::<_, CodeRow>(&row))
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error(op))?
@@ -329,7 +369,7 @@ where
         })
     }
 
-    pub async fn erase_billing(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
+    async fn erase_billing(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
         let op = "erase_billing";
         let mut tx = self.write.begin().await.map_err(db_error(op))?;
         let mut n = 0;

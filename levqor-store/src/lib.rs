@@ -1,7 +1,9 @@
 //! Levqor's store on SQL databases: [`SqliteStore`] (embedded, one process) and [`PgStore`] (any
 //! number of nodes sharing one database), each implementing every store port of
 //! `levqor-core` with the semantics of its in-memory reference store, which the core's
-//! conformance suite checks for all three.
+//! conformance suite checks for all three. Both are a [`SqlStore`]: the ports whose queries
+//! read alike on both databases are implemented once, generically, one file per domain; the
+//! job engine's hot paths are each backend's own.
 //!
 //! Queries are checked at run time (`sqlx::query`), so building needs no database; the schema is
 //! applied by `sqlx::migrate!` from `migrations/sqlite` and `migrations/postgres`. Nothing here
@@ -17,18 +19,31 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// The generic impls on `SqlStore` name the crate's row structs and column types in their
+// bounds; those are implementation details, and `SqlStore` is only ever built for SQLite or
+// PostgreSQL, where every bound holds.
+#![allow(private_bounds)]
 
+mod audit_sql;
 mod billing_sql;
+mod consent_sql;
+mod credits_sql;
 mod error;
+mod jobs_sql;
+mod outbox_sql;
 mod plan;
 mod postgres;
-mod pricing_sql;
 mod privacy_sql;
+mod quotas_sql;
+mod screening_sql;
+mod settings_sql;
 mod sql;
 mod sqlite;
 mod types;
+mod users_sql;
 
 pub use postgres::PgStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
 use levqor_core::{Error, Store};

@@ -11,10 +11,12 @@
 //! or `failed`, so a queue row left behind by a cancel racing a claim is harmless.
 
 use crate::error::{db_error, migrate_error, setup_error};
-use crate::plan::{self, plan_commit};
-use crate::sql::{
-    SqlStore, as_stored, cancel_update, claimed, job_columns, reap_assignments, step_columns,
+use crate::jobs_sql::{
+    FirstRow, JobRow, StepRow, as_stored, cancel_update, claimed, job_columns, reap_assignments,
+    step_columns,
 };
+use crate::plan::{self, plan_commit};
+use crate::sql::{SqlStore, decode};
 use crate::types::Timestamp;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -172,11 +174,9 @@ const CANCEL: &str = concat!(
 );
 
 /// Levqor's store on PostgreSQL.
-pub struct PgStore {
-    sql: SqlStore<Postgres>,
-}
+pub type PgStore = SqlStore<Postgres>;
 
-impl PgStore {
+impl SqlStore<Postgres> {
     /// Connects to `url` (`postgres://` or `postgresql://`) and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
@@ -185,13 +185,11 @@ impl PgStore {
             .await
             .map_err(setup_error("connect"))?;
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
-        Ok(Self {
-            sql: SqlStore {
-                read: pool.clone(),
-                write: pool,
-                side_tables: &["job_queue", "job_leases"],
-                row_lock: " FOR UPDATE",
-            },
+        Ok(SqlStore {
+            read: pool.clone(),
+            write: pool,
+            side_tables: &["job_queue", "job_leases"],
+            row_lock: " FOR UPDATE",
         })
     }
 
@@ -209,15 +207,13 @@ impl PgStore {
 
     /// Closes every connection; later calls fail as `unavailable`.
     pub async fn close(&self) {
-        self.sql.write.close().await;
+        self.write.close().await;
     }
 
     fn pool(&self) -> &PgPool {
-        &self.sql.write
+        &self.write
     }
 }
-
-type Db = SqlStore<Postgres>;
 
 /// Jobs to insert, one array per column.
 #[derive(Default)]
@@ -362,7 +358,7 @@ async fn first_jobs(
     sqlx::query(FIRST_WITH_KEYS)
         .bind(&owners)
         .bind(&keys)
-        .try_map(|row| Db::first_from_row(&row))
+        .try_map(|row| decode::<_, FirstRow>(&row))
         .fetch_all(&mut **tx)
         .await
         .map_err(db_error("admit_batch"))
@@ -379,10 +375,7 @@ impl JobStore for PgStore {
         let mut offered = plan::offered(&jobs);
         let mut firsts = first_jobs(&mut tx, plan::offered_keys(&offered)).await?;
         plan::drop_taken(&mut offered, &firsts);
-        let refused = self
-            .sql
-            .hold_what_fits(&mut tx, &jobs, &mut offered)
-            .await?;
+        let refused = self.hold_what_fits(&mut tx, &jobs, &mut offered).await?;
         let mut c = JobColumns::default();
         let mut h = HoldColumns::default();
         for new in offered {
@@ -432,7 +425,7 @@ impl JobStore for PgStore {
             .bind(claim.lease_until)
             .bind(claim.now)
             .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
-            .try_map(|row| Db::job_from_row(&row))
+            .try_map(|row| decode::<_, JobRow>(&row))
             .fetch_all(self.pool())
             .await
             .map_err(db_error("claim_due"))?;
@@ -451,7 +444,7 @@ impl JobStore for PgStore {
         }
         let steps = sqlx::query(STEPS_OF)
             .bind(&ids)
-            .try_map(|row| Db::step_from_row(&row))
+            .try_map(|row| decode::<_, StepRow>(&row))
             .fetch_all(self.pool())
             .await
             .map_err(db_error("claim_due"))?;
@@ -535,28 +528,28 @@ impl JobStore for PgStore {
     }
 
     async fn reap_expired(&self, now: DateTime<Utc>) -> Result<Reaped> {
-        self.sql.reap_expired(REAP, now).await
+        self.reap_expired(REAP, now).await
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
-        self.sql.get_job(id).await
+        self.get_job(id).await
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
-        self.sql.list_jobs(filter).await
+        self.list_jobs(filter).await
     }
 
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
         let changed = sqlx::query(CANCEL)
             .bind(id)
             .bind(now)
-            .try_map(|row| Db::job_from_row(&row))
+            .try_map(|row| decode::<_, JobRow>(&row))
             .fetch_optional(self.pool())
             .await
             .map_err(db_error("cancel_job"))?;
         match changed {
             Some(job) => Ok(Some(job)),
-            None => self.sql.get_job(id).await,
+            None => self.get_job(id).await,
         }
     }
 
@@ -571,17 +564,17 @@ impl JobStore for PgStore {
         .execute(self.pool())
         .await
         .map_err(db_error("approve_job"))?;
-        self.sql.get_job(id).await
+        self.get_job(id).await
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
-        self.sql.list_steps(job_id).await
+        self.list_steps(job_id).await
     }
 
     async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_queue WHERE run_after <= $1")
             .bind(now)
-            .fetch_one(&self.sql.read)
+            .fetch_one(&self.read)
             .await
             .map_err(db_error("queue_depth"))?;
         Ok(n as u64)
@@ -590,26 +583,24 @@ impl JobStore for PgStore {
     /// Running jobs are counted by their leases, a table of at most one row per worker.
     async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
         if status != JobStatus::Running {
-            return self.sql.count_jobs(status).await;
+            return self.count_jobs(status).await;
         }
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_leases")
-            .fetch_one(&self.sql.read)
+            .fetch_one(&self.read)
             .await
             .map_err(db_error("count_jobs"))?;
         Ok(n as u64)
     }
 
     async fn erase_jobs(&self, owner_id: Uuid) -> Result<u64> {
-        self.sql.erase_jobs(owner_id).await
+        self.erase_jobs(owner_id).await
     }
 }
-
-crate::sql::delegate_shared_ports!(PgStore);
 
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
-        self.sql.ping().await
+        self.ping().await
     }
 
     fn backend(&self) -> &'static str {

@@ -10,8 +10,11 @@
 //! or later (`jsonb_each`, `unhex`, `RETURNING`, `UPDATE … FROM`); sqlx bundles a newer one.
 
 use crate::error::{db_error, migrate_error, setup_error};
+use crate::jobs_sql::{
+    FirstRow, JobRow, StepRow, as_stored, claimed, job_columns, reap_assignments, step_columns,
+};
 use crate::plan::{self, plan_commit};
-use crate::sql::{SqlStore, as_stored, claimed, job_columns, reap_assignments, step_columns};
+use crate::sql::{SqlStore, decode};
 use crate::types::Timestamp;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -122,11 +125,9 @@ const REAP: &str = concat!(
 );
 
 /// Levqor's store on SQLite.
-pub struct SqliteStore {
-    sql: SqlStore<Sqlite>,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating the file if missing) and migrates the database at `url`: `sqlite:path`,
     /// `sqlite://path`, or `sqlite::memory:` for a private in-memory database that lives as long
     /// as the store.
@@ -143,13 +144,11 @@ impl SqliteStore {
                 .await
                 .map_err(setup_error("connect"))?;
             MIGRATOR.run(&pool).await.map_err(migrate_error)?;
-            return Ok(Self {
-                sql: SqlStore {
-                    read: pool.clone(),
-                    write: pool,
-                    side_tables: &[],
-                    row_lock: "",
-                },
+            return Ok(SqlStore {
+                read: pool.clone(),
+                write: pool,
+                side_tables: &[],
+                row_lock: "",
             });
         }
         let write = open_writer(options.clone()).await?;
@@ -159,13 +158,11 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(setup_error("connect"))?;
-        Ok(Self {
-            sql: SqlStore {
-                read,
-                write,
-                side_tables: &[],
-                row_lock: "",
-            },
+        Ok(SqlStore {
+            read,
+            write,
+            side_tables: &[],
+            row_lock: "",
         })
     }
 
@@ -179,13 +176,12 @@ impl SqliteStore {
 
     /// Closes every connection; later calls fail as `unavailable`.
     pub async fn close(&self) {
-        self.sql.read.close().await;
-        self.sql.write.close().await;
+        self.read.close().await;
+        self.write.close().await;
     }
 
     async fn begin(&self, operation: &'static str) -> Result<Transaction<'static, Sqlite>> {
-        self.sql
-            .write
+        self.write
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error(operation))
@@ -219,8 +215,6 @@ async fn open_writer(options: SqliteConnectOptions) -> Result<SqlitePool> {
         .await
         .map_err(setup_error("connect"))
 }
-
-type Db = SqlStore<Sqlite>;
 
 /// The rows of a batch as `jsonb_each` reads them: objects whose fields the statements above
 /// name. Ids travel as 32 hex digits (`unhex` turns them back into blobs), instants as
@@ -441,7 +435,7 @@ async fn first_jobs(
                 .into_iter()
                 .map(|(owner, key)| rows::Key::new(owner, key)),
         )?)
-        .try_map(|row| Db::first_from_row(&row))
+        .try_map(|row| decode::<_, FirstRow>(&row))
         .fetch_all(&mut **tx)
         .await
         .map_err(db_error("admit_batch"))
@@ -458,10 +452,7 @@ impl JobStore for SqliteStore {
         let mut offered = plan::offered(&jobs);
         let mut firsts = first_jobs(&mut tx, plan::offered_keys(&offered)).await?;
         plan::drop_taken(&mut offered, &firsts);
-        let refused = self
-            .sql
-            .hold_what_fits(&mut tx, &jobs, &mut offered)
-            .await?;
+        let refused = self.hold_what_fits(&mut tx, &jobs, &mut offered).await?;
         let inserted: HashSet<Uuid> = sqlx::query_scalar(ADMIT)
             .bind(rows::json(offered.iter().map(|n| rows::Job::from(*n)))?)
             .bind(rows::json(
@@ -497,7 +488,7 @@ impl JobStore for SqliteStore {
             .bind(Timestamp(claim.lease_until))
             .bind(Timestamp(claim.now))
             .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
-            .try_map(|row| Db::job_from_row(&row))
+            .try_map(|row| decode::<_, JobRow>(&row))
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error("claim_due"))?;
@@ -507,7 +498,7 @@ impl JobStore for SqliteStore {
         } else {
             sqlx::query(CLAIMED_STEPS)
                 .bind(claim.token)
-                .try_map(|row| Db::step_from_row(&row))
+                .try_map(|row| decode::<_, StepRow>(&row))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_error("claim_due"))?
@@ -561,26 +552,26 @@ impl JobStore for SqliteStore {
         let extended: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(EXTEND)
             .bind(rows::json(leases.iter().map(rows::Lease::from))?)
             .bind(Timestamp(until))
-            .fetch_all(&self.sql.write)
+            .fetch_all(&self.write)
             .await
             .map_err(db_error("extend_leases"))?;
         Ok(plan::cancel_requested(leases, extended))
     }
 
     async fn reap_expired(&self, now: DateTime<Utc>) -> Result<Reaped> {
-        self.sql.reap_expired(REAP, now).await
+        self.reap_expired(REAP, now).await
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
-        self.sql.get_job(id).await
+        self.get_job(id).await
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
-        self.sql.list_jobs(filter).await
+        self.list_jobs(filter).await
     }
 
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
-        self.sql.cancel_job(id, now).await
+        self.cancel_job(id, now).await
     }
 
     async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
@@ -590,35 +581,33 @@ impl JobStore for SqliteStore {
         )
         .bind(id)
         .bind(Timestamp(now))
-        .execute(&self.sql.write)
+        .execute(&self.write)
         .await
         .map_err(db_error("approve_job"))?;
-        self.sql.get_job(id).await
+        self.get_job(id).await
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
-        self.sql.list_steps(job_id).await
+        self.list_steps(job_id).await
     }
 
     async fn queue_depth(&self, now: DateTime<Utc>) -> Result<u64> {
-        self.sql.queue_depth(now).await
+        self.queue_depth(now).await
     }
 
     async fn count_jobs(&self, status: JobStatus) -> Result<u64> {
-        self.sql.count_jobs(status).await
+        self.count_jobs(status).await
     }
 
     async fn erase_jobs(&self, owner_id: Uuid) -> Result<u64> {
-        self.sql.erase_jobs(owner_id).await
+        self.erase_jobs(owner_id).await
     }
 }
-
-crate::sql::delegate_shared_ports!(SqliteStore);
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.sql.ping().await
+        self.ping().await
     }
 
     fn backend(&self) -> &'static str {

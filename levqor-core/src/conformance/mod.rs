@@ -29,6 +29,7 @@ macro_rules! conformance_suite {
             outbox_lists_newest_first, queue_depth_counts_due_jobs,
             consent_records_round_trip_and_chain, privacy_records_round_trip,
             sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept,
+            areas_erase_only_their_persons_rows,
             credit_entries_are_idempotent_and_never_overdraw, admission_holds_what_fits_and_settles_what_ran,
             a_short_account_refuses_only_its_own_jobs,
             expired_holds_and_credits_are_released_but_never_below_holds, ledger_holds_under_random_operations,

@@ -618,3 +618,80 @@ pub async fn finished_jobs_and_step_outputs_are_swept(store: Arc<dyn Store>) {
     let approved = store.approve_job(Uuid::now_v7(), cutoff).await.unwrap();
     assert!(approved.is_none());
 }
+
+/// Each domain's erasure deletes the person's rows of its own table and nobody else's.
+pub async fn areas_erase_only_their_persons_rows(store: Arc<dyn Store>) {
+    let (gone, kept) = (Uuid::now_v7(), Uuid::now_v7());
+    let message = |to: &str| OutboxMessage {
+        id: Uuid::now_v7(),
+        channel: "email".into(),
+        to: to.into(),
+        subject: "s".into(),
+        body: "b".into(),
+        job_id: None,
+        kind: EmailKind::Transactional,
+        attachments: Vec::new(),
+        created_at: t0(),
+    };
+    for (u, to) in [(gone, "gone@example.com"), (kept, "kept@example.com")] {
+        for n in 0..2 {
+            store
+                .record_events(&[Event {
+                    id: Uuid::now_v7(),
+                    user_id: u,
+                    name: format!("e{n}"),
+                    properties: json!({}),
+                    created_at: t0(),
+                }])
+                .await
+                .unwrap();
+            store
+                .record_export(&ExportRecord {
+                    id: Uuid::now_v7(),
+                    user_id: u,
+                    created_at: t0(),
+                    bytes: 1,
+                    areas: Vec::new(),
+                })
+                .await
+                .unwrap();
+            store
+                .put_screening(&screening(u, Verdict::Warn, t0()))
+                .await
+                .unwrap();
+            store.push_outbox(&message(to)).await.unwrap();
+        }
+    }
+    assert_eq!(store.erase_events(gone).await.unwrap(), 2);
+    assert_eq!(store.erase_exports(gone).await.unwrap(), 2);
+    assert_eq!(store.erase_screenings(gone).await.unwrap(), 2);
+    assert_eq!(store.erase_outbox("gone@example.com").await.unwrap(), 2);
+    assert_eq!(store.erase_events(gone).await.unwrap(), 0, "nothing left");
+    assert!(store.list_events(gone, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.last_export(gone).await.unwrap(), None);
+    assert!(
+        store
+            .list_screenings(Some(gone), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.list_events(kept, None, 10).await.unwrap().len(), 2);
+    assert!(store.last_export(kept).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .list_screenings(Some(kept), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let left: Vec<String> = store
+        .list_outbox(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(left, ["kept@example.com", "kept@example.com"]);
+}

@@ -5,28 +5,22 @@
 
 use crate::error::{db_error, is_unique_violation};
 use crate::plan;
-use crate::privacy_sql::Affected;
-use crate::sql::SqlStore;
+use crate::sql::{Affected, SqlStore, Stored, decode, limit, parsed};
 use crate::types::{Timestamp, micros};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use levqor_core::Result;
 use levqor_core::credits::{
-    self as pricing, Account, Bucket, Entry, EntryKind, Hold, NewEntry, Posted,
+    self, Account, Bucket, CreditStore, Entry, EntryKind, Hold, NewEntry, Posted,
 };
 use levqor_core::jobs::store::NewJob;
 use serde_json::Value;
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
-};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 const ENTRY_COLUMNS: &str = "id, user_id, kind, credits, held, job_id, idempotency_key, reason, \
                              priority, expires_at, created_at";
-
-fn decode_err(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
-}
 
 /// One row of an entry to insert.
 fn new_entry(
@@ -52,46 +46,109 @@ fn new_entry(
     }
 }
 
+/// A row of `credit_entries`.
+#[derive(FromRow)]
+pub(crate) struct EntryRow {
+    id: Uuid,
+    user_id: Uuid,
+    kind: String,
+    credits: i64,
+    held: i64,
+    job_id: Option<Uuid>,
+    idempotency_key: String,
+    reason: Option<String>,
+    priority: i32,
+    expires_at: Option<Timestamp>,
+    created_at: Timestamp,
+}
+
+impl Stored for EntryRow {
+    type Value = Entry;
+
+    fn into_value(self) -> Result<Entry, sqlx::Error> {
+        Ok(Entry {
+            id: self.id,
+            user_id: self.user_id,
+            kind: parsed("entry kind", &self.kind, EntryKind::parse)?,
+            credits: self.credits,
+            held: self.held,
+            job_id: self.job_id,
+            idempotency_key: self.idempotency_key,
+            reason: self.reason,
+            priority: self.priority,
+            expires_at: self.expires_at.map(|t| t.0),
+            created_at: self.created_at.0,
+        })
+    }
+}
+
+/// A row of `credit_buckets` without its user.
+#[derive(FromRow)]
+pub(crate) struct BucketRow {
+    id: Uuid,
+    rank: i32,
+    priority: i32,
+    expires_at: Option<Timestamp>,
+    remaining: i64,
+}
+
+impl Stored for BucketRow {
+    type Value = Bucket;
+
+    fn into_value(self) -> Result<Bucket, sqlx::Error> {
+        Ok(Bucket {
+            id: self.id,
+            rank: u8::try_from(self.rank).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            priority: self.priority,
+            expires_at: self.expires_at.map(|t| t.0),
+            remaining: self.remaining,
+        })
+    }
+}
+
+/// A row of `credit_holds`.
+#[derive(FromRow)]
+pub(crate) struct HoldRow {
+    job_id: Uuid,
+    user_id: Uuid,
+    credits: i64,
+    quote: Value,
+    expires_at: Timestamp,
+}
+
+impl Stored for HoldRow {
+    type Value = Hold;
+
+    fn into_value(self) -> Result<Hold, sqlx::Error> {
+        Ok(Hold {
+            job_id: self.job_id,
+            user_id: self.user_id,
+            credits: self.credits,
+            quote: self.quote,
+            expires_at: self.expires_at.0,
+        })
+    }
+}
+
 impl<DB> SqlStore<DB>
 where
     DB: Database,
+    DB::QueryResult: Affected,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    DB::QueryResult: Affected,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> String: Encode<'q, DB>,
-    for<'q> Timestamp: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<Timestamp>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Value: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Timestamp: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Timestamp>: Encode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> EntryRow: FromRow<'r, DB::Row>,
+    for<'r> BucketRow: FromRow<'r, DB::Row>,
+    for<'r> (Uuid, i64, i64): FromRow<'r, DB::Row>,
 {
-    fn entry_from_row(row: &DB::Row) -> std::result::Result<Entry, sqlx::Error> {
-        let kind: String = row.try_get("kind")?;
-        Ok(Entry {
-            id: row.try_get("id")?,
-            user_id: row.try_get("user_id")?,
-            kind: EntryKind::parse(&kind).ok_or_else(|| decode_err("entry kind", &kind))?,
-            credits: row.try_get("credits")?,
-            held: row.try_get("held")?,
-            job_id: row.try_get("job_id")?,
-            idempotency_key: row.try_get("idempotency_key")?,
-            reason: row.try_get("reason")?,
-            priority: row.try_get("priority")?,
-            expires_at: row
-                .try_get::<Option<Timestamp>, _>("expires_at")?
-                .map(|t| t.0),
-            created_at: row.try_get::<Timestamp, _>("created_at")?.0,
-        })
-    }
-
     /// The totals of `owners`' accounts, locked until the transaction ends; missing accounts
     /// are created empty so that they can be locked too.
     pub(crate) async fn lock_accounts(
@@ -115,19 +172,14 @@ where
             " ON CONFLICT (user_id) DO UPDATE SET held = credit_accounts.held \
              RETURNING user_id, balance, held",
         );
-        q.build()
-            .try_map(|row: DB::Row| {
-                Ok((
-                    row.try_get("user_id")?,
-                    Account {
-                        balance: row.try_get("balance")?,
-                        held: row.try_get("held")?,
-                    },
-                ))
-            })
+        q.build_query_as::<(Uuid, i64, i64)>()
             .fetch_all(&mut *conn)
             .await
-            .map(|rows| rows.into_iter().collect())
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(user, balance, held)| (user, Account { balance, held }))
+                    .collect()
+            })
             .map_err(db_error(op))
     }
 
@@ -201,17 +253,7 @@ where
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
-            .try_map(|row: DB::Row| {
-                Ok(Bucket {
-                    id: row.try_get("id")?,
-                    rank: row.try_get::<i32, _>("rank")? as u8,
-                    priority: row.try_get("priority")?,
-                    expires_at: row
-                        .try_get::<Option<Timestamp>, _>("expires_at")?
-                        .map(|t| t.0),
-                    remaining: row.try_get("remaining")?,
-                })
-            })
+            .try_map(|row| decode::<_, BucketRow>(&row))
             .fetch_all(&mut *conn)
             .await
             .map_err(db_error("open_buckets"))
@@ -246,30 +288,61 @@ where
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
             .bind(key)
-            .try_map(|row| Self::entry_from_row(&row))
+            .try_map(|row| decode::<_, EntryRow>(&row))
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_error("entry_by_key"))
     }
 
-    pub async fn account(&self, user_id: Uuid) -> Result<Account> {
-        Ok(
-            sqlx::query("SELECT balance, held FROM credit_accounts WHERE user_id = $1")
-                .bind(user_id)
-                .try_map(|row: DB::Row| {
-                    Ok(Account {
-                        balance: row.try_get("balance")?,
-                        held: row.try_get("held")?,
-                    })
-                })
-                .fetch_optional(&self.write)
-                .await
-                .map_err(db_error("account"))?
-                .unwrap_or_default(),
+    async fn replayed(&self, new: &NewEntry) -> Result<Posted> {
+        let mut conn = self.write.acquire().await.map_err(db_error("post_entry"))?;
+        self.entry_by_key(&mut conn, new.user_id, &new.idempotency_key)
+            .await?
+            .map(Posted::Replayed)
+            .ok_or_else(|| {
+                levqor_core::Error::unavailable("the entry was neither posted nor found; try again")
+            })
+    }
+}
+
+#[async_trait]
+impl<DB> CreditStore for SqlStore<DB>
+where
+    DB: Database,
+    DB::QueryResult: Affected,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Timestamp: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Timestamp>: Encode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> EntryRow: FromRow<'r, DB::Row>,
+    for<'r> BucketRow: FromRow<'r, DB::Row>,
+    for<'r> (Uuid, i64, i64): FromRow<'r, DB::Row>,
+    for<'q> Value: Encode<'q, DB> + Type<DB>,
+    for<'r> HoldRow: FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (Uuid,): FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    async fn account(&self, user_id: Uuid) -> Result<Account> {
+        Ok(sqlx::query_as::<_, (i64, i64)>(
+            "SELECT balance, held FROM credit_accounts WHERE user_id = $1",
         )
+        .bind(user_id)
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db_error("account"))?
+        .map(|(balance, held)| Account { balance, held })
+        .unwrap_or_default())
     }
 
-    pub async fn post_entry(&self, new: &NewEntry) -> Result<Posted> {
+    async fn post_entry(&self, new: &NewEntry) -> Result<Posted> {
         let op = "post_entry";
         let mut tx = self.write.begin().await.map_err(db_error(op))?;
         let accounts = self.lock_accounts(&mut tx, &[new.user_id]).await?;
@@ -286,10 +359,10 @@ where
                 .unwrap_or_default()
                 .available();
             if available < -new.credits {
-                return Err(pricing::insufficient_credits());
+                return Err(credits::insufficient_credits());
             }
             let buckets = self.open_buckets(&mut tx, new.user_id).await?;
-            let taken = pricing::spend(&buckets, -new.credits);
+            let taken = credits::spend(&buckets, -new.credits);
             self.take_from(&mut tx, &buckets, &taken).await?;
         }
         let entry = Entry {
@@ -331,21 +404,11 @@ where
         }
     }
 
-    async fn replayed(&self, new: &NewEntry) -> Result<Posted> {
-        let mut conn = self.write.acquire().await.map_err(db_error("post_entry"))?;
-        self.entry_by_key(&mut conn, new.user_id, &new.idempotency_key)
-            .await?
-            .map(Posted::Replayed)
-            .ok_or_else(|| {
-                levqor_core::Error::unavailable("the entry was neither posted nor found; try again")
-            })
-    }
-
-    pub async fn list_entries(
+    async fn list_entries(
         &self,
         user_id: Uuid,
         before: Option<Uuid>,
-        limit: usize,
+        limit_to: usize,
     ) -> Result<Vec<Entry>> {
         let mut q = QueryBuilder::<DB>::new(format!(
             "SELECT {ENTRY_COLUMNS} FROM credit_entries WHERE user_id = "
@@ -354,43 +417,35 @@ where
         if let Some(b) = before {
             q.push(" AND id < ").push_bind(b);
         }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(limit as i64);
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(limit(limit_to));
         q.build()
-            .try_map(|row| Self::entry_from_row(&row))
+            .try_map(|row| decode::<_, EntryRow>(&row))
             .fetch_all(&self.read)
             .await
             .map_err(db_error("list_entries"))
     }
 
-    pub async fn holds_to_close(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Hold>> {
+    async fn holds_to_close(&self, now: DateTime<Utc>, limit_to: usize) -> Result<Vec<Hold>> {
         sqlx::query(
             "SELECT h.job_id, h.user_id, h.credits, h.quote, h.expires_at FROM credit_holds h \
              LEFT JOIN jobs j ON j.id = h.job_id WHERE h.open AND (h.expires_at < $1 OR j.id IS NULL \
              OR j.status IN ('succeeded', 'dead', 'canceled')) ORDER BY h.job_id LIMIT $2",
         )
         .bind(Timestamp(now))
-        .bind(limit as i64)
-        .try_map(|row: DB::Row| {
-            Ok(Hold {
-                job_id: row.try_get("job_id")?,
-                user_id: row.try_get("user_id")?,
-                credits: row.try_get("credits")?,
-                quote: row.try_get("quote")?,
-                expires_at: row.try_get::<Timestamp, _>("expires_at")?.0,
-            })
-        })
+        .bind(limit(limit_to))
+        .try_map(|row| decode::<_, HoldRow>(&row))
         .fetch_all(&self.read)
         .await
         .map_err(db_error("holds_to_close"))
     }
 
-    pub async fn close_hold(&self, job_id: Uuid, actual: i64, now: DateTime<Utc>) -> Result<bool> {
+    async fn close_hold(&self, job_id: Uuid, actual: i64, now: DateTime<Utc>) -> Result<bool> {
         let op = "close_hold";
         let mut tx = self.write.begin().await.map_err(db_error(op))?;
         let owner: Option<Uuid> =
-            sqlx::query("SELECT user_id FROM credit_holds WHERE job_id = $1 AND open")
+            sqlx::query_scalar("SELECT user_id FROM credit_holds WHERE job_id = $1 AND open")
                 .bind(job_id)
-                .try_map(|row: DB::Row| row.try_get("user_id"))
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_error(op))?;
@@ -398,11 +453,10 @@ where
             return Ok(false);
         };
         self.lock_accounts(&mut tx, &[owner]).await?;
-        let credits: Option<i64> = sqlx::query(
+        let credits: Option<i64> = sqlx::query_scalar(
             "UPDATE credit_holds SET open = FALSE WHERE job_id = $1 AND open RETURNING credits",
         )
         .bind(job_id)
-        .try_map(|row: DB::Row| row.try_get("credits"))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error(op))?;
@@ -412,7 +466,7 @@ where
         let actual = actual.clamp(0, credits);
         if actual > 0 {
             let buckets = self.open_buckets(&mut tx, owner).await?;
-            let taken = pricing::spend(&buckets, actual);
+            let taken = credits::spend(&buckets, actual);
             self.take_from(&mut tx, &buckets, &taken).await?;
         }
         let kind = if actual > 0 {
@@ -434,13 +488,12 @@ where
         Ok(true)
     }
 
-    pub async fn expire_credits(&self, now: DateTime<Utc>) -> Result<i64> {
+    async fn expire_credits(&self, now: DateTime<Utc>) -> Result<i64> {
         let op = "expire_credits";
-        let users: Vec<Uuid> = sqlx::query(
+        let users: Vec<Uuid> = sqlx::query_scalar(
             "SELECT DISTINCT user_id FROM credit_buckets WHERE remaining > 0 AND expires_at <= $1",
         )
         .bind(Timestamp(now))
-        .try_map(|row: DB::Row| row.try_get("user_id"))
         .fetch_all(&self.read)
         .await
         .map_err(db_error(op))?;
@@ -450,7 +503,7 @@ where
             let accounts = self.lock_accounts(&mut tx, &[user]).await?;
             let available = accounts.get(&user).copied().unwrap_or_default().available();
             let buckets = self.open_buckets(&mut tx, user).await?;
-            let expired = pricing::expiring(&buckets, available, now);
+            let expired = credits::expiring(&buckets, available, now);
             if expired.is_empty() {
                 continue;
             }
@@ -478,7 +531,7 @@ where
     }
 
     /// Moves a user's ledger to `tombstone`: the amounts stay, the person goes.
-    pub async fn pseudonymize_credits(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
+    async fn pseudonymize_credits(&self, user_id: Uuid, tombstone: Uuid) -> Result<u64> {
         let op = "pseudonymize_credits";
         let mut tx = self.write.begin().await.map_err(db_error(op))?;
         let mut n = 0;
@@ -497,110 +550,6 @@ where
             if sql.starts_with("UPDATE credit_entries") {
                 n = r.rows();
             }
-        }
-        tx.commit().await.map_err(db_error(op))?;
-        Ok(n)
-    }
-
-    pub async fn tier_of(&self, user_id: Uuid) -> Result<Option<String>> {
-        sqlx::query("SELECT tier FROM user_tiers WHERE user_id = $1")
-            .bind(user_id)
-            .try_map(|row: DB::Row| row.try_get("tier"))
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error("tier_of"))
-    }
-
-    pub async fn set_tier(&self, user_id: Uuid, tier: &str, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO user_tiers (user_id, tier, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at",
-        )
-        .bind(user_id)
-        .bind(tier)
-        .bind(Timestamp(now))
-        .execute(&self.write)
-        .await
-        .map_err(db_error("set_tier"))?;
-        Ok(())
-    }
-
-    /// Adds the counts in one upsert for the whole batch (keys sorted, so concurrent batches
-    /// lock rows in one order), and hands each item the day's total it reached.
-    pub async fn add_calls(&self, calls: &[levqor_core::quotas::CallCount]) -> Result<Vec<u64>> {
-        let op = "add_calls";
-        if calls.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut days: std::collections::BTreeMap<(Uuid, &str), i64> = Default::default();
-        for c in calls {
-            *days.entry((c.user_id, c.day.as_str())).or_default() += c.calls as i64;
-        }
-        let mut q = QueryBuilder::<DB>::new("INSERT INTO api_usage_days (user_id, day, calls) ");
-        q.push_values(&days, |mut b, ((u, d), n)| {
-            b.push_bind(*u).push_bind(d.to_string()).push_bind(*n);
-        });
-        q.push(
-            " ON CONFLICT (user_id, day) DO UPDATE SET calls = api_usage_days.calls + excluded.calls \
-             RETURNING user_id, day, calls",
-        );
-        let totals: HashMap<(Uuid, String), i64> = q
-            .build()
-            .try_map(|row: DB::Row| {
-                Ok((
-                    (row.try_get("user_id")?, row.try_get("day")?),
-                    row.try_get("calls")?,
-                ))
-            })
-            .fetch_all(&self.write)
-            .await
-            .map_err(db_error(op))?
-            .into_iter()
-            .collect();
-        // The last item of a (user, day) reached the total; each earlier one, less what came
-        // after it.
-        let mut left: HashMap<(Uuid, &str), i64> = HashMap::new();
-        let mut out = vec![0u64; calls.len()];
-        for (i, c) in calls.iter().enumerate().rev() {
-            let key = (c.user_id, c.day.as_str());
-            let total = *left.entry(key).or_insert_with(|| {
-                totals
-                    .get(&(c.user_id, c.day.clone()))
-                    .copied()
-                    .unwrap_or_default()
-            });
-            out[i] = total.max(0) as u64;
-            left.insert(key, total - c.calls as i64);
-        }
-        Ok(out)
-    }
-
-    pub async fn usage_days(&self, user_id: Uuid, month: &str) -> Result<Vec<(String, u64)>> {
-        sqlx::query(
-            "SELECT day, calls FROM api_usage_days WHERE user_id = $1 AND day LIKE $2 ORDER BY day",
-        )
-        .bind(user_id)
-        .bind(format!("{month}-%"))
-        .try_map(|row: DB::Row| Ok((row.try_get("day")?, row.try_get::<i64, _>("calls")? as u64)))
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_error("usage_days"))
-    }
-
-    pub async fn erase_usage(&self, user_id: Uuid) -> Result<u64> {
-        let op = "erase_usage";
-        let mut tx = self.write.begin().await.map_err(db_error(op))?;
-        let mut n = 0;
-        for sql in [
-            "DELETE FROM api_usage_days WHERE user_id = $1",
-            "DELETE FROM user_tiers WHERE user_id = $1",
-        ] {
-            n += sqlx::query(sql)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error(op))?
-                .rows();
         }
         tx.commit().await.map_err(db_error(op))?;
         Ok(n)
