@@ -5,6 +5,7 @@
 #   benches/intake.sh                      # SQLite, 64 connections, 20 s, API-only node (workers 0)
 #   WORKERS=64 benches/intake.sh           # the same node also running the jobs it admits
 #   DATABASE_URL=postgres://… benches/intake.sh
+#   LEVQOR_BIN=/path/to/levqor benches/intake.sh   # a given build, for side-by-side runs
 #
 # Prints "<system> <metric>=<number>" lines. Needs wrk (apt-get install wrk) and curl.
 set -euo pipefail
@@ -19,8 +20,11 @@ trap 'kill $(cat "$tmp/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$tmp"' EXI
 DB=${DATABASE_URL:-sqlite:$tmp/bench.db}
 case $DB in sqlite:*) system=levqor-rest-sqlite ;; *) system=levqor-rest-postgres ;; esac
 
-cargo build --release -q -p levqor-http --bin levqor
-LEVQOR_LOG=warn target/release/levqor serve --listen 127.0.0.1:$PORT --database-url "$DB" \
+if [ -z "${LEVQOR_BIN:-}" ]; then
+  cargo build --release -q -p levqor-http --bin levqor
+  LEVQOR_BIN=target/release/levqor
+fi
+LEVQOR_LOG=warn "$LEVQOR_BIN" serve --listen 127.0.0.1:$PORT --database-url "$DB" \
   --admin-key bench-admin --workers "$WORKERS" --signup-credits 1000000000 --default-tier enterprise > "$tmp/out" 2> "$tmp/err" &
 echo $! > "$tmp/pid"
 for _ in $(seq 1 100); do grep -q listening "$tmp/out" 2>/dev/null && break; sleep 0.1; done
