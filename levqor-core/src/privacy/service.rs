@@ -16,7 +16,7 @@ use crate::notify::{Attachment, Email, Messages};
 use crate::page::{Page, PageRequest};
 use crate::personal_data::{AreaErasure, Areas, Person, PersonalDataArea};
 use crate::screening::ScreeningStore;
-use crate::users::Users;
+use crate::users::{Users, acting_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -219,15 +219,7 @@ impl Privacy {
         user_id: Option<Uuid>,
     ) -> Result<ErasureSummary> {
         who.require_scope("*")?;
-        let id = match (who, user_id) {
-            (_, Some(id)) => id,
-            (Principal::User { user_id, .. }, None) => *user_id,
-            (Principal::Admin, None) => {
-                // Fails: the admin must name the user.
-                self.users.acting(who, None).await?;
-                return Err(Error::not_found("user"));
-            }
-        };
+        let id = acting_id(who, user_id)?;
         who.check_owner(id, "user")?;
         let Some(user) = self.users.store().get_user(id).await? else {
             return self.first_erasure(id).await;

@@ -7,7 +7,7 @@ mod service;
 mod store;
 
 pub use area::{KeysArea, ProfileArea};
-pub use service::{KEY_CACHE_TTL, UserListener, Users};
+pub use service::{KEY_CACHE_TTL, UserListener, Users, acting_id};
 pub use store::UserStore;
 
 pub use crate::secrets::hash_secret;

@@ -156,17 +156,7 @@ impl Users {
     /// The user a call acts on: the caller, or `user_id` for the admin (a user naming another
     /// user reads as not found).
     pub async fn acting(&self, who: &Principal, user_id: Option<Uuid>) -> Result<User> {
-        let id = match (who, user_id) {
-            (_, Some(id)) => id,
-            (Principal::User { user_id, .. }, None) => *user_id,
-            (Principal::Admin, None) => {
-                return Err(Error::forbidden(
-                    "user_key_required",
-                    "this acts on one user: call it with the user's key or under /v1/admin/users/{id}",
-                ));
-            }
-        };
-        self.get(who, id).await
+        self.get(who, acting_id(who, user_id)?).await
     }
 
     /// Issues a key for a user; the secret is in the result and nowhere else.
@@ -225,5 +215,18 @@ impl Users {
     fn forget_key(&self, key_id: Uuid) {
         self.keys
             .retain(|_, p| !matches!(p, Principal::User { key_id: k, .. } if *k == key_id));
+    }
+}
+
+/// The id of the user a call acts on: `user_id` when named, else the caller's own; the admin
+/// must name one (`Forbidden` `user_key_required`).
+pub fn acting_id(who: &Principal, user_id: Option<Uuid>) -> Result<Uuid> {
+    match (who, user_id) {
+        (_, Some(id)) => Ok(id),
+        (Principal::User { user_id, .. }, None) => Ok(*user_id),
+        (Principal::Admin, None) => Err(Error::forbidden(
+            "user_key_required",
+            "this acts on one user: call it with the user's key or under /v1/admin/users/{id}",
+        )),
     }
 }
