@@ -14,6 +14,8 @@ mod area;
 mod gauge;
 pub mod quote;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod stage;
 mod store;
 
