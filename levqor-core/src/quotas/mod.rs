@@ -7,6 +7,8 @@
 mod area;
 mod counter;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod store;
 
 pub use area::UsageArea;

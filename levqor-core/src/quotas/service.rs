@@ -138,14 +138,15 @@ impl Quotas {
         }))
     }
 
-    /// The user's calls on the days of `month` before `day`, read once per user and day.
+    /// The user's calls on the days of `month` before `day`, read once per user and day:
+    /// what is stored and what this node has not written yet (yesterday's last second).
     async fn earlier_days(&self, user_id: Uuid, month: &str, day: &str) -> Result<u64> {
         let key = (user_id, day.to_string());
         if let Some(n) = self.earlier.get(&key) {
             return Ok(n);
         }
         let n = self
-            .store
+            .counter
             .usage_days(user_id, month)
             .await?
             .into_iter()
