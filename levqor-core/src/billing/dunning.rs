@@ -33,7 +33,6 @@ impl Billing {
             .iter()
             .filter(|&&day| day <= days)
             .count() as i32;
-        let mut changed = false;
         while d.reminders_sent < due {
             let day = policy.reminder_days[d.reminders_sent as usize];
             self.messages.send_transactional(Email {
@@ -47,12 +46,14 @@ impl Billing {
                 attachments: Vec::new(),
             })
             .await?;
+            // Saved after each reminder, so a later one that fails does not send this again.
             d.reminders_sent += 1;
-            changed = true;
+            d.updated_at = now;
+            self.store.put_dunning(&d).await?;
         }
         if days >= policy.grace_days {
-            d.state = DunningState::Suspended;
-            changed = true;
+            // The notice goes out before the suspension is saved: while it fails, the account
+            // stays past due and the next tick tries again.
             self.messages.send_transactional(Email {
                 to: user.email.clone(),
                 subject: "Your account is suspended".into(),
@@ -61,6 +62,10 @@ impl Billing {
                 attachments: Vec::new(),
             })
             .await?;
+            d.state = DunningState::Suspended;
+            d.updated_at = now;
+            self.store.put_dunning(&d).await?;
+            self.suspensions.forget(d.user_id);
             self.audit
                 .record(
                     Actor::System,
@@ -69,11 +74,6 @@ impl Billing {
                     json!({}),
                 )
                 .await?;
-        }
-        if changed {
-            d.updated_at = now;
-            self.store.put_dunning(&d).await?;
-            self.suspensions.forget(d.user_id);
         }
         Ok(())
     }

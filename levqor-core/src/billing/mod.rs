@@ -11,10 +11,16 @@
 
 mod area;
 mod dunning;
+#[cfg(test)]
+mod dunning_tests;
 mod profit;
 mod provider;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod store;
+#[cfg(test)]
+mod test_world;
 pub mod webhook;
 
 pub use area::BillingArea;

@@ -215,18 +215,16 @@ impl Billing {
                 ));
             }
         };
-        let now = self.clock.now_micros();
-        let amount = match discount_code.as_deref() {
-            Some(code) => {
-                let redeemed = self
-                    .store
-                    .redeem(&code.trim().to_uppercase(), user.id, now)
-                    .await?;
-                metadata.insert("levqor_discount_code".into(), redeemed.code.clone());
-                redeemed.apply(amount)
-            }
-            None => amount,
+        // A discount is checked now and redeemed only once the provider has taken the order,
+        // so a provider that fails leaves the code for the user's retry.
+        let discount = match discount_code.as_deref() {
+            Some(code) => Some(self.preview_discount(user.id, code).await?),
+            None => None,
         };
+        if let Some(d) = &discount {
+            metadata.insert("levqor_discount_code".into(), d.code.clone());
+        }
+        let amount = discount.as_ref().map_or(amount, |d| d.apply(amount));
         let customer = match self.store.customer_of(user.id).await? {
             Some(c) => c,
             None => {
@@ -252,6 +250,13 @@ impl Billing {
                     .unwrap_or_else(|| format!("{}/billing/cancel", self.public_url)),
             })
             .await?;
+        if let Some(d) = &discount {
+            // Atomic: a code used up (or redeemed by this user) since the check is refused here,
+            // and the session just made is never shown, so it expires unpaid.
+            self.store
+                .redeem(&d.code, user.id, self.clock.now_micros())
+                .await?;
+        }
         Ok(CheckoutResult {
             id: session.id,
             url: session.url,
