@@ -150,6 +150,15 @@ where
             .map_err(db_error("user_of_customer"))
     }
 
+    async fn event_recorded(&self, id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM billing_events WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.write)
+            .await
+            .map_err(db_error("event_recorded"))?;
+        Ok(n > 0)
+    }
+
     async fn record_event(&self, id: &str, kind: &str, now: DateTime<Utc>) -> Result<bool> {
         Ok(sqlx::query(
             "INSERT INTO billing_events (id, kind, received_at) VALUES ($1, $2, $3) \

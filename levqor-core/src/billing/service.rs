@@ -275,7 +275,7 @@ impl Billing {
         let (Some(id), Some(kind)) = (event["id"].as_str(), event["type"].as_str()) else {
             return Err(Error::invalid("bad_event", "the event has no id or type"));
         };
-        if !self.store.record_event(id, kind, now).await? {
+        if self.store.event_recorded(id).await? {
             return Ok(WebhookOutcome {
                 received: true,
                 duplicate: Some(true),
@@ -284,6 +284,10 @@ impl Billing {
         }
         let object = &event["data"]["object"];
         let handled = self.apply_event(id, kind, object, now).await?;
+        // Recorded once applied: a delivery that fails halfway is applied again by the
+        // provider's retry, and every step of it is idempotent (the credits and the revenue are
+        // keyed by the event id, tiers and dunning states are set, not added).
+        self.store.record_event(id, kind, now).await?;
         Ok(WebhookOutcome {
             received: true,
             duplicate: None,

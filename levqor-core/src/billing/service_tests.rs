@@ -400,3 +400,54 @@ async fn status_is_the_callers_own_and_the_admin_names_the_user() {
     let unnamed = w.billing.status(ADMIN, None).await;
     assert_eq!(err(unnamed).1, "user_key_required");
 }
+
+#[tokio::test]
+async fn a_delivery_that_fails_halfway_is_applied_by_the_retry() {
+    use super::store::MockBillingStore;
+    let base = Base::new();
+    let (user, _) = base.user("retry@example.com").await;
+    let recorded = Arc::new(AtomicBool::new(false));
+    let revenue_down = Arc::new(AtomicBool::new(true));
+    let mut store = MockBillingStore::new();
+    let seen = recorded.clone();
+    store
+        .expect_event_recorded()
+        .returning(move |_| Ok(seen.load(Ordering::SeqCst)));
+    let down = revenue_down.clone();
+    store.expect_record_revenue().returning(move |_| {
+        if down.load(Ordering::SeqCst) {
+            return Err(Error::unavailable("database down"));
+        }
+        Ok(())
+    });
+    let mark = recorded.clone();
+    store
+        .expect_record_event()
+        .returning(move |_, _, _| Ok(!mark.swap(true, Ordering::SeqCst)));
+    let config = BillingConfig {
+        provider: Arc::new(MockPaymentProvider::new()),
+        webhook_secret: SECRET.into(),
+    };
+    let billing = Billing {
+        store: Arc::new(store),
+        ..base.billing(Some(config))
+    };
+    let body = pack_paid("evt_r", user.id, 1_000, 1_000).to_string();
+    let header = sign(body.as_bytes(), SECRET, base.clock.now().timestamp());
+    let failed = billing.handle_webhook(body.as_bytes(), &header).await;
+    assert_eq!(err(failed), (ErrorKind::Unavailable, "unavailable"));
+    assert!(!recorded.load(Ordering::SeqCst), "not recorded as applied");
+    revenue_down.store(false, Ordering::SeqCst);
+    let retried = billing
+        .handle_webhook(body.as_bytes(), &header)
+        .await
+        .unwrap();
+    assert_eq!((retried.duplicate, retried.handled), (None, Some(true)));
+    let account = base.store.account(user.id).await.unwrap();
+    assert_eq!(account.balance, 1_000, "credited once, by its event's key");
+    let again = billing
+        .handle_webhook(body.as_bytes(), &header)
+        .await
+        .unwrap();
+    assert_eq!(again.duplicate, Some(true));
+}

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// Storage of billing: customers, processed events, dunning, revenue, discount codes.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait BillingStore: Send + Sync {
     /// The provider's customer id of a user.
@@ -16,7 +17,9 @@ pub trait BillingStore: Send + Sync {
     async fn set_customer(&self, user_id: Uuid, customer_id: &str) -> Result<String>;
     /// The user of a customer id.
     async fn user_of_customer(&self, customer_id: &str) -> Result<Option<Uuid>>;
-    /// Records an event id; `false` when it was recorded before.
+    /// Whether an event id was recorded (its event was applied).
+    async fn event_recorded(&self, id: &str) -> Result<bool>;
+    /// Records an event id once its event was applied; `false` when it was recorded before.
     async fn record_event(&self, id: &str, kind: &str, now: DateTime<Utc>) -> Result<bool>;
     /// A user's dunning record.
     async fn dunning(&self, user_id: Uuid) -> Result<Option<Dunning>>;

@@ -32,6 +32,7 @@ pub async fn billing_records_round_trip(store: Arc<dyn Store>) {
         "the first customer stays"
     );
     assert_eq!(store.user_of_customer("cus_1").await.unwrap(), Some(u.id));
+    assert!(!store.event_recorded("evt_1").await.unwrap());
     assert!(
         store
             .record_event("evt_1", "invoice.paid", t0())
@@ -44,6 +45,8 @@ pub async fn billing_records_round_trip(store: Arc<dyn Store>) {
             .await
             .unwrap()
     );
+    assert!(store.event_recorded("evt_1").await.unwrap());
+    assert!(!store.event_recorded("evt_2").await.unwrap());
 
     let d = Dunning {
         user_id: u.id,

@@ -32,6 +32,10 @@ impl BillingStore for MemoryStore {
             .map(|(u, _)| *u))
     }
 
+    async fn event_recorded(&self, id: &str) -> Result<bool> {
+        Ok(self.lock().billing_events.contains_key(id))
+    }
+
     async fn record_event(&self, id: &str, kind: &str, _now: DateTime<Utc>) -> Result<bool> {
         let mut s = self.lock();
         if s.billing_events.contains_key(id) {
