@@ -9,6 +9,8 @@
 mod area;
 pub mod ledger;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod stage;
 mod store;
 

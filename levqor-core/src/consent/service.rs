@@ -49,7 +49,10 @@ impl Consent {
     ) -> Result<TermsVersion> {
         who.require_admin()?;
         let version = version.trim();
-        if version.is_empty() || version.len() > 64 || version.chars().any(char::is_control) {
+        if version.is_empty()
+            || version.chars().count() > 64
+            || version.chars().any(char::is_control)
+        {
             return Err(Error::violations(
                 "validation_failed",
                 "bad terms version",
@@ -214,18 +217,12 @@ impl Consent {
                 confirmation_sent: false,
             });
         }
+        // A link sent within the hour stays as it is: it confirms the categories its email
+        // named, whatever anyone asks for meanwhile.
         if let Some(sub) = &existing
             && sub.status == SubscriptionStatus::Pending
             && sub.last_sent_at.is_some_and(|t| now - t < RESEND_INTERVAL)
         {
-            if sub.categories != categories {
-                let updated = Subscription {
-                    categories,
-                    updated_at: now,
-                    ..sub.clone()
-                };
-                self.store.put_subscription(&updated, None).await?;
-            }
             return Ok(Subscribed {
                 status: SubscriptionStatus::Pending,
                 confirmation_sent: false,
@@ -240,7 +237,8 @@ impl Consent {
             token_hash: Some(token_hash),
             token_expires_at: Some(now + TOKEN_TTL),
             token_used_at: None,
-            last_sent_at: Some(now),
+            // Set once the email is accepted: one that fails does not hold back the retry.
+            last_sent_at: existing.as_ref().and_then(|s| s.last_sent_at),
             confirmed_at: None,
             created_at: existing.as_ref().map_or(now, |s| s.created_at),
             updated_at: now,
@@ -258,7 +256,7 @@ impl Consent {
             )
             .await?;
         self.messages.send_transactional(Email {
-            to: email,
+            to: email.clone(),
             subject: "Confirm your subscription".into(),
             body: format!(
                 "Please confirm that you want our emails about: {}.\n\nConfirm: {}/v1/marketing/confirm?token={token}\n\nThis link works for 7 days. If you did not ask for this, ignore this email.",
@@ -269,6 +267,11 @@ impl Consent {
             attachments: Vec::new(),
         })
         .await?;
+        let sent = Subscription {
+            last_sent_at: Some(now),
+            ..sub
+        };
+        self.store.put_subscription(&sent, None).await?;
         Ok(Subscribed {
             status: SubscriptionStatus::Pending,
             confirmation_sent: true,
