@@ -11,6 +11,8 @@ mod compliance;
 mod export;
 mod retention;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod store;
 
 pub use area::{EventsArea, ExportsArea};

@@ -91,7 +91,7 @@ impl Privacy {
         let user = self.users.acting(who, None).await?;
         let mut bad = Vec::new();
         for (i, (name, props)) in events.iter().enumerate() {
-            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
                 bad.push(Violation::new(
                     format!("/events/{i}/name"),
                     "must be 1 to 100 printable characters",
@@ -300,7 +300,7 @@ impl Privacy {
     ) -> Result<LegalHold> {
         who.require_admin()?;
         self.users.get(who, user_id).await?;
-        if reason.trim().is_empty() || reason.len() > 500 {
+        if reason.trim().is_empty() || reason.chars().count() > 500 {
             return Err(Error::violations(
                 "validation_failed",
                 "a hold needs a reason",

@@ -107,7 +107,7 @@ impl Screenings {
                 "this refusal was already appealed",
             ));
         }
-        if reason.trim().is_empty() || reason.len() > 2000 {
+        if reason.trim().is_empty() || reason.chars().count() > 2000 {
             return Err(Error::violations(
                 "validation_failed",
                 "an appeal needs a reason",
