@@ -1,6 +1,5 @@
 //! Fixtures for the domain services' unit tests: the shared ports over one in-memory store, a
 //! clock that stands still, and constructors of each service with only what it needs.
-#![allow(dead_code)]
 
 use crate::audit::AuditLog;
 use crate::auth::Principal;
@@ -8,7 +7,6 @@ use crate::billing::{Billing, BillingConfig, BillingPolicy, Suspensions};
 use crate::clock::ManualClock;
 use crate::consent::{Consent, ConsentCache};
 use crate::credits::{Credits, Pricing};
-use crate::jobs::steps::{HttpClient, HttpRequest, HttpResponse, StepFailure, StepRunner};
 use crate::jobs::workflow::WorkflowSchema;
 use crate::memory::MemoryStore;
 use crate::notify::{Messages, Notifier, OutboxNotifier};
@@ -16,23 +14,12 @@ use crate::personal_data::Areas;
 use crate::privacy::{Privacy, Retention};
 use crate::quotas::Quotas;
 use crate::users::{User, Users};
-use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use std::sync::{Arc, RwLock};
 
 /// 2026-11-02 09:00 UTC.
 pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
-}
-
-/// `http_request` steps fail: unit tests make no calls.
-pub(crate) struct Offline;
-
-#[async_trait]
-impl HttpClient for Offline {
-    async fn send(&self, _: HttpRequest) -> Result<HttpResponse, StepFailure> {
-        Err(StepFailure::permanent("offline"))
-    }
 }
 
 /// The ports every service shares, over one in-memory store.
@@ -156,14 +143,5 @@ impl Base {
             audit: self.audit.clone(),
             clock: self.clock.clone(),
         }
-    }
-
-    /// A step runner whose steps reach nothing and whose email lands in the outbox.
-    pub(crate) fn runner(&self) -> Arc<StepRunner> {
-        Arc::new(StepRunner::new(
-            Arc::new(Offline),
-            Arc::new(OutboxNotifier::new(self.store.clone())),
-            Vec::new(),
-        ))
     }
 }
