@@ -1,8 +1,8 @@
 //! The core's module structure, checked: no domain imports the container (or the `Store` that
 //! names every domain, or the in-memory store), and the core's modules form no import cycle.
 //! A domain is a folder under `src/`; every other top-level module is a leaf that domains
-//! share. Test code (`tests.rs`, `*_tests.rs`, the `testing` fixtures, the conformance suite and
-//! trailing `#[cfg(test)] mod tests` blocks) is left out: it may wire anything.
+//! share. Test code (modules declared `#[cfg(test)]`, the `testing` fixtures, the conformance
+//! suite and trailing `#[cfg(test)] mod tests` blocks) is left out: it may wire anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -43,9 +43,21 @@ fn module_of(file: &Path) -> Option<String> {
     }
 }
 
+/// Whether `file` is test code: declared `#[cfg(test)] mod name;` by its parent module.
 fn is_test_file(file: &Path) -> bool {
-    let name = file.file_name().unwrap().to_str().unwrap();
-    name == "tests.rs" || name.ends_with("_tests.rs")
+    let stem = file.file_stem().unwrap().to_str().unwrap();
+    let dir = file.parent().unwrap();
+    let parents = [dir.join("mod.rs"), dir.with_extension("rs"), dir.join("lib.rs")];
+    parents.iter().any(|parent| {
+        let Ok(text) = std::fs::read_to_string(parent) else {
+            return false;
+        };
+        let declaration = format!("mod {stem};");
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        lines
+            .windows(2)
+            .any(|w| w[0] == "#[cfg(test)]" && w[1].ends_with(&declaration))
+    })
 }
 
 /// The code of `text` without comments and without a trailing `#[cfg(test)] mod … { … }`.
@@ -257,4 +269,6 @@ fn the_checks_see_grouped_imports_re_exports_and_cycles() {
     assert_eq!(find_cycle(&g).unwrap(), ["a", "b", "c", "a"]);
     let text = "use crate::a::X;\n#[cfg(test)]\nmod tests {\n    use crate::b::Y;\n}\n";
     assert!(!code(text).contains("crate::b"));
+    assert!(is_test_file(&src().join("billing/test_world.rs")));
+    assert!(!is_test_file(&src().join("billing/service.rs")));
 }
