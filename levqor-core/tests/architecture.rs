@@ -47,7 +47,11 @@ fn module_of(file: &Path) -> Option<String> {
 fn is_test_file(file: &Path) -> bool {
     let stem = file.file_stem().unwrap().to_str().unwrap();
     let dir = file.parent().unwrap();
-    let parents = [dir.join("mod.rs"), dir.with_extension("rs"), dir.join("lib.rs")];
+    let parents = [
+        dir.join("mod.rs"),
+        dir.with_extension("rs"),
+        dir.join("lib.rs"),
+    ];
     parents.iter().any(|parent| {
         let Ok(text) = std::fs::read_to_string(parent) else {
             return false;
