@@ -24,7 +24,7 @@ if [ -z "${LEVQOR_BIN:-}" ]; then
   cargo build --release -q -p levqor-http --bin levqor
   LEVQOR_BIN=target/release/levqor
 fi
-LEVQOR_LOG=warn "$LEVQOR_BIN" serve --listen 127.0.0.1:$PORT --database-url "$DB" \
+LEVQOR_LOG=warn "$LEVQOR_BIN" serve --listen 127.0.0.1:$PORT --grpc-listen 127.0.0.1:0 --database-url "$DB" \
   --admin-key bench-admin --workers "$WORKERS" --signup-credits 1000000000 --default-tier enterprise > "$tmp/out" 2> "$tmp/err" &
 echo $! > "$tmp/pid"
 for _ in $(seq 1 100); do grep -q listening "$tmp/out" 2>/dev/null && break; sleep 0.1; done

@@ -64,7 +64,22 @@ pub struct Error {
     pub details: Option<serde_json::Value>,
 }
 
+/// The codes of conflicts that mean "what you are creating exists already" (gRPC answers them
+/// with `ALREADY_EXISTS`; every other conflict is `ABORTED`).
+pub const DUPLICATE_CODES: &[&str] = &[
+    "email_taken",
+    "terms_version_exists",
+    "subscription_exists",
+    "discount_code_exists",
+    "already_appealed",
+];
+
 impl Error {
+    /// Whether this is a conflict with something that exists already ([`DUPLICATE_CODES`]).
+    pub fn is_duplicate(&self) -> bool {
+        self.kind == ErrorKind::Conflict && DUPLICATE_CODES.contains(&self.code)
+    }
+
     fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             kind,

@@ -4,6 +4,7 @@
 //! which personal-data areas export in which order, which system tasks the engine runs).
 
 use crate::audit::AuditLog;
+use crate::auth::Principal;
 use crate::billing::{
     Billing, BillingArea, BillingConfig, BillingPolicy, DunningTask, SuspensionStage, Suspensions,
 };
@@ -12,7 +13,7 @@ use crate::consent::{
     Consent, ConsentCache, ConsentStage, ConsentsArea, ObjectionsArea, TermsArea,
 };
 use crate::credits::{Credits, CreditsArea, PriceStage, Pricing, PricingPolicy, SignupGrant};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::jobs::engine::{EngineConfig, EngineHandle};
 use crate::jobs::intake::IntakeStage;
 use crate::jobs::steps::StepRunner;
@@ -21,10 +22,11 @@ use crate::jobs::{Jobs, JobsArea};
 use crate::notify::{Messages, MessagesArea};
 use crate::personal_data::{Areas, PersonalDataArea};
 use crate::privacy::{EventsArea, ExportsArea, Privacy, Retention, RetentionSweepTask};
-use crate::quotas::{Quotas, Tier, UsageArea};
+use crate::quotas::{PublicLimiter, QuotaStatus, Quotas, Tier, UsageArea};
 use crate::screening::{RuleCache, ScreenStage, Screenings, ScreeningsArea};
 use crate::store::Store;
 use crate::users::{KeysArea, ProfileArea, Users};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -40,6 +42,17 @@ pub struct Levqor {
     billing: Arc<Billing>,
     privacy: Arc<Privacy>,
     messages: Arc<Messages>,
+    public_limit: PublicLimiter,
+}
+
+/// The caller behind an API key, and where they stand against their monthly quota: reported
+/// whether or not the call is admitted, so that a refused call still says when to come back.
+#[derive(Debug)]
+pub struct Authorized {
+    /// The caller, or why the call is refused (`Unauthenticated`, `Limit` `quota_exceeded`).
+    pub caller: Result<Principal>,
+    /// The quota after counting this call (`None` for the admin and for unknown keys).
+    pub quota: Option<QuotaStatus>,
 }
 
 impl Levqor {
@@ -98,6 +111,48 @@ impl Levqor {
         &self.store
     }
 
+    /// The door of every adapter: the caller behind `key` (from [`crate::auth::key_from`]),
+    /// with the call counted against their monthly quota. A call past the quota is refused
+    /// with `Limit` `quota_exceeded`; a missing or unknown key with `Unauthenticated`.
+    pub async fn authorize(&self, key: Option<&str>) -> Authorized {
+        let Some(key) = key else {
+            return Authorized {
+                caller: Err(Error::unauthenticated(
+                    "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
+                )),
+                quota: None,
+            };
+        };
+        let who = match self.users.authenticate(key).await {
+            Ok(who) => who,
+            Err(e) => {
+                return Authorized {
+                    caller: Err(e),
+                    quota: None,
+                };
+            }
+        };
+        match self.quotas.meter(&who).await {
+            Ok(quota) => Authorized {
+                caller: match &quota {
+                    Some(q) => q.check().map(|()| who),
+                    None => Ok(who),
+                },
+                quota,
+            },
+            Err(e) => Authorized {
+                caller: Err(e),
+                quota: None,
+            },
+        }
+    }
+
+    /// Counts a call that needs no key (marketing sign-up and status) from `ip`; `Limit`
+    /// `rate_limited` past the public rate.
+    pub fn limit_public(&self, ip: Option<IpAddr>) -> Result<()> {
+        self.public_limit.check(ip)
+    }
+
     /// Whether the database answers.
     pub async fn ready(&self) -> Result<()> {
         self.store.ping().await
@@ -126,6 +181,7 @@ pub struct LevqorBuilder {
     tiers: Option<Vec<Tier>>,
     default_tier: Option<String>,
     dunning_every: Option<Duration>,
+    public_rate_per_minute: u32,
     stages: Vec<Arc<dyn IntakeStage>>,
     areas: Vec<Arc<dyn PersonalDataArea>>,
 }
@@ -147,9 +203,17 @@ impl LevqorBuilder {
             tiers: None,
             default_tier: None,
             dunning_every: None,
+            public_rate_per_minute: 10,
             stages: Vec::new(),
             areas: Vec::new(),
         }
+    }
+
+    /// Calls per minute one client address may make to the operations that need no key
+    /// (marketing sign-up and status); 10 by default.
+    pub fn public_rate_per_minute(mut self, calls: u32) -> Self {
+        self.public_rate_per_minute = calls;
+        self
     }
 
     /// Where time comes from.
@@ -241,6 +305,7 @@ impl LevqorBuilder {
             tiers,
             default_tier,
             dunning_every,
+            public_rate_per_minute,
             stages: extra_stages,
             areas: extra_areas,
         } = self;
@@ -395,6 +460,7 @@ impl LevqorBuilder {
             billing,
             privacy,
             messages,
+            public_limit: PublicLimiter::new(public_rate_per_minute, Duration::from_secs(60)),
         })
     }
 }

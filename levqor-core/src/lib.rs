@@ -34,6 +34,7 @@ pub mod auth;
 pub mod batch;
 pub mod billing;
 pub(crate) mod cache;
+pub mod call;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -71,7 +72,7 @@ pub use jobs::steps::{
     Connector, HttpClient, HttpRequest, HttpResponse, StepFailure, StepRunner, SystemTask,
 };
 pub use jobs::store::{Admission, JobStore};
-pub use levqor::{Levqor, LevqorBuilder};
+pub use levqor::{Authorized, Levqor, LevqorBuilder};
 pub use memory::MemoryStore;
 pub use notify::{
     Attachment, Email, EmailKind, Notifier, OutboxMessage, OutboxNotifier, OutboxStore,

@@ -1,63 +1,31 @@
-//! Levqor's gRPC adapter. This crate holds the mapping of core error kinds to gRPC status
-//! codes (DESIGN.md's table) that the tonic service will use; the service itself (protos under
-//! `proto/levqor/v1/`, health and reflection) is the subject of its own issue.
+//! Levqor's gRPC adapter: one tonic service per core domain (protos under
+//! `proto/levqor/v1/`), `grpc.health.v1.Health` following database readiness, and server
+//! reflection. Every RPC makes one call on a domain service, as the REST handlers do; the
+//! caller's key, quota and public rate are checked by the core ([`Levqor::authorize`],
+//! [`Levqor::limit_public`]), so both adapters answer the same.
+//!
+//! [`Levqor::authorize`]: levqor_core::Levqor::authorize
+//! [`Levqor::limit_public`]: levqor_core::Levqor::limit_public
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use levqor_core::ErrorKind;
+mod call;
+mod convert;
+pub mod error;
+mod server;
+mod services;
 
-/// gRPC canonical status codes used by Levqor (numeric values as on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Code {
-    /// 3
-    InvalidArgument = 3,
-    /// 5
-    NotFound = 5,
-    /// 7
-    PermissionDenied = 7,
-    /// 8
-    ResourceExhausted = 8,
-    /// 9
-    FailedPrecondition = 9,
-    /// 10
-    Aborted = 10,
-    /// 13
-    Internal = 13,
-    /// 14
-    Unavailable = 14,
-    /// 16
-    Unauthenticated = 16,
+pub use error::{Code, code_for, status_for};
+pub use server::{MAX_MESSAGE_BYTES, serve, services};
+
+/// The generated messages, services and clients of `levqor.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("levqor.v1");
+    include!(concat!(env!("OUT_DIR"), "/levqor.v1.serde.rs"));
 }
 
-/// The one place core error kinds become gRPC codes.
-pub fn code_for(kind: ErrorKind) -> Code {
-    match kind {
-        ErrorKind::Invalid => Code::InvalidArgument,
-        ErrorKind::NotFound => Code::NotFound,
-        ErrorKind::Unauthenticated => Code::Unauthenticated,
-        ErrorKind::Forbidden => Code::PermissionDenied,
-        ErrorKind::InsufficientCredits => Code::FailedPrecondition,
-        ErrorKind::Conflict => Code::Aborted,
-        ErrorKind::Limit => Code::ResourceExhausted,
-        ErrorKind::Unavailable => Code::Unavailable,
-        ErrorKind::Internal => Code::Internal,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_map_as_the_design_table_says() {
-        assert_eq!(code_for(ErrorKind::Invalid) as i32, 3);
-        assert_eq!(code_for(ErrorKind::NotFound) as i32, 5);
-        assert_eq!(code_for(ErrorKind::Unauthenticated) as i32, 16);
-        assert_eq!(code_for(ErrorKind::Forbidden) as i32, 7);
-        assert_eq!(code_for(ErrorKind::InsufficientCredits) as i32, 9);
-        assert_eq!(code_for(ErrorKind::Conflict) as i32, 10);
-        assert_eq!(code_for(ErrorKind::Limit) as i32, 8);
-        assert_eq!(code_for(ErrorKind::Unavailable) as i32, 14);
-    }
-}
+/// The encoded descriptors of every Levqor proto and what they import (for reflection and
+/// for clients that build requests at run time).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/levqor_descriptor.bin"));

@@ -82,8 +82,9 @@ impl From<Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The problem document (RFC 9457) of this error.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = json!({
             "type": format!("https://levqor.dev/problems/{}", self.code),
             "title": self.status.canonical_reason().unwrap_or("Error"),
@@ -95,14 +96,21 @@ impl IntoResponse for ApiError {
         if !self.violations.is_empty() {
             body["errors"] = json!(self.violations);
         }
-        if let Some(serde_json::Value::Object(details)) = self.details {
+        if let Some(serde_json::Value::Object(details)) = &self.details {
             for (k, v) in details {
                 body.as_object_mut()
                     .expect("the body is an object")
-                    .entry(k)
-                    .or_insert(v);
+                    .entry(k.clone())
+                    .or_insert(v.clone());
             }
         }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use chrono::{DateTime, Utc};
+use levqor_core::call::key_from;
 use levqor_core::consent::ClientInfo;
 use levqor_core::{Error, Principal, Violation};
 use serde_json::{Map, Value};
@@ -23,33 +24,16 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let key = key_from(header(header::AUTHORIZATION.as_str()), header("x-api-key"));
+        let authorized = state.levqor.authorize(key).await;
+        // The response carries where the caller stands (see `crate::quota_headers`).
+        if let Some(status) = authorized.quota {
+            let _ = crate::error::QUOTA.try_with(|q| {
+                *q.lock().expect("quota slot") = Some(status);
             });
-        let key = bearer.or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-        match key.map(str::trim).filter(|k| !k.is_empty()) {
-            Some(key) => {
-                let who = state.levqor.users().authenticate(key).await?;
-                // Every call with a user's key counts against their monthly quota; the
-                // response carries where they stand (see `crate::quota_headers`).
-                if let Some(status) = state.levqor.quotas().meter(&who).await? {
-                    let _ = crate::error::QUOTA.try_with(|q| {
-                        *q.lock().expect("quota slot") = Some(status.clone());
-                    });
-                    status.check()?;
-                }
-                Ok(Caller(who))
-            }
-            None => Err(Error::unauthenticated(
-                "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
-            )
-            .into()),
         }
+        Ok(Caller(authorized.caller?))
     }
 }
 
@@ -143,15 +127,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(500).collect());
-        Ok(Client(
-            ClientInfo {
-                ip: ip.map(|i| i.to_string()),
-                user_agent,
-            },
-            ip,
-        ))
+            .and_then(|v| v.to_str().ok());
+        Ok(Client(ClientInfo::new(ip, user_agent), ip))
     }
 }
 

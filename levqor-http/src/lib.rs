@@ -55,25 +55,22 @@ pub fn router(state: AppState) -> Router {
 /// `X-RateLimit-Limit`, `-Remaining` (`unlimited` for a tier without a quota) and `-Reset`
 /// (seconds until the monthly quota resets).
 fn quota_headers(h: &mut axum::http::HeaderMap, q: &levqor_core::quotas::QuotaStatus) {
-    let number = |n: Option<u64>| match n {
-        Some(n) => HeaderValue::from(n),
-        None => HeaderValue::from_static("unlimited"),
-    };
-    h.insert("x-ratelimit-limit", number(q.limit));
-    h.insert("x-ratelimit-remaining", number(q.remaining()));
-    h.insert("x-ratelimit-reset", HeaderValue::from(q.reset_in_secs));
+    for (name, value) in q.rate_limit_fields() {
+        h.insert(
+            name,
+            HeaderValue::from_str(&value).expect("numbers and words"),
+        );
+    }
 }
 
 /// Echoes a sane `X-Request-Id` or makes one, serves the request with it in scope (so problem
 /// bodies and every log line of the request carry it), and sets it on the response.
 async fn request_id(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = levqor_core::call::request_id(
+        req.headers()
+            .get(&X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok()),
+    );
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
     let quota = std::sync::Mutex::new(None);

@@ -1,12 +1,11 @@
 //! The `levqor` binary: the composition root. It builds the store, the notifier and the HTTP
-//! client from configuration, hands them to the core, and serves REST and the worker pool in
-//! one process.
+//! client from configuration, hands them to the core, and serves REST, gRPC and the worker
+//! pool in one process.
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
 use levqor_core::{EngineConfig, Levqor, LevqorBuilder, OutboxNotifier, StepRunner, SystemClock};
 use levqor_http::fetch::{DEFAULT_MAX_RESPONSE_BYTES, ReqwestHttp};
-use levqor_http::state::PublicLimiter;
 use levqor_http::{AppState, router};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the REST API and run the worker pool.
+    /// Serve the REST and gRPC APIs and run the worker pool.
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
@@ -47,6 +46,10 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "LEVQOR_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address the gRPC API listens on (port 0 picks a free port; the chosen address is
+    /// printed).
+    #[arg(long, env = "LEVQOR_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    grpc_listen: SocketAddr,
     /// Jobs run at once by this node (0: serve the API only, run no jobs).
     #[arg(long, env = "LEVQOR_WORKERS", default_value_t = 64)]
     workers: usize,
@@ -164,6 +167,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .admin_key(args.admin_key.as_deref())
         .public_url(&args.public_url)
         .signup_grant(args.signup_credits)
+        .public_rate_per_minute(args.public_rate_per_minute)
         .default_tier(&args.default_tier)
         .dunning_every(Duration::from_secs(args.dunning_interval_secs.max(1)));
     let levqor = Arc::new(
@@ -186,30 +190,48 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             ..EngineConfig::default()
         })
     });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener = bind(args.listen).await?;
+    let grpc_listener = bind(args.grpc_listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
     println!("levqor listening on {addr}");
-    tracing::info!(%addr, workers = args.workers, "levqor serving");
-    let state = AppState {
-        public_limit: Arc::new(PublicLimiter::new(
-            args.public_rate_per_minute.max(1),
-            Duration::from_secs(60),
-        )),
-        ..AppState::new(levqor)
+    println!("levqor grpc listening on {grpc_addr}");
+    tracing::info!(%addr, %grpc_addr, workers = args.workers, "levqor serving");
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let grpc = tokio::spawn(levqor_grpc::serve(
+        levqor.clone(),
+        grpc_listener,
+        stopped(stopping.clone()),
+    ));
+    let app = router(AppState::new(levqor)).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stopped(stopping))
         .await
         .map_err(|e| e.to_string())?;
+    match grpc.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("gRPC server failed: {e}")),
+        Err(e) => return Err(format!("gRPC server failed: {e}")),
+    }
     tracing::info!("shutting down: no new claims; waiting for running steps");
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// Billing needs both Stripe secrets; with neither, billing routes answer 503 and everything

@@ -86,6 +86,19 @@ pub struct AutoscaleDecision {
 }
 
 impl Billing {
+    /// A ledger request that may leave things out, completed: `to` defaults to now, `from` to
+    /// 30 days before `to`, the grouping to `day`.
+    pub fn ledger_range<'a>(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        group_by: Option<&'a str>,
+    ) -> (DateTime<Utc>, DateTime<Utc>, &'a str) {
+        let to = to.unwrap_or_else(|| self.clock.now_micros());
+        let from = from.unwrap_or(to - Duration::days(30));
+        (from, to, group_by.unwrap_or("day"))
+    }
+
     /// The profitability ledger (admin): revenue, compute costs, referral payouts and margin
     /// per day, week or month of `[from, to)`.
     pub async fn profit_ledger(

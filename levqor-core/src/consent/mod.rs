@@ -324,6 +324,16 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+impl ClientInfo {
+    /// The record of a client: its address and its `User-Agent`, cut to 500 characters.
+    pub fn new(ip: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Self {
+        Self {
+            ip: ip.map(|i| i.to_string()),
+            user_agent: user_agent.map(|s| s.chars().take(500).collect()),
+        }
+    }
+}
+
 /// What a subscribe did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Subscribed {

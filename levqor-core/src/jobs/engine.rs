@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -72,13 +72,35 @@ pub fn retry_delay(attempts: i32, base: Duration, cap: Duration, jitter: f64) ->
 }
 
 /// Signals shared between the engine and the intake/cancel paths of the same process.
-#[derive(Default)]
 pub struct EngineSignals {
     wake: Notify,
     cancels: Mutex<HashMap<Uuid, Arc<AtomicBool>>>,
+    changes: broadcast::Sender<Uuid>,
+}
+
+impl Default for EngineSignals {
+    fn default() -> Self {
+        Self {
+            wake: Notify::new(),
+            cancels: Mutex::new(HashMap::new()),
+            changes: broadcast::channel(1024).0,
+        }
+    }
 }
 
 impl EngineSignals {
+    /// Tells watchers in this process that a job changed (claimed, checkpointed, ended,
+    /// cancelled, approved). Watchers of jobs that change on other nodes find out by polling.
+    pub fn changed(&self, job_id: Uuid) {
+        // No watcher, no receiver: nothing to tell.
+        let _ = self.changes.send(job_id);
+    }
+
+    /// The ids of jobs as they change in this process.
+    pub fn changes(&self) -> broadcast::Receiver<Uuid> {
+        self.changes.subscribe()
+    }
+
     /// Tells idle workers that a job may be due.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -240,6 +262,7 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
                 token: claim.token,
             };
             let cancel = Arc::new(AtomicBool::new(job.job.cancel_requested));
+            shared.signals.changed(lease.job_id);
             shared
                 .leases
                 .lock()
@@ -466,6 +489,7 @@ async fn run_job(
     let (status, run_after) = (finish.status, finish.run_after);
     match shared.writes.submit(Write::Finish(finish)).await {
         Ok(true) => {
+            shared.signals.changed(job.id);
             if status == JobStatus::Queued || status == JobStatus::Failed {
                 wake_at(shared, run_after);
             }
@@ -622,7 +646,7 @@ async fn execute(
                 })
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => shared.signals.changed(job.id),
                 Ok(false) => return None,
                 Err(e) => {
                     tracing::warn!(job_id = %job.id, error = %e, "checkpoint failed; releasing the job");

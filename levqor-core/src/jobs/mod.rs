@@ -12,10 +12,12 @@ pub mod model;
 mod service;
 pub mod steps;
 pub mod store;
+pub mod watch;
 pub mod workflow;
 
 pub use area::JobsArea;
 pub use service::{Jobs, StepView};
+pub use watch::{JobSnapshot, JobWatch};
 
 /// The owner of the platform's own jobs (system jobs: the retention sweep, dunning).
 pub const SYSTEM_OWNER: uuid::Uuid = uuid::Uuid::nil();

@@ -193,6 +193,7 @@ impl Jobs {
             .await?
             .ok_or_else(|| Error::not_found("job"))?;
         self.signals.cancel(id);
+        self.signals.changed(id);
         Ok(job)
     }
 
@@ -200,14 +201,20 @@ impl Jobs {
     pub(crate) async fn cancel_any(&self, id: Uuid) -> Result<()> {
         self.store.cancel_job(id, self.clock.now_micros()).await?;
         self.signals.cancel(id);
+        self.signals.changed(id);
         Ok(())
     }
 
     /// Every step of a job, with its checkpoint where it has one.
     pub async fn steps(&self, who: &Principal, id: Uuid) -> Result<Vec<StepView>> {
         let job = self.get(who, id).await?;
+        self.steps_of(&job).await
+    }
+
+    /// The steps of a job already read.
+    pub(super) async fn steps_of(&self, job: &Job) -> Result<Vec<StepView>> {
         let workflow = Workflow::parse(&job.workflow)?;
-        let mut records = self.store.list_steps(id).await?;
+        let mut records = self.store.list_steps(job.id).await?;
         Ok(workflow
             .steps
             .into_iter()
@@ -247,6 +254,7 @@ impl Jobs {
             ));
         }
         self.signals.wake();
+        self.signals.changed(id);
         self.audit
             .record(
                 Actor::Admin,

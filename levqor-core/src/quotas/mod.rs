@@ -6,6 +6,7 @@
 
 mod area;
 mod counter;
+mod public;
 mod service;
 #[cfg(test)]
 mod service_tests;
@@ -13,6 +14,7 @@ mod store;
 
 pub use area::UsageArea;
 pub use counter::FLUSH_EVERY;
+pub use public::PublicLimiter;
 pub use service::{DayUsage, Quotas, Usage};
 pub use store::QuotaStore;
 
@@ -85,6 +87,18 @@ impl QuotaStatus {
     /// Calls left this month (`None`: unlimited).
     pub fn remaining(&self) -> Option<u64> {
         self.limit.map(|l| l.saturating_sub(self.used))
+    }
+
+    /// Where the caller stands, as every adapter reports it on each answer (HTTP headers, gRPC
+    /// metadata): `x-ratelimit-limit` and `-remaining` (`unlimited` for a tier without a
+    /// quota) and `-reset` (seconds until the month's quota resets).
+    pub fn rate_limit_fields(&self) -> [(&'static str, String); 3] {
+        let number = |n: Option<u64>| n.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        [
+            ("x-ratelimit-limit", number(self.limit)),
+            ("x-ratelimit-remaining", number(self.remaining())),
+            ("x-ratelimit-reset", self.reset_in_secs.to_string()),
+        ]
     }
 
     /// `Limit` `quota_exceeded` when this call was past the quota.

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use levqor_core::Violation;
 use levqor_core::billing::{CheckoutOrder, NewDiscounts};
 use serde::Deserialize;
@@ -160,15 +160,12 @@ pub async fn ledger(
             t
         })
     };
-    let to = parse(q.to.as_deref(), "to").unwrap_or_else(Utc::now);
-    let from = parse(q.from.as_deref(), "from").unwrap_or(to - Duration::days(30));
+    let to = parse(q.to.as_deref(), "to");
+    let from = parse(q.from.as_deref(), "from");
     refuse(bad)?;
-    let group_by = q.group_by.as_deref().unwrap_or("day");
-    ok(state
-        .levqor
-        .billing()
-        .profit_ledger(&who, from, to, group_by)
-        .await?)
+    let billing = state.levqor.billing();
+    let (from, to, group_by) = billing.ledger_range(from, to, q.group_by.as_deref());
+    ok(billing.profit_ledger(&who, from, to, group_by).await?)
 }
 
 /// `GET /v1/admin/autoscale`: whether scaling up is allowed, with the figures.

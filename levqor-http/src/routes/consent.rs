@@ -113,7 +113,7 @@ pub async fn subscribe(
     Client(_, ip): Client,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    state.public_limit.check(ip)?;
+    state.levqor.limit_public(ip)?;
     let mut f = Fields::new(&body, &["email", "categories"]);
     let email = f.required_string("email");
     let categories = f.strings("categories");
@@ -188,7 +188,7 @@ pub async fn marketing_status(
     Client(_, ip): Client,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    state.public_limit.check(ip)?;
+    state.levqor.limit_public(ip)?;
     let mut f = Fields::new(&body, &["email"]);
     let email = f.required_string("email");
     f.finish()?;

@@ -1,11 +1,12 @@
 //! Jobs: `/v1/jobs`, held-job approval, and the outbox the admin reads.
 
 use super::{PageQuery, ok};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Fields, JsonBody, path_id};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/jobs/{id}/steps", get(job_steps))
+        .route("/v1/jobs/{id}/watch", get(watch_job))
         .route("/v1/admin/jobs/{id}/approve", post(approve_job))
         .route("/v1/admin/outbox", get(outbox))
 }
@@ -133,6 +135,30 @@ pub async fn job_steps(
 ) -> ApiResult<Response> {
     let id = path_id(&id, "job")?;
     ok(json!({"steps": state.levqor.jobs().steps(&who, id).await?}))
+}
+
+/// `GET /v1/jobs/{id}/watch`: a `text/event-stream` of `job` events, each the job and its
+/// steps (`{"job", "steps"}`): the job as it is now, then every change of its status and
+/// steps, until it ends. A failure while watching is an `error` event with a problem body.
+pub async fn watch_job(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = path_id(&id, "job")?;
+    let watch = state.levqor.jobs().watch(&who, id).await?;
+    let events = futures::stream::unfold(watch, |mut watch| async move {
+        let event = match watch.next().await? {
+            Ok(snapshot) => Event::default().event("job").json_data(&snapshot),
+            Err(e) => Event::default()
+                .event("error")
+                .json_data(ApiError::from(e).body()),
+        };
+        Some((event, watch))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// `POST /v1/admin/jobs/{id}/approve`: lets a held job run.

@@ -21,6 +21,8 @@ pub const ADMIN: &str = "test-admin-key";
 pub struct Node {
     pub child: Child,
     pub base: String,
+    /// The gRPC address (`host:port`).
+    pub grpc: String,
 }
 
 impl Node {
@@ -42,6 +44,8 @@ impl Node {
             .args([
                 "serve",
                 "--listen",
+                "127.0.0.1:0",
+                "--grpc-listen",
                 "127.0.0.1:0",
                 "--database-url",
                 db,
@@ -76,10 +80,19 @@ impl Node {
                     "unexpected first line {line:?}; log: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 )
-            });
+            })
+            .to_string();
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+        let grpc = line
+            .trim()
+            .strip_prefix("levqor grpc listening on ")
+            .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+            .to_string();
         Node {
             child,
             base: format!("http://{addr}"),
+            grpc,
         }
     }
 

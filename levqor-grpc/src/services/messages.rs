@@ -1,0 +1,32 @@
+//! `levqor.v1.MessagesService`: the outbox.
+
+use crate::call::{Reply, authed};
+use crate::convert::{limit, messages};
+use crate::pb;
+use levqor_core::Levqor;
+use std::sync::Arc;
+use tonic::Request;
+
+/// The outbox over gRPC.
+pub struct Messages(pub Arc<Levqor>);
+
+#[tonic::async_trait]
+impl pb::messages_service_server::MessagesService for Messages {
+    async fn list_outbox(
+        &self,
+        req: Request<pb::ListOutboxRequest>,
+    ) -> Reply<pb::ListOutboxResponse> {
+        authed(&self.0, req, |who, r| async move {
+            let page = self
+                .0
+                .messages()
+                .list_outbox(&who, limit(r.limit), r.cursor.as_deref())
+                .await?;
+            Ok(pb::ListOutboxResponse {
+                messages: messages(&page.items)?,
+                next_cursor: page.next_cursor,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,80 @@
+//! `levqor.v1.ScreeningService`: free-text screening, the rule set and appeals.
+
+use crate::call::{Reply, authed};
+use crate::convert::{id, json, message, messages};
+use crate::pb;
+use levqor_core::Levqor;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tonic::Request;
+
+/// Screening over gRPC.
+pub struct Screening(pub Arc<Levqor>);
+
+#[tonic::async_trait]
+impl pb::screening_service_server::ScreeningService for Screening {
+    async fn screen(&self, req: Request<pb::ScreenRequest>) -> Reply<pb::Screening> {
+        authed(&self.0, req, |_, r| async move {
+            message(&self.0.screenings().screen_text(&r.text).await?)
+        })
+        .await
+    }
+
+    async fn get_rules(&self, req: Request<pb::GetRulesRequest>) -> Reply<pb::RuleSet> {
+        authed(&self.0, req, |who, _| async move {
+            message(&self.0.screenings().rules(&who).await?)
+        })
+        .await
+    }
+
+    async fn set_rules(&self, req: Request<pb::SetRulesRequest>) -> Reply<pb::RuleSet> {
+        authed(&self.0, req, |who, r| async move {
+            let rules: Vec<Value> = r.rules.iter().map(json).collect();
+            message(
+                &self
+                    .0
+                    .screenings()
+                    .set_rules(&who, json!({ "rules": rules }))
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn appeal(&self, req: Request<pb::AppealRequest>) -> Reply<pb::ScreeningRecord> {
+        authed(&self.0, req, |who, r| async move {
+            let job = id(&r.job_id, "refused job")?;
+            message(&self.0.screenings().appeal(&who, job, &r.reason).await?)
+        })
+        .await
+    }
+
+    async fn list_appeals(
+        &self,
+        req: Request<pb::ListAppealsRequest>,
+    ) -> Reply<pb::ListAppealsResponse> {
+        authed(&self.0, req, |who, _| async move {
+            let appeals = self.0.screenings().pending_appeals(&who).await?;
+            Ok(pb::ListAppealsResponse {
+                appeals: messages(&appeals)?,
+            })
+        })
+        .await
+    }
+
+    async fn decide_appeal(
+        &self,
+        req: Request<pb::DecideAppealRequest>,
+    ) -> Reply<pb::AppealDecision> {
+        authed(&self.0, req, |who, r| async move {
+            let appeal = id(&r.id, "appeal")?;
+            let decision = self
+                .0
+                .screenings()
+                .decide_appeal(&who, appeal, r.approve, r.note.as_deref())
+                .await?;
+            message(&decision)
+        })
+        .await
+    }
+}
