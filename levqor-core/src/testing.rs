@@ -7,6 +7,9 @@ use crate::billing::{Billing, BillingConfig, BillingPolicy, Suspensions};
 use crate::clock::ManualClock;
 use crate::consent::{Consent, ConsentCache};
 use crate::credits::{Credits, Pricing};
+use crate::jobs::Jobs;
+use crate::jobs::intake::IntakeStage;
+use crate::jobs::steps::{HttpClient, HttpRequest, HttpResponse, StepFailure, StepRunner};
 use crate::jobs::workflow::WorkflowSchema;
 use crate::memory::MemoryStore;
 use crate::notify::{Messages, Notifier, OutboxNotifier};
@@ -14,12 +17,23 @@ use crate::personal_data::Areas;
 use crate::privacy::{Privacy, Retention};
 use crate::quotas::Quotas;
 use crate::users::{User, Users};
+use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use std::sync::{Arc, RwLock};
 
 /// 2026-11-02 09:00 UTC.
 pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
+}
+
+/// An `http_request` step's client without a network: every request fails for good.
+struct Offline;
+
+#[async_trait]
+impl HttpClient for Offline {
+    async fn send(&self, _: HttpRequest) -> Result<HttpResponse, StepFailure> {
+        Err(StepFailure::permanent("offline"))
+    }
 }
 
 /// The ports every service shares, over one in-memory store.
@@ -143,5 +157,21 @@ impl Base {
             audit: self.audit.clone(),
             clock: self.clock.clone(),
         }
+    }
+
+    /// The jobs service: validation, then `stages`, admitting one batch at a time; steps run
+    /// offline (no HTTP) and email lands in the outbox.
+    pub(crate) fn jobs(&self, stages: Vec<Arc<dyn IntakeStage>>) -> Jobs {
+        let notifier = Arc::new(OutboxNotifier::new(self.store.clone()));
+        let runner = Arc::new(StepRunner::new(Arc::new(Offline), notifier, Vec::new()));
+        Jobs::new(
+            self.store.clone(),
+            self.clock.clone(),
+            runner,
+            Arc::new(WorkflowSchema::new(&[])),
+            stages,
+            1,
+            self.audit.clone(),
+        )
     }
 }

@@ -10,6 +10,8 @@ pub mod engine;
 pub mod intake;
 pub mod model;
 mod service;
+#[cfg(test)]
+mod service_tests;
 pub mod steps;
 pub mod store;
 pub mod watch;

@@ -56,6 +56,8 @@ mod normalize;
 mod rules;
 mod screener;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod stage;
 mod store;
 #[cfg(test)]

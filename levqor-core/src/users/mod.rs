@@ -4,6 +4,8 @@
 
 mod area;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod store;
 
 pub use area::{KeysArea, ProfileArea};
