@@ -553,8 +553,8 @@ impl JobStore for PgStore {
         }
     }
 
-    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
-        sqlx::query(
+    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<(Job, bool)>> {
+        let done = sqlx::query(
             "WITH approved AS (UPDATE jobs SET status = 'queued', updated_at = $2 \
              WHERE id = $1 AND status = 'awaiting_approval' RETURNING run_after, id) \
              INSERT INTO job_queue (run_after, id) SELECT run_after, id FROM approved",
@@ -564,7 +564,8 @@ impl JobStore for PgStore {
         .execute(self.pool())
         .await
         .map_err(db_error("approve_job"))?;
-        self.get_job(id).await
+        let approved = done.rows_affected() == 1;
+        Ok(self.get_job(id).await?.map(|job| (job, approved)))
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {

@@ -574,8 +574,8 @@ impl JobStore for SqliteStore {
         self.cancel_job(id, now).await
     }
 
-    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
-        sqlx::query(
+    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<(Job, bool)>> {
+        let done = sqlx::query(
             "UPDATE jobs SET status = 'queued', updated_at = $2 \
              WHERE id = $1 AND status = 'awaiting_approval'",
         )
@@ -584,7 +584,8 @@ impl JobStore for SqliteStore {
         .execute(&self.write)
         .await
         .map_err(db_error("approve_job"))?;
-        self.get_job(id).await
+        let approved = done.rows_affected() == 1;
+        Ok(self.get_job(id).await?.map(|job| (job, approved)))
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {

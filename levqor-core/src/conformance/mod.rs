@@ -22,7 +22,7 @@ macro_rules! conformance_suite {
     ($make:expr) => {
         $crate::conformance_suite!(@cases $make;
             users_upsert_is_idempotent_by_email, update_user_refuses_a_taken_email, keys_are_found_by_hash_until_revoked,
-            admitted_jobs_round_trip, idempotency_keys_replay_or_conflict, claims_take_due_jobs_only,
+            admitted_jobs_round_trip, idempotency_keys_replay_or_conflict, claims_take_due_jobs_only, approval_moves_a_held_job_once,
             concurrent_claims_never_share_a_job, writes_are_fenced_by_the_lease, checkpoints_survive_a_reclaim,
             a_delay_requeues_without_spending_an_attempt, heartbeats_extend_leases_and_report_cancels,
             expired_leases_are_retried_or_dead, jobs_list_newest_first_by_owner_and_status, cancel_follows_the_state_machine,
@@ -370,6 +370,34 @@ pub async fn claims_take_due_jobs_only(store: Arc<dyn Store>) {
         c2.iter().map(|c| c.job.id).collect::<Vec<_>>(),
         vec![later.id]
     );
+}
+
+pub async fn approval_moves_a_held_job_once(store: Arc<dyn Store>) {
+    let u = user(&store, "ap@example.com").await;
+    let mut held = job(u.id, None, t0());
+    held.job.status = JobStatus::AwaitingApproval;
+    let held = admit(&store, held).await;
+    let queued = admit(&store, job(u.id, None, t0())).await;
+    let at = t0() + Duration::seconds(1);
+    let (approved, moved) = store.approve_job(held.id, at).await.unwrap().unwrap();
+    assert_eq!(
+        (approved.status, approved.updated_at, moved),
+        (JobStatus::Queued, at, true)
+    );
+    let (again, moved) = store.approve_job(held.id, at).await.unwrap().unwrap();
+    assert_eq!(
+        (again.status, moved),
+        (JobStatus::Queued, false),
+        "approved once"
+    );
+    let (other, moved) = store.approve_job(queued.id, at).await.unwrap().unwrap();
+    assert_eq!(
+        (other.status, moved),
+        (JobStatus::Queued, false),
+        "never held"
+    );
+    let claimed = store.claim_due(&claim(at, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 2, "the approved job is due");
 }
 
 pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn Store>) {

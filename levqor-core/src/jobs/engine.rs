@@ -101,6 +101,11 @@ impl EngineSignals {
         self.changes.subscribe()
     }
 
+    /// How many watches of jobs are open in this process.
+    pub fn watchers(&self) -> usize {
+        self.changes.receiver_count()
+    }
+
     /// Tells idle workers that a job may be due.
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -242,12 +242,12 @@ impl Jobs {
     /// Lets a job held for approval run (admin).
     pub async fn approve(&self, who: &Principal, id: Uuid) -> Result<Job> {
         who.require_admin()?;
-        let job = self
+        let (job, approved) = self
             .store
             .approve_job(id, self.clock.now_micros())
             .await?
             .ok_or_else(|| Error::not_found("job"))?;
-        if job.status != JobStatus::Queued {
+        if !approved {
             return Err(Error::conflict(
                 "invalid_transition",
                 format!("a {} job cannot be approved", job.status.as_str()),

@@ -177,9 +177,11 @@ pub trait JobStore: Send + Sync {
     /// Cancels a job: one not yet running becomes `canceled`; a running one gets
     /// `cancel_requested`. Terminal jobs are returned unchanged. `None` when no such job.
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>>;
-    /// Lets a job held for approval run: `awaiting_approval` becomes `queued`. Jobs in any
-    /// other status are returned unchanged. `None` when no such job.
-    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>>;
+    /// Lets a job held for approval run: `awaiting_approval` becomes `queued`. The job, and
+    /// whether this call approved it (a job in any other status, approved before included, is
+    /// returned unchanged with `false`, so of two racing approvals one wins). `None` when no
+    /// such job.
+    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<(Job, bool)>>;
     /// The step checkpoints of a job, by position.
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>>;
     /// How many jobs wait to run (`queued` or `failed`) at `now`.

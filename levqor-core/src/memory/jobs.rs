@@ -206,16 +206,17 @@ impl JobStore for MemoryStore {
         Ok(Some(job.clone()))
     }
 
-    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Job>> {
+    async fn approve_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<(Job, bool)>> {
         let mut s = self.lock();
         let Some(stored) = s.jobs.get_mut(&id) else {
             return Ok(None);
         };
-        if stored.job.status == JobStatus::AwaitingApproval {
+        let approved = stored.job.status == JobStatus::AwaitingApproval;
+        if approved {
             stored.job.status = JobStatus::Queued;
             stored.job.updated_at = now;
         }
-        Ok(Some(stored.job.clone()))
+        Ok(Some((stored.job.clone(), approved)))
     }
 
     async fn list_steps(&self, job_id: Uuid) -> Result<Vec<StepRecord>> {
