@@ -48,11 +48,17 @@ impl Drop for HealthGuard {
 }
 
 /// Every Levqor service, health and reflection, as routes to serve (or to add to a tonic
-/// server of your own). Health is `SERVING` while the database answers; keep the guard for as
-/// long as the routes are served.
-pub fn services(levqor: Arc<Levqor>) -> (Routes, HealthGuard) {
+/// server of your own). Health is `SERVING` while the database answers (checked once before
+/// this returns, then every two seconds); keep the guard for as long as the routes are served.
+pub async fn services(levqor: Arc<Levqor>) -> (Routes, HealthGuard) {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let guard = HealthGuard(tokio::spawn(follow_readiness(levqor.clone(), reporter)));
+    let mut last = None;
+    report(&levqor, &reporter, &mut last).await;
+    let guard = HealthGuard(tokio::spawn(follow_readiness(
+        levqor.clone(),
+        reporter,
+        last,
+    )));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -105,7 +111,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let (routes, _health) = services(levqor);
+    let (routes, _health) = services(levqor).await;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -114,20 +120,28 @@ pub async fn serve(
         .await
 }
 
-async fn follow_readiness(levqor: Arc<Levqor>, reporter: HealthReporter) {
-    let mut last = None;
+async fn follow_readiness(
+    levqor: Arc<Levqor>,
+    reporter: HealthReporter,
+    mut last: Option<ServingStatus>,
+) {
     loop {
-        let status = match levqor.ready().await {
-            Ok(()) => ServingStatus::Serving,
-            Err(_) => ServingStatus::NotServing,
-        };
-        if last != Some(status) {
-            reporter.set_service_status("", status).await;
-            for name in SERVICE_NAMES {
-                reporter.set_service_status(name, status).await;
-            }
-            last = Some(status);
-        }
         tokio::time::sleep(HEALTH_EVERY).await;
+        report(&levqor, &reporter, &mut last).await;
+    }
+}
+
+/// Checks the database and reports a change of status for the server and every service.
+async fn report(levqor: &Levqor, reporter: &HealthReporter, last: &mut Option<ServingStatus>) {
+    let status = match levqor.ready().await {
+        Ok(()) => ServingStatus::Serving,
+        Err(_) => ServingStatus::NotServing,
+    };
+    if *last != Some(status) {
+        reporter.set_service_status("", status).await;
+        for name in SERVICE_NAMES {
+            reporter.set_service_status(name, status).await;
+        }
+        *last = Some(status);
     }
 }

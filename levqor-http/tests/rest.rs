@@ -623,3 +623,53 @@ async fn ready_is_503_when_the_database_is_gone() {
     );
     let _ = std::fs::remove_file(path);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_a_jobs_changes_as_server_sent_events_until_it_ends() {
+    let api = api();
+    let (_, ada) = api.user_with_key("watch@example.com").await;
+    let (_, bob) = api.user_with_key("other@example.com").await;
+    let id = api
+        .call("POST", "/v1/jobs", Some(&ada), Some(log_job()))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = api
+        .call("GET", &format!("/v1/jobs/{id}/watch"), Some(&bob), None)
+        .await;
+    assert_problem(&theirs, StatusCode::NOT_FOUND, "not_found");
+    let engine = api.levqor.start_engine(EngineConfig {
+        poll_interval: Duration::from_millis(10),
+        ..EngineConfig::default()
+    });
+    let req = Request::builder()
+        .uri(format!("/v1/jobs/{id}/watch"))
+        .header(header::AUTHORIZATION, format!("Bearer {ada}"))
+        .body(Body::empty())
+        .unwrap();
+    let watched = api.raw(req).await;
+    assert_eq!(watched.status, StatusCode::OK);
+    assert_eq!(watched.headers[header::CONTENT_TYPE], "text/event-stream");
+    let text = watched.body.as_str().unwrap().to_string();
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("event: "))
+            .all(|l| l == "event: job"),
+        "{text}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["job"]["status"], "succeeded", "{text}");
+    assert_eq!(last["steps"][0]["status"], "succeeded");
+    assert_eq!(last["job"]["result"], json!({"a": {"message": "hi you"}}));
+    for pair in events.windows(2) {
+        assert_ne!(pair[0], pair[1], "every event is a change");
+    }
+    engine.shutdown().await;
+}

@@ -109,17 +109,20 @@ impl Billing {
         group_by: &str,
     ) -> Result<ProfitLedger> {
         who.require_admin()?;
-        if !["day", "week", "month"].contains(&group_by)
-            || to <= from
-            || to - from > Duration::days(3_660)
-        {
+        let mut bad = Vec::new();
+        if !["day", "week", "month"].contains(&group_by) {
+            bad.push(Violation::new("/group_by", "must be day, week or month"));
+        }
+        if to <= from {
+            bad.push(Violation::new("/to", "must be after from"));
+        } else if to - from > Duration::days(3_660) {
+            bad.push(Violation::new("/from", "the range is at most 10 years"));
+        }
+        if !bad.is_empty() {
             return Err(Error::violations(
                 "validation_failed",
                 "bad ledger range",
-                vec![Violation::new(
-                    "/group_by",
-                    "day, week or month, over a range of at most 10 years with from < to",
-                )],
+                bad,
             ));
         }
         let policy = self.policy();

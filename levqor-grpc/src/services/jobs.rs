@@ -1,6 +1,6 @@
 //! `levqor.v1.JobsService`: intake, reads, cancellation, steps, watching and approval.
 
-use crate::call::{Reply, authed, authed_with_id, open};
+use crate::call::{Reply, authed, authed_with_id, deadline, open};
 use crate::convert::{Checks, from_json, id, json, json_or_null, limit, message, messages};
 use crate::error::status_for;
 use crate::pb;
@@ -87,18 +87,31 @@ impl pb::jobs_service_server::JobsService for Jobs {
     type WatchStream = BoxStream<'static, Result<pb::JobEvent, Status>>;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Reply<Self::WatchStream> {
+        // A stream outlives the call's future, which is all tonic times out: the stream ends
+        // itself at the deadline.
+        let deadline = deadline(&req).map(|d| tokio::time::Instant::now() + d);
         authed_with_id(&self.0, req, |who, r, request_id| async move {
             let watch = self.0.jobs().watch(&who, id(&r.id, "job")?).await?;
-            // Dropping the stream (the client cancelled, or its deadline passed) drops the
+            // Dropping the stream (the client cancelled, or the deadline passed) drops the
             // watch: nothing is read after that.
-            let events = stream::unfold(watch, move |mut watch| {
+            let events = stream::unfold(Some(watch), move |watch| {
                 let request_id = request_id.clone();
                 async move {
-                    let next = watch.next().await?;
+                    let mut watch = watch?;
+                    let next = match deadline {
+                        Some(at) => match tokio::time::timeout_at(at, watch.next()).await {
+                            Ok(next) => next?,
+                            Err(_) => {
+                                let late = Status::deadline_exceeded("the deadline passed");
+                                return Some((Err(late), None));
+                            }
+                        },
+                        None => watch.next().await?,
+                    };
                     let event = next
                         .and_then(|snapshot| message(&snapshot))
                         .map_err(|e| status_for(e, &request_id));
-                    Some((event, watch))
+                    Some((event, Some(watch)))
                 }
             });
             Ok(Box::pin(events) as Self::WatchStream)

@@ -1,7 +1,7 @@
 //! `levqor.v1.ScreeningService`: free-text screening, the rule set and appeals.
 
 use crate::call::{Reply, authed};
-use crate::convert::{id, json, message, messages};
+use crate::convert::{id, message, messages};
 use crate::pb;
 use levqor_core::Levqor;
 use serde_json::{Value, json};
@@ -29,7 +29,12 @@ impl pb::screening_service_server::ScreeningService for Screening {
 
     async fn set_rules(&self, req: Request<pb::SetRulesRequest>) -> Reply<pb::RuleSet> {
         authed(&self.0, req, |who, r| async move {
-            let rules: Vec<Value> = r.rules.iter().map(json).collect();
+            // Every field as sent, empty ones included, so the core names a blank term.
+            let rules: Vec<Value> = r
+                .rules
+                .into_iter()
+                .map(|r| json!({"term": r.term, "category": r.category, "severity": r.severity}))
+                .collect();
             message(
                 &self
                     .0

@@ -218,3 +218,47 @@ pub fn log_workflow() -> pbjson_types::Struct {
         serde_json::json!({"name": "t", "steps": [{"id": "a", "type": "log", "message": "hi {{input.who}}"}]}),
     )
 }
+
+impl Server {
+    /// The outbox as the admin lists it through `MessagesService/ListOutbox`, newest first
+    /// (its first 100 messages).
+    pub async fn outbox(&self) -> Vec<pb::OutboxMessage> {
+        self.messages()
+            .list_outbox(as_(
+                ADMIN,
+                pb::ListOutboxRequest {
+                    limit: Some(100),
+                    cursor: None,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .messages
+    }
+
+    /// The messages of the outbox sent to `to`, newest first.
+    pub async fn outbox_to(&self, to: &str) -> Vec<pb::OutboxMessage> {
+        let mut mails = self.outbox().await;
+        mails.retain(|m| m.to == to);
+        mails
+    }
+}
+
+/// The `token=` query parameter of the link to `path` in an email's body.
+pub fn token_in(body: &str, path: &str) -> String {
+    let start = body
+        .find(path)
+        .unwrap_or_else(|| panic!("no {path} link in {body:?}"))
+        + path.len();
+    let rest = &body[start..];
+    let start = rest
+        .find("token=")
+        .unwrap_or_else(|| panic!("no token in {body:?}"))
+        + "token=".len();
+    rest[start..]
+        .split(|c: char| c.is_whitespace() || c == '&')
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -1,0 +1,194 @@
+//! `levqor.v1.MessagesService` through the generated client: the outbox, as the admin reads
+//! it.
+
+mod support;
+
+use levqor_grpc::pb;
+use serde_json::json;
+use support::*;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+fn page(limit: Option<u32>, cursor: Option<&str>) -> pb::ListOutboxRequest {
+    pb::ListOutboxRequest {
+        limit,
+        cursor: cursor.map(str::to_string),
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_lists_every_email_newest_first_a_page_at_a_time() {
+    let server = Server::start().await;
+    let (ada, key) = server.user("ada@example.com").await;
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        server
+            .consent()
+            .subscribe(pb::SubscribeRequest {
+                email: email.into(),
+                categories: vec!["events".into()],
+            })
+            .await
+            .unwrap();
+    }
+    let export = server
+        .privacy()
+        .export_data(as_(&key, pb::ExportDataRequest { user_id: None }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(export.user_id, ada);
+
+    let mut messages = server.messages();
+    let all = messages
+        .list_outbox(as_(ADMIN, page(None, None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.next_cursor, None);
+    let to: Vec<&str> = all.messages.iter().map(|m| m.to.as_str()).collect();
+    assert_eq!(
+        to,
+        [
+            "ada@example.com",
+            "c@example.com",
+            "b@example.com",
+            "a@example.com"
+        ],
+        "newest first"
+    );
+    for m in &all.messages {
+        assert!(uuid::Uuid::parse_str(&m.id).is_ok(), "{m:?}");
+        assert_eq!(
+            (m.channel.as_str(), m.kind.as_str(), m.job_id.as_deref()),
+            ("email", "transactional", None)
+        );
+        assert!(m.created_at.is_some());
+    }
+    let confirm = &all.messages[1];
+    assert_eq!(confirm.subject, "Confirm your subscription");
+    assert!(
+        confirm.body.contains("/v1/marketing/confirm?token="),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.attachments.is_empty());
+    let mail = &all.messages[0];
+    assert_eq!(mail.subject, "Your data export");
+    assert_eq!(mail.attachments.len(), 1);
+    let zip = &mail.attachments[0];
+    assert_eq!(zip.content_type, "application/zip");
+    assert!(zip.filename.starts_with("levqor-export-") && zip.filename.ends_with(".zip"));
+    assert_eq!(zip.size as i64, export.bytes);
+    assert_eq!(
+        zip.content_base64.len(),
+        (zip.size as usize).div_ceil(3) * 4,
+        "standard base64 of the bytes"
+    );
+
+    // Pages follow the cursor to the end.
+    let first = messages
+        .list_outbox(as_(ADMIN, page(Some(3), None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.messages, all.messages[..3]);
+    assert_eq!(
+        first.next_cursor.as_deref(),
+        Some(all.messages[2].id.as_str())
+    );
+    let second = messages
+        .list_outbox(as_(ADMIN, page(Some(3), first.next_cursor.as_deref())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.messages, all.messages[3..]);
+    assert_eq!(second.next_cursor, None);
+}
+
+#[tokio::test]
+async fn the_outbox_is_the_admins_and_bad_pages_name_their_fields() {
+    let server = Server::start().await;
+    let (_, key) = server.user("ada@example.com").await;
+    let mut messages = server.messages();
+    let r = messages.list_outbox(as_(&key, page(None, None))).await;
+    assert_eq!(refusal(r), (Code::PermissionDenied, "admin_only".into()));
+    let r = messages.list_outbox(page(None, None)).await;
+    assert_eq!(
+        refusal(r),
+        (Code::Unauthenticated, "unauthenticated".into())
+    );
+    let r = messages
+        .list_outbox(as_(ADMIN, page(Some(0), Some("zzz"))))
+        .await;
+    assert_eq!(bad_fields(r), ["limit", "cursor"]);
+    let r = messages
+        .list_outbox(as_(ADMIN, page(Some(101), None)))
+        .await;
+    assert_eq!(bad_fields(r), ["limit"]);
+    let empty = messages
+        .list_outbox(as_(ADMIN, page(Some(100), None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(empty.messages.is_empty() && empty.next_cursor.is_none());
+}
+
+#[tokio::test]
+async fn an_email_step_lands_in_the_outbox_with_its_job() {
+    let server = Server::with_engine().await;
+    let (_, key) = server.user("ada@example.com").await;
+    let workflow = object(json!({"name": "mail", "steps": [
+        {"id": "a", "type": "log", "message": "start"},
+        {"id": "e", "type": "email", "to": "{{input.to}}", "subject": "Hi {{input.name}}", "body": "started at {{steps.a.output.message}}"}
+    ]}));
+    let job = server
+        .jobs()
+        .submit(as_(
+            &key,
+            pb::SubmitRequest {
+                workflow: Some(workflow),
+                input: Some(value(json!({"to": "vip@example.com", "name": "Vip"}))),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let mut events = server
+        .jobs()
+        .watch(as_(&key, pb::WatchRequest { id: job.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(event) = events.next().await {
+        last = event.unwrap().job;
+    }
+    assert_eq!(last.map(|j| j.status), Some("succeeded".to_string()));
+
+    let outbox = server
+        .messages()
+        .list_outbox(as_(ADMIN, page(None, None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(outbox.messages.len(), 1, "{outbox:?}");
+    let m = &outbox.messages[0];
+    assert_eq!(
+        (
+            m.to.as_str(),
+            m.subject.as_str(),
+            m.body.as_str(),
+            m.kind.as_str()
+        ),
+        (
+            "vip@example.com",
+            "Hi Vip",
+            "started at start",
+            "transactional"
+        )
+    );
+    assert_eq!(m.job_id.as_deref(), Some(job.id.as_str()));
+}
