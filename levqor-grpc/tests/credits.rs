@@ -48,8 +48,8 @@ fn two_requests() -> pbjson_types::Struct {
     ]}))
 }
 
-fn quote(workflow: Option<pbjson_types::Struct>, code: Option<&str>) -> pb::QuoteRequest {
-    pb::QuoteRequest {
+fn quote(workflow: Option<pbjson_types::Struct>, code: Option<&str>) -> pb::GetQuoteRequest {
+    pb::GetQuoteRequest {
         workflow,
         discount_code: code.map(str::to_string),
     }
@@ -293,7 +293,7 @@ async fn quotes_price_a_workflow_and_preview_a_discount() {
     let (_, key) = server.user("ada@example.com").await;
     let mut credits = server.credits();
     let q = credits
-        .quote(as_(&key, quote(Some(two_requests()), None)))
+        .get_quote(as_(&key, quote(Some(two_requests()), None)))
         .await
         .unwrap()
         .into_inner();
@@ -325,7 +325,7 @@ async fn quotes_price_a_workflow_and_preview_a_discount() {
         .unwrap();
     for _ in 0..2 {
         let q = credits
-            .quote(as_(&key, quote(Some(two_requests()), Some("launch25"))))
+            .get_quote(as_(&key, quote(Some(two_requests()), Some("launch25"))))
             .await
             .unwrap()
             .into_inner();
@@ -337,11 +337,11 @@ async fn quotes_price_a_workflow_and_preview_a_discount() {
         );
     }
     let r = credits
-        .quote(as_(&key, quote(Some(two_requests()), Some("NOPE"))))
+        .get_quote(as_(&key, quote(Some(two_requests()), Some("NOPE"))))
         .await;
     assert_eq!(refusal(r), (Code::NotFound, "discount_unknown".into()));
     let log = credits
-        .quote(as_(&key, quote(Some(log_workflow()), None)))
+        .get_quote(as_(&key, quote(Some(log_workflow()), None)))
         .await
         .unwrap()
         .into_inner();
@@ -352,7 +352,7 @@ async fn quotes_price_a_workflow_and_preview_a_discount() {
 
     // A bad workflow names its fields under `workflow`.
     let r = credits
-        .quote(as_(
+        .get_quote(as_(
             &key,
             quote(
                 Some(object(
@@ -363,16 +363,16 @@ async fn quotes_price_a_workflow_and_preview_a_discount() {
         ))
         .await;
     assert_eq!(bad_fields(r), ["workflow.steps[1].type"]);
-    let r = credits.quote(as_(&key, quote(None, None))).await;
+    let r = credits.get_quote(as_(&key, quote(None, None))).await;
     assert_eq!(bad_fields(r), ["workflow"]);
 
-    let r = credits.quote(quote(Some(two_requests()), None)).await;
+    let r = credits.get_quote(quote(Some(two_requests()), None)).await;
     assert_eq!(
         refusal(r),
         (Code::Unauthenticated, "unauthenticated".into())
     );
     let r = credits
-        .quote(as_(ADMIN, quote(Some(two_requests()), None)))
+        .get_quote(as_(ADMIN, quote(Some(two_requests()), None)))
         .await;
     assert_eq!(
         refusal(r),

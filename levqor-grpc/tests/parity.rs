@@ -199,7 +199,7 @@ const PARITY: &[(&str, &str, &str)] = &[
         "/v1/admin/users/{id}/credits",
         "levqor.v1.CreditsService/Grant",
     ),
-    ("POST", "/v1/quote", "levqor.v1.CreditsService/Quote"),
+    ("POST", "/v1/quote", "levqor.v1.CreditsService/GetQuote"),
     // Quotas.
     ("GET", "/v1/usage", "levqor.v1.QuotasService/GetUsage"),
     (

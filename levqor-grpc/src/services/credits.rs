@@ -61,7 +61,7 @@ impl pb::credits_service_server::CreditsService for Credits {
         .await
     }
 
-    async fn quote(&self, req: Request<pb::QuoteRequest>) -> Reply<pb::Quote> {
+    async fn get_quote(&self, req: Request<pb::GetQuoteRequest>) -> Reply<pb::Quote> {
         authed(&self.0, req, |who, r| async move {
             let workflow = json_or_null(r.workflow.as_ref());
             let quote = self
