@@ -10,9 +10,12 @@
 #   DATABASE_URL=postgres://… benches/api_intake.sh
 #
 # gRPC runs as 64 streams on one connection (what one client channel does) and as 64
-# connections of one stream each; REST as 64 HTTP/1.1 keep-alive connections. Each run's
+# connections of one stream each; REST as 64 HTTP/1.1 keep-alive connections and as 64
+# streams on one HTTP/2 connection (the same client work per call as gRPC's). Each run's
 # p50/p99 come from h2load's per-request log; its admitted jobs are counted in the database,
-# so a call that answered HTTP 200 with a gRPC error is seen (`answered_not_admitted`).
+# so a call that answered HTTP 200 with a gRPC error is seen (`answered_not_admitted`). The
+# server's and the load generator's CPU time per call are printed too: on a small machine both
+# share the cores, so a protocol that costs the client more leaves the server less.
 # Prints "<system> <metric>=<number>" lines. Needs h2load (apt-get install nghttp2-client),
 # curl and python3.
 set -euo pipefail
@@ -44,6 +47,9 @@ user=$(curl -sf -X POST $base/v1/users -H 'authorization: Bearer bench-admin' -H
   -d "{\"email\":\"bench-$RANDOM@example.com\"}" | sed -E 's/.*"id":"([^"]+)".*/\1/')
 KEY=$(curl -sf -X POST "$base/v1/users/$user/keys" -H 'authorization: Bearer bench-admin' | sed -E 's/.*"key":"([^"]+)".*/\1/')
 
+# CPU time (user + system, in clock ticks) the server has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$tmp/pid")/stat"; }
+
 jobs_in_db() {
   case $DB in
     sqlite:*) python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from jobs').fetchone()[0])" "${DB#sqlite:}" ;;
@@ -57,12 +63,17 @@ measure() {
   local before after
   before=$(jobs_in_db)
   rm -f "$tmp/log"
-  h2load -D "$DURATION" --log-file="$tmp/log" -H "authorization: Bearer $KEY" "$@" > "$tmp/h2load.out"
+  local server_before server_after
+  server_before=$(cpu_ticks)
+  TIMEFORMAT='%U %S'
+  { time h2load -D "$DURATION" --log-file="$tmp/log" -H "authorization: Bearer $KEY" "$@" > "$tmp/h2load.out"; } 2> "$tmp/client_cpu"
+  server_after=$(cpu_ticks)
   after=$(jobs_in_db)
   if [ ! -s "$tmp/log" ]; then echo "# $system: h2load logged nothing:" >&2; tail -5 "$tmp/h2load.out" >&2; return 1; fi
-  python3 - "$system" "$tmp/log" "$((after - before))" <<'PY'
+  python3 - "$system" "$tmp/log" "$((after - before))" "$((server_after - server_before))" "$(cat "$tmp/client_cpu")" "$(getconf CLK_TCK)" <<'PY'
 import sys
 system, log, admitted = sys.argv[1], sys.argv[2], int(sys.argv[3])
+server_ticks, client_cpu, hz = int(sys.argv[4]), sys.argv[5].split(), int(sys.argv[6])
 rows = [r for r in (line.split("\t") for line in open(log)) if len(r) >= 3]
 ok = sorted(int(r[2]) for r in rows if r[1].startswith("2"))
 starts = [int(r[0]) for r in rows]
@@ -77,12 +88,19 @@ from collections import Counter
 bad = Counter(r[1] for r in rows if not r[1].startswith("2"))
 if bad:
     print(f"# {system} non-2xx statuses: {dict(bad)}")
-print(f"{system} answered_not_admitted={len(ok) - admitted}")
+print(f"{system} server_cpu_us_per_call={server_ticks / hz * 1e6 / max(admitted, 1):.0f}")
+print(f"{system} client_cpu_us_per_call={sum(map(float, client_cpu)) * 1e6 / max(len(rows), 1):.0f}")
+# Calls still in flight when h2load stops are admitted but not logged (a negative figure).
+print(f"{system} answered_not_admitted={max(0, len(ok) - admitted)}")
 PY
 }
 
 rest() {
   measure levqor-rest --h1 -c "$CONCURRENCY" -m 1 -d "$tmp/submit.json" \
+    -H 'content-type: application/json' "$base/v1/jobs"
+}
+rest_h2() {
+  measure levqor-rest-h2-1conn -c 1 -m "$CONCURRENCY" -d "$tmp/submit.json" \
     -H 'content-type: application/json' "$base/v1/jobs"
 }
 grpc_one_channel() {
@@ -102,8 +120,8 @@ DURATION=2 rest > /dev/null; DURATION=2 grpc_one_channel > /dev/null
 for round in $(seq 1 "$ROUNDS"); do
   echo "# round $round"
   if [ $((round % 2)) -eq 1 ]; then
-    rest; grpc_one_channel; grpc_many_channels
+    rest; grpc_one_channel; grpc_many_channels; rest_h2
   else
-    grpc_many_channels; grpc_one_channel; rest
+    rest_h2; grpc_many_channels; grpc_one_channel; rest
   fi
 done

@@ -11,6 +11,7 @@
 
 mod call;
 mod convert;
+mod direct;
 pub mod error;
 mod server;
 mod services;

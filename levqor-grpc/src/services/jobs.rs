@@ -1,12 +1,13 @@
 //! `levqor.v1.JobsService`: intake, reads, cancellation, steps, watching and approval.
 
 use crate::call::{Reply, authed, authed_with_id, deadline, open};
-use crate::convert::{Checks, from_json, id, json, json_or_null, limit, message, messages};
+use crate::convert::{Checks, from_json, id, limit, message, messages};
+use crate::direct;
 use crate::error::status_for;
 use crate::pb;
 use futures::stream::{self, BoxStream};
 use levqor_core::{Admission, Levqor, SubmitRequest};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use tonic::{Request, Status};
 
@@ -21,8 +22,8 @@ impl pb::jobs_service_server::JobsService for Jobs {
             let run_after = checks.time(r.run_after.as_ref(), "run_after");
             checks.finish()?;
             let request = SubmitRequest {
-                workflow: json_or_null(r.workflow.as_ref()),
-                input: r.input.as_ref().map_or_else(|| json!({}), json),
+                workflow: r.workflow.as_ref().map_or(Value::Null, direct::json_object),
+                input: r.input.as_ref().map_or_else(|| json!({}), direct::json),
                 max_attempts: r.max_attempts,
                 run_after,
                 idempotency_key: r.idempotency_key,
@@ -30,11 +31,11 @@ impl pb::jobs_service_server::JobsService for Jobs {
             let submitted = self.0.jobs().submit(&who, request).await?;
             let replayed = matches!(submitted.admission, Admission::Replayed(_));
             Ok(pb::SubmitResponse {
-                job: Some(message(submitted.admission.job())?),
+                job: Some(direct::job(submitted.admission.job())),
                 replayed,
                 warnings: messages(&submitted.warnings)?,
                 screening: submitted.screening.map(from_json).transpose()?,
-                quote: submitted.quote.map(from_json).transpose()?,
+                quote: submitted.quote.as_ref().map(direct::quote).transpose()?,
             })
         })
         .await
@@ -42,7 +43,9 @@ impl pb::jobs_service_server::JobsService for Jobs {
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Reply<pb::Job> {
         authed(&self.0, req, |who, r| async move {
-            message(&self.0.jobs().get(&who, id(&r.id, "job")?).await?)
+            Ok(direct::job(
+                &self.0.jobs().get(&who, id(&r.id, "job")?).await?,
+            ))
         })
         .await
     }
@@ -60,7 +63,7 @@ impl pb::jobs_service_server::JobsService for Jobs {
                 )
                 .await?;
             Ok(pb::ListJobsResponse {
-                jobs: messages(&page.items)?,
+                jobs: page.items.iter().map(direct::job).collect(),
                 next_cursor: page.next_cursor,
             })
         })
@@ -69,7 +72,9 @@ impl pb::jobs_service_server::JobsService for Jobs {
 
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Reply<pb::Job> {
         authed(&self.0, req, |who, r| async move {
-            message(&self.0.jobs().cancel(&who, id(&r.id, "job")?).await?)
+            Ok(direct::job(
+                &self.0.jobs().cancel(&who, id(&r.id, "job")?).await?,
+            ))
         })
         .await
     }
@@ -121,7 +126,9 @@ impl pb::jobs_service_server::JobsService for Jobs {
 
     async fn approve_job(&self, req: Request<pb::ApproveJobRequest>) -> Reply<pb::Job> {
         authed(&self.0, req, |who, r| async move {
-            message(&self.0.jobs().approve(&who, id(&r.id, "job")?).await?)
+            Ok(direct::job(
+                &self.0.jobs().approve(&who, id(&r.id, "job")?).await?,
+            ))
         })
         .await
     }
