@@ -374,7 +374,7 @@ impl LevqorBuilder {
             users: users.clone(),
             messages: messages.clone(),
             audit: audit.clone(),
-            areas: areas.clone(),
+            areas: Arc::downgrade(&areas),
             cache: consent_cache,
             clock: clock.clone(),
             public_url: public_url.clone(),

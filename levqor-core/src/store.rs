@@ -39,4 +39,6 @@ pub trait Store:
     fn write_parallelism(&self) -> usize {
         1
     }
+    /// Closes the connections (and ends their threads); later calls fail as `unavailable`.
+    async fn close(&self) {}
 }

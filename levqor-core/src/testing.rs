@@ -92,7 +92,7 @@ impl Base {
             users: self.users.clone(),
             messages: self.messages.clone(),
             audit: self.audit.clone(),
-            areas: self.areas.clone(),
+            areas: Arc::downgrade(&self.areas),
             cache: Arc::new(ConsentCache::new(self.store.clone())),
             clock: self.clock.clone(),
             public_url: "https://levqor.test".into(),

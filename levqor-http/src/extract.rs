@@ -290,13 +290,28 @@ impl<'a> Fields<'a> {
     pub fn finish(self) -> Result<(), ApiError> {
         refuse(self.bad)
     }
+
+    /// Every violation as one core `validation_failed` error, or nothing (for an adapter that
+    /// is not HTTP).
+    pub fn check(self) -> levqor_core::Result<()> {
+        refused(self.bad)
+    }
 }
 
 /// `violations` as one 422 `validation_failed`, or nothing when there are none.
 pub fn refuse(violations: Vec<Violation>) -> Result<(), ApiError> {
+    refused(violations).map_err(Into::into)
+}
+
+/// `violations` as one core `validation_failed` error, or nothing when there are none.
+fn refused(violations: Vec<Violation>) -> levqor_core::Result<()> {
     if violations.is_empty() {
         Ok(())
     } else {
-        Err(Error::violations("validation_failed", "the request has problems", violations).into())
+        Err(Error::violations(
+            "validation_failed",
+            "the request has problems",
+            violations,
+        ))
     }
 }

@@ -604,6 +604,10 @@ impl Store for PgStore {
         self.ping().await
     }
 
+    async fn close(&self) {
+        self.close().await
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

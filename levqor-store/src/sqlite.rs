@@ -611,6 +611,10 @@ impl Store for SqliteStore {
         self.ping().await
     }
 
+    async fn close(&self) {
+        self.close().await
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

@@ -20,7 +20,7 @@ use crate::users::{self, Users};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use uuid::Uuid;
 
 /// Terms, marketing consent, objections and the consent ledger.
@@ -30,7 +30,8 @@ pub struct Consent {
     pub(crate) users: Arc<Users>,
     pub(crate) messages: Arc<Messages>,
     pub(crate) audit: Arc<AuditLog>,
-    pub(crate) areas: Arc<Areas>,
+    /// The areas, weakly: an area (consents) holds this service, and privacy owns the areas.
+    pub(crate) areas: Weak<Areas>,
     pub(crate) cache: Arc<ConsentCache>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The base URL of links in emails.
@@ -567,7 +568,8 @@ impl Consent {
             .await?;
         self.cache.forget(user.id);
         if kind == ObjectionKind::Profiling && objected {
-            for area in self.areas.all() {
+            let areas = self.areas.upgrade().map(|a| a.all()).unwrap_or_default();
+            for area in areas {
                 area.on_profiling_objection(user.id).await?;
             }
         }

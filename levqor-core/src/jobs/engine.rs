@@ -138,29 +138,22 @@ pub struct EngineHandle {
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// What an engine runs on: the jobs' store, the step runner, the clock, and the signals
+/// between intake and this node's engine.
+pub struct EngineParts {
+    /// Where the jobs are.
+    pub store: Arc<dyn JobStore>,
+    /// Runs the steps.
+    pub runner: Arc<StepRunner>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// Wake-ups, changes and cancellations.
+    pub signals: Arc<EngineSignals>,
+}
+
 /// Starts the engine on the current tokio runtime.
-pub fn start(
-    store: Arc<dyn JobStore>,
-    runner: Arc<StepRunner>,
-    clock: Arc<dyn Clock>,
-    signals: Arc<EngineSignals>,
-    config: EngineConfig,
-) -> EngineHandle {
-    let commit_store = store.clone();
-    let writes = Batcher::spawn(1000, 2, move |batch: Vec<Write>| {
-        let store = commit_store.clone();
-        async move { store.commit(&batch).await }
-    });
-    let shared = Arc::new(Shared {
-        store,
-        runner,
-        clock,
-        config,
-        signals,
-        stopping: AtomicBool::new(false),
-        leases: Mutex::new(HashMap::new()),
-        writes,
-    });
+pub fn start(parts: EngineParts, config: EngineConfig) -> EngineHandle {
+    let shared = Shared::new(parts, config);
     let claimer = tokio::spawn(claim_loop(shared.clone()));
     let background = vec![
         tokio::spawn(heartbeat_loop(shared.clone())),
@@ -171,6 +164,72 @@ pub fn start(
         shared,
         claimer,
         background,
+    }
+}
+
+/// Claims up to `limit` due jobs as `config.node` and runs each attempt to its end, one after
+/// another, on the calling task: the engine without a worker pool, for an embedder that drives
+/// it from its own loop. No heartbeat runs, so an attempt longer than `config.lease` may be
+/// taken over by a running engine. Returns how many attempts ran.
+pub async fn run_due(
+    parts: EngineParts,
+    config: EngineConfig,
+    limit: usize,
+) -> crate::error::Result<usize> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let shared = Shared::new(parts, config);
+    let claim = shared.claim(limit);
+    let claimed = shared.store.claim_due(&claim).await?;
+    let ran = claimed.len();
+    let slot = Arc::new(Semaphore::new(1));
+    for job in claimed {
+        let permit = slot
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed");
+        run_claimed(shared.clone(), job, claim.token, permit).await;
+    }
+    Ok(ran)
+}
+
+impl Shared {
+    fn new(parts: EngineParts, config: EngineConfig) -> Arc<Shared> {
+        let EngineParts {
+            store,
+            runner,
+            clock,
+            signals,
+        } = parts;
+        let commit_store = store.clone();
+        let writes = Batcher::spawn(1000, 2, move |batch: Vec<Write>| {
+            let store = commit_store.clone();
+            async move { store.commit(&batch).await }
+        });
+        Arc::new(Shared {
+            store,
+            runner,
+            clock,
+            config,
+            signals,
+            stopping: AtomicBool::new(false),
+            leases: Mutex::new(HashMap::new()),
+            writes,
+        })
+    }
+
+    /// A claim of up to `limit` due jobs by this node, leased from now.
+    fn claim(&self, limit: usize) -> Claim {
+        let now = self.clock.now_micros();
+        Claim {
+            token: Uuid::new_v4(),
+            worker: self.config.node.clone(),
+            now,
+            lease_until: now + self.config.lease,
+            limit,
+        }
     }
 }
 
@@ -245,14 +304,7 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
             _ = shared.signals.wake.notified() => continue,
         };
         let mut permits = gather_permits(&slots, first, &shared.config).await;
-        let now = shared.clock.now_micros();
-        let claim = Claim {
-            token: Uuid::new_v4(),
-            worker: shared.config.node.clone(),
-            now,
-            lease_until: now + shared.config.lease,
-            limit: permits.len(),
-        };
+        let claim = shared.claim(permits.len());
         let claimed = match shared.store.claim_due(&claim).await {
             Ok(c) => c,
             Err(e) => {
@@ -262,39 +314,8 @@ async fn claim_loop(shared: Arc<Shared>) -> JoinSet<()> {
         };
         let full = claimed.len() == permits.len();
         for job in claimed {
-            let lease = Lease {
-                job_id: job.job.id,
-                token: claim.token,
-            };
-            let cancel = Arc::new(AtomicBool::new(job.job.cancel_requested));
-            shared.signals.changed(lease.job_id);
-            shared
-                .leases
-                .lock()
-                .expect("leases lock")
-                .insert(lease.job_id, lease);
-            shared
-                .signals
-                .cancels
-                .lock()
-                .expect("cancels lock")
-                .insert(lease.job_id, cancel.clone());
             let permit = permits.pop().expect("one permit per claimed job");
-            let shared = shared.clone();
-            running.spawn(async move {
-                run_job(&shared, job, lease, cancel, permit).await;
-                shared
-                    .leases
-                    .lock()
-                    .expect("leases lock")
-                    .remove(&lease.job_id);
-                shared
-                    .signals
-                    .cancels
-                    .lock()
-                    .expect("cancels lock")
-                    .remove(&lease.job_id);
-            });
+            running.spawn(run_claimed(shared.clone(), job, claim.token, permit));
         }
         drop(permits);
         if !full {
@@ -472,6 +493,45 @@ fn record(
         started_at: started,
         finished_at: finished,
     }
+}
+
+/// Runs a job this node just claimed: it holds the lease (so heartbeats and shutdown see it)
+/// and can be cancelled while it runs.
+async fn run_claimed(
+    shared: Arc<Shared>,
+    job: ClaimedJob,
+    token: Uuid,
+    permit: OwnedSemaphorePermit,
+) {
+    let lease = Lease {
+        job_id: job.job.id,
+        token,
+    };
+    let cancel = Arc::new(AtomicBool::new(job.job.cancel_requested));
+    shared.signals.changed(lease.job_id);
+    shared
+        .leases
+        .lock()
+        .expect("leases lock")
+        .insert(lease.job_id, lease);
+    shared
+        .signals
+        .cancels
+        .lock()
+        .expect("cancels lock")
+        .insert(lease.job_id, cancel.clone());
+    run_job(&shared, job, lease, cancel, permit).await;
+    shared
+        .leases
+        .lock()
+        .expect("leases lock")
+        .remove(&lease.job_id);
+    shared
+        .signals
+        .cancels
+        .lock()
+        .expect("cancels lock")
+        .remove(&lease.job_id);
 }
 
 /// Runs one claimed attempt to its end (or to a boundary where it must stop) and writes it.

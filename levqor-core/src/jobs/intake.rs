@@ -158,6 +158,33 @@ pub struct Submitted {
     pub quote: Option<Value>,
 }
 
+/// As REST answers a submission: the job's fields, `warnings`, and `screening` and `quote`
+/// when a stage attached them.
+impl serde::Serialize for Submitted {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            job: &'a Job,
+            warnings: &'a [Warning],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            screening: Option<&'a Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            quote: Option<&'a Value>,
+        }
+        Body {
+            job: self.admission.job(),
+            warnings: &self.warnings,
+            screening: self.screening.as_ref(),
+            quote: self.quote.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Intake {
     /// Intake with `stages` (the validate stage first) committing to `store`; up to `parallel`
     /// admit batches are in flight at once (1 for a single-writer database).

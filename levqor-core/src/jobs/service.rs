@@ -1,6 +1,6 @@
 //! [`Jobs`]: submit, read, list and cancel jobs, approve held ones, and run the engine.
 
-use super::engine::{self, EngineConfig, EngineHandle, EngineSignals};
+use super::engine::{self, EngineConfig, EngineHandle, EngineParts, EngineSignals};
 use super::intake::{Intake, IntakeStage, SubmitRequest, Submitted, ValidateStage, fingerprint};
 use super::model::{Job, JobStatus, StepRecord};
 use super::steps::StepRunner;
@@ -266,14 +266,23 @@ impl Jobs {
         Ok(job)
     }
 
+    /// Runs up to `limit` due jobs' attempts on the calling task, one after another, without a
+    /// worker pool (see [`engine::run_due`]); returns how many ran.
+    pub async fn run_due(&self, config: EngineConfig, limit: usize) -> Result<usize> {
+        engine::run_due(self.engine_parts(), config, limit).await
+    }
+
     /// Starts a worker pool in this process.
     pub fn start_engine(&self, config: EngineConfig) -> EngineHandle {
-        engine::start(
-            self.store.clone(),
-            self.runner.clone(),
-            self.clock.clone(),
-            self.signals.clone(),
-            config,
-        )
+        engine::start(self.engine_parts(), config)
+    }
+
+    fn engine_parts(&self) -> EngineParts {
+        EngineParts {
+            store: self.store.clone(),
+            runner: self.runner.clone(),
+            clock: self.clock.clone(),
+            signals: self.signals.clone(),
+        }
     }
 }

@@ -580,3 +580,34 @@ async fn the_published_workflow_schema_is_the_one_intake_validates_against() {
     assert_eq!(schema["$defs"]["log"]["required"], json!(["message"]));
     assert_eq!(schema, w.jobs.schema().document());
 }
+
+#[tokio::test]
+async fn run_due_runs_the_due_jobs_to_their_end_and_no_more_than_asked() {
+    let w = world();
+    let (_, who) = w.base.user("ada@example.com").await;
+    let first = w.job(&who, json!({})).await;
+    let second = w.job(&who, json!({})).await;
+    let config = crate::EngineConfig::default();
+    assert_eq!(w.jobs.run_due(config.clone(), 0).await.unwrap(), 0);
+    assert_eq!(w.jobs.run_due(config.clone(), 1).await.unwrap(), 1);
+    let status = |job: Job| job.status;
+    assert_eq!(
+        status(w.jobs.get(&who, first.id).await.unwrap()),
+        JobStatus::Succeeded,
+        "the oldest due job ran first"
+    );
+    assert_eq!(
+        status(w.jobs.get(&who, second.id).await.unwrap()),
+        JobStatus::Queued
+    );
+    assert_eq!(w.jobs.run_due(config.clone(), 10).await.unwrap(), 1);
+    assert_eq!(
+        status(w.jobs.get(&who, second.id).await.unwrap()),
+        JobStatus::Succeeded
+    );
+    assert_eq!(
+        w.jobs.run_due(config, 10).await.unwrap(),
+        0,
+        "nothing is due"
+    );
+}

@@ -33,7 +33,45 @@ pub async fn submit_job(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let mut f = Fields::new(&body, &["workflow", "input", "max_attempts", "run_after"]);
+    let mut f = Fields::new(&body, SUBMISSION_FIELDS);
+    let submission = read_submission(&mut f);
+    let idempotency_key = headers.get("idempotency-key").and_then(|v| {
+        let key = v.to_str().ok().map(str::to_string);
+        if key.is_none() {
+            f.violation(
+                "idempotency_key",
+                "the Idempotency-Key header must be printable ASCII",
+            );
+        }
+        key
+    });
+    f.finish()?;
+    let request = SubmitRequest {
+        idempotency_key,
+        ..submission
+    };
+    let submitted = state.levqor.jobs().submit(&who, request).await?;
+    let replayed = matches!(submitted.admission, Admission::Replayed(_));
+    let job = submitted.admission.job();
+    let mut response = (StatusCode::ACCEPTED, Json(&submitted)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("ids are ASCII"),
+    );
+    if replayed {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The fields of a submission's body.
+pub const SUBMISSION_FIELDS: &[&str] = &["workflow", "input", "max_attempts", "run_after"];
+
+/// Reads a submission's body (`workflow`, `input`, `max_attempts`, `run_after`) into the core's
+/// request, leaving each bad field's violation in `f`; the idempotency key is the caller's to
+/// add (REST reads it from a header).
+pub fn read_submission(f: &mut Fields<'_>) -> SubmitRequest {
     let workflow = f.required_value("workflow");
     let input = f.value("input").cloned().unwrap_or_else(|| json!({}));
     let max_attempts = f.value("max_attempts").and_then(|v| {
@@ -52,45 +90,13 @@ pub async fn submit_job(
         }
         t.map(|t| t.with_timezone(&chrono::Utc))
     });
-    let idempotency_key = headers.get("idempotency-key").and_then(|v| {
-        let key = v.to_str().ok().map(str::to_string);
-        if key.is_none() {
-            f.violation(
-                "idempotency_key",
-                "the Idempotency-Key header must be printable ASCII",
-            );
-        }
-        key
-    });
-    f.finish()?;
-    let request = SubmitRequest {
+    SubmitRequest {
         workflow,
         input,
         max_attempts,
         run_after,
-        idempotency_key,
-    };
-    let submitted = state.levqor.jobs().submit(&who, request).await?;
-    let replayed = matches!(submitted.admission, Admission::Replayed(_));
-    let job = submitted.admission.job();
-    let mut body = levqor_core::error::to_json(job)?;
-    body["warnings"] = json!(submitted.warnings);
-    if let Some(screening) = submitted.screening {
-        body["screening"] = screening;
+        idempotency_key: None,
     }
-    if let Some(quote) = submitted.quote {
-        body["quote"] = quote;
-    }
-    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("ids are ASCII"),
-    );
-    if replayed {
-        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
 }
 
 /// `GET /v1/jobs?status=&limit=&cursor=`: the caller's jobs, newest first.
