@@ -1,11 +1,12 @@
-//! Embedding Levqor: build the service over the in-memory store, register a connector of your
-//! own (`shout`), submit a job as a user, let the engine run it, read the result.
+//! Embedding Levqor: build the service over a store (in memory, or a database through
+//! `levqor_store::connect`), register a connector of your own (`shout`), submit a job as a
+//! user, let the engine run it, read the result.
 
 use async_trait::async_trait;
 use levqor_core::jobs::context::StepContext;
 use levqor_core::{
     Connector, EngineConfig, HttpClient, HttpRequest, HttpResponse, Job, Levqor, MemoryStore,
-    OutboxNotifier, Principal, StepFailure, StepRunner, SubmitRequest, SystemClock,
+    OutboxNotifier, Principal, StepFailure, StepRunner, Store, SubmitRequest, SystemClock,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -44,9 +45,16 @@ impl HttpClient for Offline {
     }
 }
 
-/// Runs one job that greets `name` and returns it when it is done.
-pub async fn run(name: &str) -> levqor_core::Result<Job> {
-    let store = Arc::new(MemoryStore::new());
+/// The store at `database_url` (`sqlite:PATH`, `postgres://…`), or in memory when `None`.
+pub async fn store(database_url: Option<&str>) -> levqor_core::Result<Arc<dyn Store>> {
+    match database_url {
+        None => Ok(Arc::new(MemoryStore::new())),
+        Some(url) => levqor_store::connect(url).await,
+    }
+}
+
+/// Runs one job that greets `name` on `store` and returns it when it is done.
+pub async fn run(store: Arc<dyn Store>, name: &str) -> levqor_core::Result<Job> {
     let runner = Arc::new(StepRunner::new(
         Arc::new(Offline),
         Arc::new(OutboxNotifier::new(store.clone())),
@@ -96,10 +104,24 @@ pub async fn run(name: &str) -> levqor_core::Result<Job> {
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_embedded_job_runs_the_custom_connector() {
-        let job = super::run("ada").await.unwrap();
+    async fn greets_on(database_url: Option<&str>) {
+        let store = super::store(database_url).await.unwrap();
+        let job = super::run(store, "ada").await.unwrap();
         assert_eq!(job.status, levqor_core::JobStatus::Succeeded);
         assert_eq!(job.result.unwrap()["log"]["message"], "HELLO ADA");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_embedded_job_runs_the_custom_connector_in_memory() {
+        greets_on(None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_embedded_job_runs_the_custom_connector_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("levqor-embed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}", dir.join("embed.db").display());
+        greets_on(Some(&url)).await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
