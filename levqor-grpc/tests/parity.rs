@@ -318,6 +318,11 @@ const REST_ONLY: &[(&str, &str, &str)] = &[
     ),
 ];
 
+// Core operations on neither remote API, by design: `Jobs::run_due` (run due jobs on the
+// caller's thread) is for programs that embed Levqor and drive its engine themselves, through
+// the C ABI (`levqor_run_due`) or Rust; a server runs its own workers (`--workers`), and a
+// remote call must not become a worker.
+
 /// Every `(METHOD, path)` the REST router serves, read from its route modules.
 fn rest_routes() -> BTreeSet<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../levqor-http/src/routes");
