@@ -1,10 +1,11 @@
 //! Reading a caller's arguments and writing its out-pointers, each refusal an `Invalid` error
 //! with a stable code: `null_argument`, `invalid_utf8`, `malformed_json`, `bad_id`.
 
+use crate::status::c_string;
 use levqor_core::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, c_char};
 use uuid::Uuid;
 
 /// A required NUL-terminated UTF-8 argument.
@@ -119,14 +120,9 @@ impl<T: Cleared> Out<T> {
 pub(crate) type OutString = Out<*mut c_char>;
 
 impl OutString {
-    pub(crate) fn set_string(self, s: impl Into<Vec<u8>>) {
+    pub(crate) fn set_string(self, s: impl Into<String>) {
         if self.wanted() {
-            let s = CString::new(s).unwrap_or_else(|e| {
-                let mut bytes = e.into_vec();
-                bytes.retain(|&b| b != 0);
-                CString::new(bytes).expect("the NULs are gone")
-            });
-            self.set(s.into_raw());
+            self.set(c_string(s).into_raw());
         }
     }
 

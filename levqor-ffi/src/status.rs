@@ -64,7 +64,9 @@ thread_local! {
     });
 }
 
-fn c_string(s: String) -> CString {
+/// `s` as a C string; a NUL inside it (which JSON and our messages never hold) is dropped.
+pub(crate) fn c_string(s: impl Into<String>) -> CString {
+    let s: String = s.into();
     CString::new(s).unwrap_or_else(|e| {
         let mut bytes = e.into_vec();
         bytes.retain(|&b| b != 0);
