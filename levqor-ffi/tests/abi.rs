@@ -308,6 +308,12 @@ fn refused(status: levqor_status, expected: levqor_status, code: &str) {
     assert!(!last().1.is_empty(), "a message says why");
 }
 
+/// A call refused for a NULL argument.
+#[track_caller]
+fn null_arg(status: levqor_status) {
+    refused(status, LEVQOR_ERR_INVALID, "null_argument");
+}
+
 #[test]
 fn every_entry_point_refuses_null_arguments() {
     let o = Open::new();
@@ -318,156 +324,99 @@ fn every_entry_point_refuses_null_arguments() {
     let mut verdict = levqor_verdict::LEVQOR_VERDICT_ALLOW;
     let null_handle: *mut levqor_t = null_mut();
     unsafe {
-        refused(
-            levqor_open(null(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_user_create(null_handle, text.as_ptr(), &mut out),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_user_create(lq, null(), &mut out),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_key_create(lq, text.as_ptr(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_key_create(lq, null(), &mut out),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_key_create(null_handle, text.as_ptr(), &mut out),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_submit(lq, null(), json_doc.as_ptr(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_submit(lq, key, null(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_submit(null_handle, key, json_doc.as_ptr(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_job_get(lq, null(), text.as_ptr(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_job_get(lq, key, null(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_job_get(null_handle, key, text.as_ptr(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_workers_start(null_handle, 1),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_workers_stop(null_handle),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_run_due(null_handle, 1, null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_quote(lq, null(), json_doc.as_ptr(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_quote(lq, key, null(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_quote(null_handle, key, json_doc.as_ptr(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_credit_balance(lq, null(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_credit_balance(null_handle, key, null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_terms_accept(lq, key, null(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_terms_accept(lq, null(), text.as_ptr(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_terms_accept(null_handle, key, text.as_ptr(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_objection_set(lq, key, null(), true, null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_objection_set(lq, null(), text.as_ptr(), true, null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_objection_set(null_handle, key, text.as_ptr(), true, null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_screen(lq, null(), &mut verdict, null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_screen(lq, text.as_ptr(), null_mut(), null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_screen(null_handle, text.as_ptr(), &mut verdict, null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
-        refused(
-            levqor_workflow_validate(null(), 0, null_mut()),
-            LEVQOR_ERR_INVALID,
-            "null_argument",
-        );
+        null_arg(levqor_open(null(), null_mut()));
+        null_arg(levqor_user_create(null_handle, text.as_ptr(), &mut out));
+        null_arg(levqor_user_create(lq, null(), &mut out));
+        null_arg(levqor_key_create(lq, text.as_ptr(), null_mut()));
+        null_arg(levqor_key_create(lq, null(), &mut out));
+        null_arg(levqor_key_create(null_handle, text.as_ptr(), &mut out));
+        null_arg(levqor_submit(
+            lq,
+            null(),
+            json_doc.as_ptr(),
+            null_mut(),
+            null_mut(),
+        ));
+        null_arg(levqor_submit(lq, key, null(), null_mut(), null_mut()));
+        null_arg(levqor_submit(
+            null_handle,
+            key,
+            json_doc.as_ptr(),
+            null_mut(),
+            null_mut(),
+        ));
+        null_arg(levqor_job_get(
+            lq,
+            null(),
+            text.as_ptr(),
+            null_mut(),
+            null_mut(),
+        ));
+        null_arg(levqor_job_get(lq, key, null(), null_mut(), null_mut()));
+        null_arg(levqor_job_get(
+            null_handle,
+            key,
+            text.as_ptr(),
+            null_mut(),
+            null_mut(),
+        ));
+        null_arg(levqor_workers_start(null_handle, 1));
+        null_arg(levqor_workers_stop(null_handle));
+        null_arg(levqor_run_due(null_handle, 1, null_mut()));
+        null_arg(levqor_quote(
+            lq,
+            null(),
+            json_doc.as_ptr(),
+            null_mut(),
+            null_mut(),
+        ));
+        null_arg(levqor_quote(lq, key, null(), null_mut(), null_mut()));
+        null_arg(levqor_quote(
+            null_handle,
+            key,
+            json_doc.as_ptr(),
+            null_mut(),
+            null_mut(),
+        ));
+        null_arg(levqor_credit_balance(lq, null(), null_mut(), null_mut()));
+        null_arg(levqor_credit_balance(
+            null_handle,
+            key,
+            null_mut(),
+            null_mut(),
+        ));
+        null_arg(levqor_terms_accept(lq, key, null(), null_mut()));
+        null_arg(levqor_terms_accept(lq, null(), text.as_ptr(), null_mut()));
+        null_arg(levqor_terms_accept(
+            null_handle,
+            key,
+            text.as_ptr(),
+            null_mut(),
+        ));
+        null_arg(levqor_objection_set(lq, key, null(), true, null_mut()));
+        null_arg(levqor_objection_set(
+            lq,
+            null(),
+            text.as_ptr(),
+            true,
+            null_mut(),
+        ));
+        null_arg(levqor_objection_set(
+            null_handle,
+            key,
+            text.as_ptr(),
+            true,
+            null_mut(),
+        ));
+        null_arg(levqor_screen(lq, null(), &mut verdict, null_mut()));
+        null_arg(levqor_screen(lq, text.as_ptr(), null_mut(), null_mut()));
+        null_arg(levqor_screen(
+            null_handle,
+            text.as_ptr(),
+            &mut verdict,
+            null_mut(),
+        ));
+        null_arg(levqor_workflow_validate(null(), 0, null_mut()));
         // NULL is no handle to close, and no string to free.
         assert_eq!(levqor_close(null_mut()), LEVQOR_OK);
         levqor_string_free(null_mut());

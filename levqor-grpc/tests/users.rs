@@ -13,6 +13,16 @@ fn create(email: &str, name: Option<&str>) -> pb::CreateUserRequest {
     }
 }
 
+/// `ListKeys` of `user_id`, asked with `key`.
+fn keys_of(key: &str, user_id: &str) -> tonic::Request<pb::ListKeysRequest> {
+    as_(
+        key,
+        pb::ListKeysRequest {
+            user_id: user_id.into(),
+        },
+    )
+}
+
 #[tokio::test]
 async fn users_are_upserted_by_normalized_email_found_read_and_updated() {
     let server = Server::start().await;
@@ -180,12 +190,7 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     );
 
     let listed = users
-        .list_keys(as_(
-            &key,
-            pb::ListKeysRequest {
-                user_id: id.clone(),
-            },
-        ))
+        .list_keys(keys_of(&key, &id))
         .await
         .unwrap()
         .into_inner();
@@ -238,12 +243,7 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
         (Code::Unauthenticated, "unauthenticated".into())
     );
     let listed = users
-        .list_keys(as_(
-            ADMIN,
-            pb::ListKeysRequest {
-                user_id: id.clone(),
-            },
-        ))
+        .list_keys(keys_of(ADMIN, &id))
         .await
         .unwrap()
         .into_inner();
@@ -258,12 +258,7 @@ async fn another_users_ids_read_as_not_found() {
     let (_, bob) = server.user("bob@example.com").await;
     let mut users = server.users();
     let ada_key = users
-        .list_keys(as_(
-            ADMIN,
-            pb::ListKeysRequest {
-                user_id: ada.clone(),
-            },
-        ))
+        .list_keys(keys_of(ADMIN, &ada))
         .await
         .unwrap()
         .into_inner()
@@ -305,14 +300,7 @@ async fn another_users_ids_read_as_not_found() {
         ))
         .await;
     assert_eq!(refusal(r), not_found);
-    let r = users
-        .list_keys(as_(
-            &bob,
-            pb::ListKeysRequest {
-                user_id: ada.clone(),
-            },
-        ))
-        .await;
+    let r = users.list_keys(keys_of(&bob, &ada)).await;
     assert_eq!(refusal(r), not_found);
     let r = users
         .revoke_key(as_(
@@ -332,12 +320,7 @@ async fn another_users_ids_read_as_not_found() {
         .into_inner();
     assert_eq!(got.name.as_deref(), Some("Ada"));
     let keys = users
-        .list_keys(as_(
-            ADMIN,
-            pb::ListKeysRequest {
-                user_id: ada.clone(),
-            },
-        ))
+        .list_keys(keys_of(ADMIN, &ada))
         .await
         .unwrap()
         .into_inner();
@@ -377,14 +360,7 @@ async fn keys_are_required_and_creating_users_is_for_the_admin() {
     assert_eq!(refusal(r).0, Code::Unauthenticated);
     let r = users.get_user(pb::GetUserRequest { id: id.clone() }).await;
     assert_eq!(refusal(r).0, Code::Unauthenticated);
-    let r = users
-        .list_keys(as_(
-            "lq_not_a_key",
-            pb::ListKeysRequest {
-                user_id: id.clone(),
-            },
-        ))
-        .await;
+    let r = users.list_keys(keys_of("lq_not_a_key", &id)).await;
     assert_eq!(refusal(r).0, Code::Unauthenticated);
 
     let r = users
@@ -460,12 +436,7 @@ async fn bad_input_names_its_fields_and_emails_stay_unique() {
         .await;
     assert_eq!(bad_fields(r), ["scopes[1]"]);
     let keys = users
-        .list_keys(as_(
-            ADMIN,
-            pb::ListKeysRequest {
-                user_id: ada.clone(),
-            },
-        ))
+        .list_keys(keys_of(ADMIN, &ada))
         .await
         .unwrap()
         .into_inner();
