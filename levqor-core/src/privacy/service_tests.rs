@@ -198,6 +198,7 @@ impl World {
             category: screening::Category::Financial,
             severity: screening::Severity::Critical,
             pointer: "/input/text".into(),
+            because: None,
         };
         let record = ScreeningRecord {
             id: Uuid::now_v7(),

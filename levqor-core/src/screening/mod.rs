@@ -74,6 +74,7 @@ pub use store::{AppealStatus, ScreeningRecord, ScreeningStore};
 use crate::error::{Error, Result, Violation};
 use normalize::Canon;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// The most rules a [`RuleSet`] may hold.
@@ -133,6 +134,7 @@ impl Severity {
 
 /// One term to look for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rule {
     /// The word or phrase, as a human writes it ("tax evasion"); normalized before matching.
     pub term: String,
@@ -140,6 +142,14 @@ pub struct Rule {
     pub category: Category,
     /// How risky a match is.
     pub severity: Severity,
+    /// The term's other senses: the name of a [`WordList`] whose words, within
+    /// [`within`](Rule::within) words of the term, make it harmless ("a dose of humour",
+    /// "our prescription for growth").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless: Option<String>,
+    /// How many words on either side [`unless`](Rule::unless) looks at.
+    #[serde(default = "default_window", skip_serializing_if = "is_default_window")]
+    pub within: u32,
 }
 
 impl Rule {
@@ -149,57 +159,291 @@ impl Rule {
             term: term.into(),
             category,
             severity,
+            unless: None,
+            within: DEFAULT_WINDOW,
         }
     }
 }
 
-/// The rules a [`Screener`] matches.
+/// A named list of words and phrases that [`Intent`]s and senses refer to ("medical_action":
+/// diagnose, prescribe, ...). Its terms are normalized and matched like a [`Rule`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WordList {
+    /// How intents and rules refer to it.
+    pub name: String,
+    /// Its words and phrases.
+    pub terms: Vec<String>,
+}
+
+/// What a marking [`Intent`] says about the text it is found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    /// The professional is removed ("no doctor needed", "instead of a lawyer"), or the act is
+    /// done in someone's name ("on their behalf"): an intent found beside it takes its
+    /// `escalated` severity.
+    Escalator,
+    /// The act is applied to everyone, or automatically ("every caller", "all applicants"):
+    /// an intent takes its `to_everyone` severity (unless one of the marks above or a review
+    /// or info mark is there).
+    Everyone,
+    /// A person reviews before anything happens ("for the pharmacist to approve"): an intent
+    /// takes its `reviewed` severity (unless an escalator or an info mark is there).
+    Review,
+    /// General information, not applied to a person ("in general terms", "for the FAQ"): an
+    /// intent takes its `informational` severity (unless an escalator is there).
+    Info,
+}
+
+impl Mark {
+    /// The snake_case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::Escalator => "escalator",
+            Mark::Everyone => "everyone",
+            Mark::Review => "review",
+            Mark::Info => "info",
+        }
+    }
+}
+
+/// An intent: what a text asks to be done. It is found when a word of its `action` list and
+/// a word of its `subject` list (when it has one) stand within `window` words of each other in
+/// one string (with `ordered`, the action first). A marking intent (`marks`) qualifies the
+/// other intents found in the same string; any other intent is a finding of its `category`,
+/// whose severity follows the first mark beside it that it has a severity for, in this order:
+/// `escalated` (an escalator), `informational` (an info mark), `reviewed` (a review),
+/// `to_everyone` (applied to everyone); else its `severity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intent {
+    /// Names the intent in explanations ("medical.prescribe"); unique in the set.
+    pub name: String,
+    /// The name of the [`WordList`] of actions ("prescribe", "stop taking").
+    pub action: String,
+    /// The name of the [`WordList`] of subjects ("insulin", "warfarin"); none: the action alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The most words between the action and the subject, either way round.
+    #[serde(default = "default_window", skip_serializing_if = "is_default_window")]
+    pub window: u32,
+    /// Whether the action must come before the subject ("for the lawyer", not "a lawyer for").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
+    /// A marking intent: what it marks. A marking intent has no category or severities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marks: Option<Mark>,
+    /// A finding's category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    /// A finding's severity when no mark qualifies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// The severity beside an escalator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated: Option<Severity>,
+    /// The severity beside an info mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub informational: Option<Severity>,
+    /// The severity beside a review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed: Option<Severity>,
+    /// The severity when applied to everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_everyone: Option<Severity>,
+}
+
+/// The window of an [`Intent`] or of a [`Rule`]'s senses when the rule set does not say.
+pub const DEFAULT_WINDOW: u32 = 6;
+
+/// The widest window allowed.
+pub const MAX_WINDOW: u32 = 50;
+
+fn default_window() -> u32 {
+    DEFAULT_WINDOW
+}
+
+fn is_default_window(window: &u32) -> bool {
+    *window == DEFAULT_WINDOW
+}
+
+/// The rules a [`Screener`] matches: terms, the word lists, and the intents over them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RuleSet {
-    /// Every rule; their terms are distinct after normalization.
+    /// Every term; they are distinct after normalization.
     pub rules: Vec<Rule>,
+    /// The word lists that intents and senses name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<WordList>,
+    /// The intents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intents: Vec<Intent>,
+}
+
+impl From<Vec<Rule>> for RuleSet {
+    /// A rule set of terms alone.
+    fn from(rules: Vec<Rule>) -> Self {
+        RuleSet {
+            rules,
+            lists: Vec::new(),
+            intents: Vec::new(),
+        }
+    }
 }
 
 impl RuleSet {
+    /// Reads a rule set from JSON; a document of the wrong shape is refused with the pointer
+    /// of the first field that does not fit (`/intents/2/marks`).
+    pub fn from_json(value: Value) -> Result<RuleSet> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let pointer = json_pointer(e.path());
+            Error::violations(
+                "validation_failed",
+                "the rule set is not in the expected shape",
+                vec![Violation::new(pointer, e.inner().to_string())],
+            )
+        })
+    }
+
     /// Checks the set and reports every violation, each with its JSON pointer
-    /// (`/rules/3/term`): a term that is empty after normalization, a term longer than
-    /// [`MAX_TERM_CHARS`], a term equal to an earlier one after normalization, and more than
-    /// [`MAX_RULES`] rules.
+    /// (`/rules/3/term`, `/intents/2/subject`): a term or list word that is empty after
+    /// normalization or longer than [`MAX_TERM_CHARS`]; a term equal to an earlier one after
+    /// normalization (a word twice in one list alike); more than [`MAX_RULES`] terms and
+    /// words in all; a list or intent name that is empty or given twice; a reference to a
+    /// list that does not exist; a window above [`MAX_WINDOW`]; a marking intent with a
+    /// category or a severity; a finding intent without a category or a severity.
     pub fn validate(&self) -> Result<()> {
         let mut violations = Vec::new();
-        if self.rules.len() > MAX_RULES {
+        let words: usize =
+            self.rules.len() + self.lists.iter().map(|l| l.terms.len()).sum::<usize>();
+        if words > MAX_RULES {
             violations.push(Violation::new(
                 "/rules",
-                format!(
-                    "{} rules; at most {MAX_RULES} are allowed",
-                    self.rules.len()
-                ),
+                format!("{words} terms and list words; at most {MAX_RULES} are allowed"),
             ));
         }
         let mut canon = Canon::default();
-        let mut first_seen: HashMap<Vec<u8>, usize> = HashMap::new();
-        for (i, rule) in self.rules.iter().enumerate() {
-            let pointer = format!("/rules/{i}/term");
-            let chars = rule.term.chars().count();
+        let mut check_term = |pointer: String,
+                              term: &str,
+                              first_seen: &mut HashMap<Vec<u8>, String>,
+                              violations: &mut Vec<Violation>| {
+            let chars = term.chars().count();
             if chars > MAX_TERM_CHARS {
                 violations.push(Violation::new(
                     pointer.clone(),
                     format!("{chars} characters; at most {MAX_TERM_CHARS} are allowed"),
                 ));
             }
-            let normalized = canon.normalize_term(&rule.term, false);
+            let normalized = canon.normalize_term(term, false);
             if normalized.is_empty() {
                 violations.push(Violation::new(
                     pointer,
                     "empty after normalization: a term needs a letter or a digit",
                 ));
-            } else if let Some(&first) = first_seen.get(&normalized) {
+            } else if let Some(first) = first_seen.get(&normalized) {
                 violations.push(Violation::new(
                     pointer,
-                    format!("duplicates /rules/{first}/term after normalization"),
+                    format!("duplicates {first} after normalization"),
                 ));
             } else {
-                first_seen.insert(normalized, i);
+                first_seen.insert(normalized, pointer);
+            }
+        };
+        let mut first_seen = HashMap::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            check_term(
+                format!("/rules/{i}/term"),
+                &rule.term,
+                &mut first_seen,
+                &mut violations,
+            );
+        }
+        let mut list_names = HashMap::new();
+        for (i, list) in self.lists.iter().enumerate() {
+            check_name(
+                format!("/lists/{i}/name"),
+                &list.name,
+                &mut list_names,
+                &mut violations,
+            );
+            let mut first_seen = HashMap::new();
+            for (j, term) in list.terms.iter().enumerate() {
+                check_term(
+                    format!("/lists/{i}/terms/{j}"),
+                    term,
+                    &mut first_seen,
+                    &mut violations,
+                );
+            }
+        }
+        let check_list = |pointer: String, name: &str, violations: &mut Vec<Violation>| {
+            if !list_names.contains_key(name) {
+                violations.push(Violation::new(
+                    pointer,
+                    format!("no list is named {name:?}"),
+                ));
+            }
+        };
+        let check_window = |pointer: String, window: u32, violations: &mut Vec<Violation>| {
+            if window > MAX_WINDOW {
+                violations.push(Violation::new(
+                    pointer,
+                    format!("{window} words; at most {MAX_WINDOW} are allowed"),
+                ));
+            }
+        };
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let Some(unless) = &rule.unless {
+                check_list(format!("/rules/{i}/unless"), unless, &mut violations);
+            }
+            check_window(format!("/rules/{i}/within"), rule.within, &mut violations);
+        }
+        let mut intent_names = HashMap::new();
+        for (i, intent) in self.intents.iter().enumerate() {
+            let at = |field: &str| format!("/intents/{i}/{field}");
+            check_name(at("name"), &intent.name, &mut intent_names, &mut violations);
+            check_list(at("action"), &intent.action, &mut violations);
+            if let Some(subject) = &intent.subject {
+                check_list(at("subject"), subject, &mut violations);
+            }
+            check_window(at("window"), intent.window, &mut violations);
+            let severities = [
+                ("severity", intent.severity),
+                ("escalated", intent.escalated),
+                ("informational", intent.informational),
+                ("reviewed", intent.reviewed),
+                ("to_everyone", intent.to_everyone),
+            ];
+            if intent.marks.is_some() {
+                if intent.category.is_some() {
+                    violations.push(Violation::new(
+                        at("category"),
+                        "a marking intent has no category",
+                    ));
+                }
+                for (field, severity) in severities {
+                    if severity.is_some() {
+                        violations.push(Violation::new(
+                            at(field),
+                            "a marking intent has no severity",
+                        ));
+                    }
+                }
+            } else {
+                if intent.category.is_none() {
+                    violations.push(Violation::new(
+                        at("category"),
+                        "an intent that is not a mark needs a category",
+                    ));
+                }
+                if intent.severity.is_none() {
+                    violations.push(Violation::new(
+                        at("severity"),
+                        "an intent that is not a mark needs a severity",
+                    ));
+                }
             }
         }
         if violations.is_empty() {
@@ -211,6 +455,41 @@ impl RuleSet {
                 violations,
             ))
         }
+    }
+}
+
+/// The JSON pointer of a serde path (`intents[2].marks` → `/intents/2/marks`).
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } => pointer.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { variant } => pointer.push_str(variant),
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    pointer
+}
+
+/// Reports an empty `name` or one already in `seen`.
+fn check_name(
+    pointer: String,
+    name: &str,
+    seen: &mut HashMap<String, String>,
+    violations: &mut Vec<Violation>,
+) {
+    if name.trim().is_empty() {
+        violations.push(Violation::new(pointer, "a name is required"));
+    } else if let Some(first) = seen.get(name) {
+        violations.push(Violation::new(
+            pointer,
+            format!("the name is already {first}"),
+        ));
+    } else {
+        seen.insert(name.to_owned(), pointer);
     }
 }
 
@@ -253,14 +532,43 @@ impl Verdict {
 /// One rule found in one string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
-    /// The rule's term as written in the rule set (not the text that matched it).
+    /// The rule's term as written in the rule set (not the text that matched it), or the
+    /// intent's name.
     pub term: String,
     /// The rule's category.
     pub category: Category,
-    /// The rule's severity.
+    /// The severity it decided.
     pub severity: Severity,
     /// JSON pointer (RFC 6901) of the string that holds the match.
     pub pointer: String,
+    /// For an intent, why: the words that made it and the marks that set its severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub because: Option<Because>,
+}
+
+/// Why an intent was found, in the words of the rule set's lists (as written there), all in
+/// the string at the match's pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Because {
+    /// The action's word ("prescribe").
+    pub action: String,
+    /// The subject's word ("insulin"), when the intent has a subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The mark that set the severity, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<MarkFound>,
+}
+
+/// A marking intent found in a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkFound {
+    /// What it marks.
+    pub kind: Mark,
+    /// The marking intent's name ("no_professional").
+    pub intent: String,
+    /// Its words, as written in the lists ("without", "doctor").
+    pub words: Vec<String>,
 }
 
 /// The outcome of screening some documents.

@@ -155,6 +155,21 @@ pub(super) struct Canon {
     split_joiners: bool,
     /// Scratch for re-searching a run.
     pub(super) probe: Vec<u8>,
+    /// Two words of two or more letters with one space between them, at least one of them
+    /// spelled with a joiner inside ("p-r.e s_c-ription"): where the first starts, the space,
+    /// and where the second ends.
+    pub(super) splits: Vec<(usize, usize, usize)>,
+    /// Whether the open word has a joiner between two of its letters.
+    joined: bool,
+    /// A joiner was seen in the open word and no letter since.
+    join_pending: bool,
+    /// The last closed word of two or more letters: start, end, and whether it was joined.
+    last_piece: Option<(usize, usize, bool)>,
+    /// `last_piece` when the open word follows it after exactly one space.
+    piece_before: Option<(usize, usize, bool)>,
+    /// White space characters, and whether anything else, seen since the last word closed.
+    gap_spaces: u8,
+    gap_other: bool,
     /// Direct-mapped cache: non-ASCII character → what it contributes.
     folds: Vec<(char, Fold)>,
 }
@@ -182,6 +197,13 @@ impl Canon {
         self.run_open = false;
         self.run_words = 0;
         self.runs.clear();
+        self.splits.clear();
+        self.joined = false;
+        self.join_pending = false;
+        self.last_piece = None;
+        self.piece_before = None;
+        self.gap_spaces = 0;
+        self.gap_other = false;
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -196,6 +218,7 @@ impl Canon {
                     if !self.in_word {
                         self.open_word();
                     }
+                    self.inner_letter();
                     let start = i;
                     i += 1;
                     while i < bytes.len() && CLASS[usize::from(bytes[i])] == WORD {
@@ -238,10 +261,7 @@ impl Canon {
         match CLASS[i] {
             WORD => self.letter(MAP[i]),
             SPACE => self.space(),
-            JOIN if !self.split_joiners => {
-                self.spaces = 0;
-                self.pending.clear();
-            }
+            JOIN if !self.split_joiners => self.joiner(),
             LEET => {
                 self.spaces = 0;
                 self.pending.push(MAP[i]);
@@ -249,7 +269,29 @@ impl Canon {
             _ => {
                 self.spaces = 0;
                 self.separator();
+                self.gap_other = true;
             }
+        }
+    }
+
+    /// Punctuation dropped inside words.
+    #[inline]
+    fn joiner(&mut self) {
+        self.spaces = 0;
+        self.pending.clear();
+        if self.in_word {
+            self.join_pending = true;
+        } else {
+            self.gap_other = true;
+        }
+    }
+
+    /// A letter is added to the open word: a joiner before it was inside the word.
+    #[inline]
+    fn inner_letter(&mut self) {
+        if self.join_pending {
+            self.joined = true;
+            self.join_pending = false;
         }
     }
 
@@ -262,6 +304,7 @@ impl Canon {
         if self.in_word || !self.pending.is_empty() {
             self.separator();
         }
+        self.gap_spaces = self.gap_spaces.saturating_add(1);
     }
 
     #[inline]
@@ -272,6 +315,7 @@ impl Canon {
         if !self.in_word {
             self.open_word();
         }
+        self.inner_letter();
         self.buf.push(b);
         self.word_chars += 1;
         self.spaces = 0;
@@ -284,6 +328,7 @@ impl Canon {
         if !self.in_word {
             self.open_word();
         }
+        self.inner_letter();
         let mut utf8 = [0u8; 4];
         self.buf
             .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
@@ -297,6 +342,7 @@ impl Canon {
         if !self.in_word {
             self.open_word();
         }
+        self.inner_letter();
         self.buf.extend_from_slice(&self.pending);
         self.word_chars += self.pending.len();
         self.pending.clear();
@@ -311,17 +357,41 @@ impl Canon {
         self.word_chars = 0;
         self.wide_gap_before_word = self.wide_gap;
         self.wide_gap = false;
+        self.joined = false;
+        self.join_pending = false;
+        self.piece_before = if self.gap_spaces == 1 && !self.gap_other {
+            self.last_piece
+        } else {
+            None
+        };
     }
 
     fn separator(&mut self) {
+        let dropped = !self.pending.is_empty();
         self.pending.clear();
         if self.in_word {
             self.close_word();
+        }
+        if dropped {
+            self.gap_other = true;
         }
     }
 
     fn close_word(&mut self) {
         self.in_word = false;
+        self.gap_spaces = 0;
+        self.gap_other = false;
+        self.last_piece = None;
+        if self.word_chars >= 2 {
+            let end = self.buf.len();
+            if let Some((start, middle, joined)) = self.piece_before
+                && middle + 1 == self.word_start
+                && (joined || self.joined)
+            {
+                self.splits.push((start, middle, end));
+            }
+            self.last_piece = Some((self.word_start, end, self.joined));
+        }
         if self.word_chars == 1 {
             if self.run_open && self.wide_gap_before_word {
                 self.close_run();
@@ -382,15 +452,13 @@ impl Canon {
         match fold {
             Fold::Skip => {}
             Fold::Joiner if self.split_joiners => self.separator(),
-            Fold::Joiner => {
-                self.spaces = 0;
-                self.pending.clear();
-            }
+            Fold::Joiner => self.joiner(),
             Fold::Ascii(b) => self.ascii(b),
             Fold::Letter(e) => self.unicode_letter(e),
             Fold::Separator => {
                 self.spaces = 0;
                 self.separator();
+                self.gap_other = true;
             }
             Fold::Complex => self.lowercased(d),
         }
@@ -409,6 +477,7 @@ impl Canon {
                 self.unicode_letter(e);
             } else {
                 self.separator();
+                self.gap_other = true;
             }
         }
     }

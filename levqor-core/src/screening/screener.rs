@@ -2,27 +2,54 @@
 //! normalized text of every string in the screened documents.
 
 use super::normalize::{Canon, is_one_letter_word};
-use super::{Match, RuleSet, Screening, Verdict};
+use super::{Because, Mark, MarkFound, Match, RuleSet, Screening, Verdict};
 use crate::error::{Error, Result};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 /// Rule sets whose patterns add up to at most this many bytes get a full DFA (fastest); larger
 /// ones let the crate pick a smaller automaton.
 const DFA_PATTERN_BYTES: usize = 64 * 1024;
 
-/// A compiled, immutable rule set: one Aho-Corasick automaton over every normalized term.
-/// `Send + Sync`; build it once and share it in an `Arc`.
+/// A compiled, immutable rule set: one Aho-Corasick automaton over every normalized term and
+/// list word. `Send + Sync`; build it once and share it in an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Screener {
     rules: RuleSet,
     automaton: AhoCorasick,
-    /// Pattern id → index of its rule in `rules`.
-    pattern_rule: Vec<u32>,
+    /// Pattern id → what it stands for: at most one rule, and the list words it is.
+    pattern_sources: Vec<Vec<Source>>,
     /// Length in bytes of the longest pattern.
     longest_pattern: usize,
+    /// Words in the longest pattern.
+    longest_words: u32,
+    /// Rule index → the list of its harmless senses, by index.
+    unless: Vec<Option<u32>>,
+    /// The intents, their lists resolved to indices; marking intents first.
+    intents: Vec<Compiled>,
+}
+
+/// What a pattern stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The term of `rules[i]`.
+    Rule(u32),
+    /// The word `lists[list].terms[word]`.
+    Word { list: u32, word: u32 },
+}
+
+/// An intent ready to run.
+#[derive(Debug, Clone)]
+struct Compiled {
+    /// Index in `rules.intents`.
+    intent: usize,
+    action: u32,
+    subject: Option<u32>,
+    window: u32,
+    ordered: bool,
+    marks: Option<Mark>,
 }
 
 impl Screener {
@@ -30,29 +57,56 @@ impl Screener {
     pub fn new(rules: &RuleSet) -> Result<Screener> {
         rules.validate()?;
         let mut canon = Canon::default();
-        let forms: Vec<Vec<Vec<u8>>> = rules
-            .rules
-            .iter()
-            .map(|rule| term_patterns(&mut canon, &rule.term))
-            .collect();
-        // Every rule's own form first: a variant of one rule ("bank" + "s") never hides
-        // another rule's term ("banks").
+        let mut sources: Vec<(Source, Vec<Vec<u8>>)> = Vec::new();
+        for (i, rule) in rules.rules.iter().enumerate() {
+            sources.push((
+                Source::Rule(i as u32),
+                term_patterns(&mut canon, &rule.term),
+            ));
+        }
+        for (l, list) in rules.lists.iter().enumerate() {
+            for (w, term) in list.terms.iter().enumerate() {
+                let source = Source::Word {
+                    list: l as u32,
+                    word: w as u32,
+                };
+                sources.push((source, word_patterns(&mut canon, term)));
+            }
+        }
+        // Every term's own form first: a variant of one rule ("bank" + "s") never hides
+        // another rule's term ("banks"). A pattern stands for one rule at most, and for every
+        // list word it is.
         let mut patterns: Vec<Vec<u8>> = Vec::new();
-        let mut pattern_rule = Vec::new();
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut pattern_sources: Vec<Vec<Source>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
         for round in [0, 1] {
-            for (rule, forms) in forms.iter().enumerate() {
+            for (source, forms) in &sources {
                 let forms = if round == 0 { &forms[..1] } else { &forms[1..] };
                 for form in forms {
-                    if seen.insert(form.clone()) {
+                    let at = *index.entry(form.clone()).or_insert_with(|| {
                         patterns.push(form.clone());
-                        pattern_rule.push(rule as u32);
+                        pattern_sources.push(Vec::new());
+                        patterns.len() - 1
+                    });
+                    let taken = &mut pattern_sources[at];
+                    let clash = taken.iter().any(|t| match (t, source) {
+                        (Source::Rule(_), Source::Rule(_)) => true,
+                        (Source::Word { list: a, .. }, Source::Word { list: b, .. }) => a == b,
+                        _ => false,
+                    });
+                    if !clash {
+                        taken.push(*source);
                     }
                 }
             }
         }
         let total: usize = patterns.iter().map(Vec::len).sum();
         let longest_pattern = patterns.iter().map(Vec::len).max().unwrap_or(0);
+        let longest_words = patterns
+            .iter()
+            .map(|p| p.iter().filter(|&&b| b == b' ').count() as u32)
+            .max()
+            .unwrap_or(0);
         let kind = (total <= DFA_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
@@ -66,11 +120,39 @@ impl Screener {
                     format!("the rules do not fit one automaton: {e}"),
                 )
             })?;
+        let list_index: HashMap<&str, u32> = rules
+            .lists
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.name.as_str(), i as u32))
+            .collect();
+        let unless = rules
+            .rules
+            .iter()
+            .map(|r| r.unless.as_deref().map(|name| list_index[name]))
+            .collect();
+        let mut intents: Vec<Compiled> = rules
+            .intents
+            .iter()
+            .enumerate()
+            .map(|(i, intent)| Compiled {
+                intent: i,
+                action: list_index[intent.action.as_str()],
+                subject: intent.subject.as_deref().map(|name| list_index[name]),
+                window: intent.window,
+                ordered: intent.ordered,
+                marks: intent.marks,
+            })
+            .collect();
+        intents.sort_by_key(|c| c.marks.is_none());
         Ok(Screener {
             rules: rules.clone(),
             automaton,
-            pattern_rule,
+            pattern_sources,
             longest_pattern,
+            longest_words,
+            unless,
+            intents,
         })
     }
 
@@ -79,8 +161,8 @@ impl Screener {
         &self.rules
     }
 
-    /// Every rule found in `text`, once per rule, in order of first occurrence; each match
-    /// carries `pointer`.
+    /// Every rule and intent found in `text`, once each, in order of first occurrence; each
+    /// match carries `pointer`.
     pub fn screen_text(&self, text: &str, pointer: &str) -> Vec<Match> {
         let mut out = Vec::new();
         self.screen_into(text, pointer, &mut Scratch::default(), &mut out);
@@ -108,8 +190,12 @@ impl Screener {
             path.push_str(pointer);
             self.walk(value, &mut path, &mut scratch, &mut matches);
         }
-        let mut seen = HashSet::new();
-        matches.retain(|m| seen.insert((m.term.clone(), m.pointer.clone())));
+        // Each string reports a rule once; only documents named twice can repeat a match.
+        let distinct: HashSet<&str> = documents.iter().map(|(pointer, _)| *pointer).collect();
+        if distinct.len() != documents.len() {
+            let mut seen = HashSet::new();
+            matches.retain(|m| seen.insert((m.term.clone(), m.pointer.clone())));
+        }
         let worst = matches.iter().map(|m| m.severity).max();
         Screening {
             verdict: Verdict::for_severity(worst),
@@ -142,26 +228,163 @@ impl Screener {
     }
 
     fn screen_into(&self, text: &str, pointer: &str, scratch: &mut Scratch, out: &mut Vec<Match>) {
-        let Scratch {
-            canon,
-            first_at,
-            found,
-        } = scratch;
-        if first_at.len() != self.rules.rules.len() {
-            first_at.clear();
-            first_at.resize(self.rules.rules.len(), usize::MAX);
+        scratch.canon.normalize(text);
+        scratch.hits.clear();
+        self.find_hits(scratch);
+        if scratch.hits.is_empty() {
+            return;
         }
-        let mut hit = |at: usize, pattern: usize| {
-            let rule = self.pattern_rule[pattern];
-            let first = &mut first_at[rule as usize];
-            if *first == usize::MAX {
-                found.push(rule);
+        scratch.place_hits();
+        if scratch.by_list.len() != self.rules.lists.len() {
+            scratch.by_list.clear();
+            scratch
+                .by_list
+                .resize_with(self.rules.lists.len(), Vec::new);
+        }
+        if scratch.seen.len() != self.rules.rules.len() {
+            scratch.seen.clear();
+            scratch.seen.resize(self.rules.rules.len(), false);
+        }
+        let Scratch {
+            hits,
+            by_list,
+            touched,
+            found,
+            seen,
+            ..
+        } = scratch;
+        for (h, hit) in hits.iter().enumerate() {
+            for source in &self.pattern_sources[hit.pattern as usize] {
+                if let Source::Word { list, word } = *source {
+                    let at = &mut by_list[list as usize];
+                    if at.is_empty() {
+                        touched.push(list);
+                    }
+                    at.push(Occurrence {
+                        hit: h as u32,
+                        word,
+                    });
+                }
             }
-            *first = (*first).min(at);
-        };
-        canon.normalize(text);
+        }
+        // Terms: the first occurrence that no harmless sense excuses.
+        for hit in hits.iter() {
+            let Some(rule) =
+                self.pattern_sources[hit.pattern as usize]
+                    .iter()
+                    .find_map(|s| match s {
+                        Source::Rule(r) => Some(*r),
+                        Source::Word { .. } => None,
+                    })
+            else {
+                continue;
+            };
+            if seen[rule as usize] {
+                continue;
+            }
+            let r = &self.rules.rules[rule as usize];
+            if let Some(unless) = self.unless[rule as usize]
+                && self.near(hits, &by_list[unless as usize], hit, r.within)
+            {
+                continue;
+            }
+            seen[rule as usize] = true;
+            found.push(Found {
+                at: hit.first_word,
+                term: Some(rule),
+                because: None,
+                category: r.category,
+                severity: r.severity,
+                name: None,
+            });
+        }
+        // Intents: the marks first, then every finding with the severity its marks give it.
+        let mut marks: [Option<MarkFound>; 4] = Default::default();
+        for compiled in &self.intents {
+            let Some((at, action, subject)) = self.find_intent(compiled, hits, by_list) else {
+                continue;
+            };
+            let intent = &self.rules.intents[compiled.intent];
+            let word = |o: &Occurrence, list: u32| {
+                self.rules.lists[list as usize].terms[o.word as usize].clone()
+            };
+            let action_word = word(&action, compiled.action);
+            let subject_word = subject.map(|s| word(&s, compiled.subject.unwrap_or_default()));
+            if let Some(kind) = compiled.marks {
+                let slot = &mut marks[kind as usize];
+                if slot.is_none() {
+                    *slot = Some(MarkFound {
+                        kind,
+                        intent: intent.name.clone(),
+                        words: std::iter::once(action_word).chain(subject_word).collect(),
+                    });
+                }
+                continue;
+            }
+            let (Some(category), Some(base)) = (intent.category, intent.severity) else {
+                continue;
+            };
+            let (severity, mark) = [
+                (Mark::Escalator, intent.escalated),
+                (Mark::Info, intent.informational),
+                (Mark::Review, intent.reviewed),
+                (Mark::Everyone, intent.to_everyone),
+            ]
+            .into_iter()
+            .find_map(|(kind, severity)| {
+                let mark = marks[kind as usize].as_ref()?;
+                Some((severity?, Some(mark.clone())))
+            })
+            .unwrap_or((base, None));
+            found.push(Found {
+                at,
+                term: None,
+                because: Some(Because {
+                    action: action_word,
+                    subject: subject_word,
+                    mark,
+                }),
+                category,
+                severity,
+                name: Some(compiled.intent),
+            });
+        }
+        // Text order; at one place, terms in rule-set order, then intents in theirs.
+        found.sort_by_key(|f| (f.at, f.term.is_none(), f.term, f.name));
+        for f in found.iter() {
+            if let Some(rule) = f.term {
+                seen[rule as usize] = false;
+            }
+        }
+        for f in found.drain(..) {
+            let term = match (f.term, f.name) {
+                (Some(rule), _) => self.rules.rules[rule as usize].term.clone(),
+                (None, Some(intent)) => self.rules.intents[intent].name.clone(),
+                (None, None) => continue,
+            };
+            out.push(Match {
+                term,
+                category: f.category,
+                severity: f.severity,
+                pointer: pointer.to_owned(),
+                because: f.because,
+            });
+        }
+        for &list in touched.iter() {
+            by_list[list as usize].clear();
+        }
+        touched.clear();
+    }
+
+    /// Runs the automaton over the normalized text, and over the spelled-out words that a
+    /// one-letter word or a split may hide, into `scratch.hits`.
+    fn find_hits(&self, scratch: &mut Scratch) {
+        let Scratch { canon, hits, .. } = scratch;
+        if hits.capacity() == 0 {
+            hits.reserve(16);
+        }
         for m in self.automaton.find_overlapping_iter(&canon.buf[..]) {
-            hit(m.start(), m.pattern().as_usize());
+            hits.push(Hit::new(m.start(), m.end(), m.pattern().as_usize()));
         }
         // A spelled-out word right after (or before) a real one-letter word, as in
         // "buy a f e n t a n y l", was joined with it ("afentanyi"): try the run again
@@ -195,34 +418,173 @@ impl Screener {
                         .extend_from_slice(&run[skip_lead..run.len() - skip_trail]);
                     canon.probe.push(b' ');
                     for m in self.automaton.find_overlapping_iter(&canon.probe[..]) {
-                        hit(start + skip_lead, m.pattern().as_usize());
+                        // The whole stripped run, placed where the run is.
+                        hits.push(Hit::new(start - 1, end + 1, m.pattern().as_usize()));
                     }
                 }
             }
         }
-        found.sort_unstable_by_key(|&rule| (first_at[rule as usize], rule));
-        for &rule in found.iter() {
-            first_at[rule as usize] = usize::MAX;
-            let rule = &self.rules.rules[rule as usize];
-            out.push(Match {
-                term: rule.term.clone(),
-                category: rule.category,
-                severity: rule.severity,
-                pointer: pointer.to_owned(),
-            });
+        // Two pieces of one word split by a space and spelled with joiners, as in
+        // "p-r.e s_c-ription": try them joined.
+        for &(start, middle, end) in &canon.splits {
+            if end - start > self.longest_pattern + 2 {
+                continue;
+            }
+            canon.probe.clear();
+            canon.probe.push(b' ');
+            canon.probe.extend_from_slice(&canon.buf[start..middle]);
+            canon.probe.extend_from_slice(&canon.buf[middle + 1..end]);
+            canon.probe.push(b' ');
+            for m in self.automaton.find_overlapping_iter(&canon.probe[..]) {
+                if m.start() == 0 && m.end() == canon.probe.len() {
+                    hits.push(Hit::new(start - 1, end + 1, m.pattern().as_usize()));
+                }
+            }
         }
-        found.clear();
     }
+
+    /// The first place where `compiled`'s action and subject stand within its window: the
+    /// word where it starts, and the two occurrences. Both lists are in text order, so one
+    /// pass over the actions and a sliding start in the subjects do it.
+    fn find_intent(
+        &self,
+        compiled: &Compiled,
+        hits: &[Hit],
+        by_list: &[Vec<Occurrence>],
+    ) -> Option<(u32, Occurrence, Option<Occurrence>)> {
+        let actions = &by_list[compiled.action as usize];
+        let first = actions.first()?;
+        let Some(subject) = compiled.subject else {
+            return Some((hits[first.hit as usize].first_word, *first, None));
+        };
+        let subjects = &by_list[subject as usize];
+        let reach = compiled.window + self.longest_words;
+        let mut from = 0;
+        for a in actions {
+            let ha = &hits[a.hit as usize];
+            while from < subjects.len()
+                && hits[subjects[from].hit as usize].first_word + reach < ha.first_word
+            {
+                from += 1;
+            }
+            for s in &subjects[from..] {
+                let hs = &hits[s.hit as usize];
+                if hs.first_word > ha.last_word + compiled.window + 1 {
+                    break;
+                }
+                if s.hit == a.hit || (compiled.ordered && hs.first_word < ha.first_word) {
+                    continue;
+                }
+                if gap(ha, hs) <= compiled.window {
+                    return Some((ha.first_word.min(hs.first_word), *a, Some(*s)));
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether a word of `list` stands within `window` words of `hit`.
+    fn near(&self, hits: &[Hit], list: &[Occurrence], hit: &Hit, window: u32) -> bool {
+        let reach = window + self.longest_words;
+        let from =
+            list.partition_point(|o| hits[o.hit as usize].first_word + reach < hit.first_word);
+        list[from..]
+            .iter()
+            .map(|o| &hits[o.hit as usize])
+            .take_while(|h| h.first_word <= hit.last_word + window + 1)
+            .any(|h| gap(h, hit) <= window)
+    }
+}
+
+/// How many words stand between two hits (0 when they touch or overlap).
+fn gap(a: &Hit, b: &Hit) -> u32 {
+    if a.last_word < b.first_word {
+        b.first_word - a.last_word - 1
+    } else if b.last_word < a.first_word {
+        a.first_word - b.last_word - 1
+    } else {
+        0
+    }
+}
+
+/// One pattern found in the normalized text.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    /// Byte offsets of the pattern (with its spaces) in the normalized text.
+    start: usize,
+    end: usize,
+    pattern: u32,
+    /// The words it covers, counted from the start of the text.
+    first_word: u32,
+    last_word: u32,
+}
+
+impl Hit {
+    fn new(start: usize, end: usize, pattern: usize) -> Hit {
+        Hit {
+            start,
+            end,
+            pattern: pattern as u32,
+            first_word: 0,
+            last_word: 0,
+        }
+    }
+}
+
+/// A list word found: which hit, and which word of the list.
+#[derive(Debug, Clone, Copy)]
+struct Occurrence {
+    hit: u32,
+    word: u32,
+}
+
+/// A term or an intent found in one string, before it becomes a [`Match`].
+struct Found {
+    at: u32,
+    term: Option<u32>,
+    name: Option<usize>,
+    because: Option<Because>,
+    category: super::Category,
+    severity: super::Severity,
 }
 
 /// Buffers reused across the strings of one call.
 #[derive(Default)]
 struct Scratch {
     canon: Canon,
-    /// Rule index → where it first matched in the normalized text (`usize::MAX`: not yet).
-    first_at: Vec<usize>,
-    /// The rules matched so far, in the order found.
-    found: Vec<u32>,
+    hits: Vec<Hit>,
+    /// List index → its words found in the current string.
+    by_list: Vec<Vec<Occurrence>>,
+    /// The lists with words in `by_list`.
+    touched: Vec<u32>,
+    found: Vec<Found>,
+    /// Rule index → already found in the current string.
+    seen: Vec<bool>,
+}
+
+impl Scratch {
+    /// Sorts the hits by position and counts the words before each.
+    fn place_hits(&mut self) {
+        self.hits.sort_unstable_by_key(|h| (h.start, h.end));
+        let buf = &self.canon.buf;
+        let (mut pos, mut words) = (0usize, 0u32);
+        let count_to = |to: usize, pos: &mut usize, words: &mut u32| {
+            if to > *pos {
+                *words += buf[*pos..to].iter().filter(|&&b| b == b' ').count() as u32;
+                *pos = to;
+            }
+        };
+        for hit in self.hits.iter_mut() {
+            // The pattern's leading space is the one before its first word.
+            count_to(hit.start + 1, &mut pos, &mut words);
+            hit.first_word = words;
+            let inner = buf[hit.start + 1..hit.end - 1]
+                .iter()
+                .filter(|&&b| b == b' ')
+                .count() as u32;
+            hit.last_word = words + inner;
+        }
+    }
 }
 
 /// Appends `key` escaped as an RFC 6901 reference token.
@@ -236,19 +598,31 @@ fn push_escaped(path: &mut String, key: &str) {
     }
 }
 
-/// The patterns for one term, its own form first: `" term "`, plus its words run together,
-/// its joiners read as spaces ("self-harm" → "self harm"), and the plurals of each.
+/// The patterns for one rule's term, its own form first: `" term "`, plus its words run
+/// together, its joiners read as spaces ("self-harm" → "self harm"), and the plurals of each.
 fn term_patterns(canon: &mut Canon, term: &str) -> Vec<Vec<u8>> {
+    patterns(canon, term, true)
+}
+
+/// The patterns for a list word: as for a term, but a phrase is not also tried with its words
+/// run together: lists hold thousands of phrases, and every form is a pattern of the automaton.
+fn word_patterns(canon: &mut Canon, term: &str) -> Vec<Vec<u8>> {
+    patterns(canon, term, false)
+}
+
+fn patterns(canon: &mut Canon, term: &str, run_together: bool) -> Vec<Vec<u8>> {
     let mut bases = vec![canon.normalize_term(term, false)];
     let split = canon.normalize_term(term, true);
     if !bases.contains(&split) {
         bases.push(split);
     }
-    for i in 0..bases.len() {
-        if bases[i].contains(&b' ') {
-            let joined: Vec<u8> = bases[i].iter().copied().filter(|&b| b != b' ').collect();
-            if !bases.contains(&joined) {
-                bases.push(joined);
+    if run_together {
+        for i in 0..bases.len() {
+            if bases[i].contains(&b' ') {
+                let joined: Vec<u8> = bases[i].iter().copied().filter(|&b| b != b' ').collect();
+                if !bases.contains(&joined) {
+                    bases.push(joined);
+                }
             }
         }
     }

@@ -59,13 +59,7 @@ impl Screenings {
     /// [`RULES_REFRESH`](super::RULES_REFRESH).
     pub async fn set_rules(&self, who: &Principal, rules: Value) -> Result<RuleSet> {
         who.require_admin()?;
-        let rules: RuleSet = serde_json::from_value(rules).map_err(|e| {
-            Error::violations(
-                "validation_failed",
-                "the rule set is not in the expected shape",
-                vec![Violation::new("/rules", e.to_string())],
-            )
-        })?;
+        let rules = RuleSet::from_json(rules)?;
         let screener = Screener::new(&rules)?;
         let stored = serde_json::to_value(&rules).map_err(|e| Error::internal(e.to_string()))?;
         self.settings.put_setting(RULES_KEY, &stored).await?;
@@ -75,7 +69,11 @@ impl Screenings {
                 Actor::Admin,
                 "screening.rules_replaced",
                 None,
-                json!({"rules": rules.rules.len()}),
+                json!({
+                    "rules": rules.rules.len(),
+                    "lists": rules.lists.len(),
+                    "intents": rules.intents.len(),
+                }),
             )
             .await?;
         Ok(rules)

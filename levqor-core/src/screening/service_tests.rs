@@ -175,10 +175,10 @@ impl World {
 async fn free_text_gets_the_verdict_of_its_worst_match() {
     let w = world();
     let cases = [
-        ("I need a divorce lawyer", Verdict::Warn, 2),
+        ("I need a divorce lawyer", Verdict::Warn, 3),
         ("I saw my doctor", Verdict::Allow, 1),
         ("renew my oxycodone", Verdict::Hold, 1),
-        ("my doctor says how to launder money", Verdict::Block, 2),
+        ("my doctor says how to launder money", Verdict::Block, 3),
         ("lovely weather today", Verdict::Allow, 0),
     ];
     for (text, verdict, matches) in cases {
@@ -189,7 +189,10 @@ async fn free_text_gets_the_verdict_of_its_worst_match() {
     }
     let divorce = w.s.screen_text("I need a divorce lawyer").await.unwrap();
     let found: Vec<_> = divorce.matches.iter().map(|m| m.term.as_str()).collect();
-    assert_eq!(found, ["divorce", "lawyer"]);
+    assert_eq!(
+        found,
+        ["divorce", "legal.matter_for_a_professional", "lawyer"]
+    );
     assert!(
         divorce
             .matches
@@ -237,7 +240,7 @@ async fn a_new_rule_set_is_used_at_once_by_the_stage_and_the_service_and_is_audi
         (record.actor, record.subject.as_deref()),
         (Actor::Admin, None)
     );
-    assert_eq!(record.detail, json!({"rules": 4}));
+    assert_eq!(record.detail, json!({"rules": 4, "lists": 0, "intents": 0}));
 
     let screening = w.s.screen_text("one sprocket please").await.unwrap();
     assert_eq!(screening.verdict, Verdict::Warn);
@@ -266,8 +269,11 @@ async fn a_bad_rule_set_is_refused_with_every_violation_and_changes_nothing() {
     let at = ["/rules/0/term", "/rules/1/term", "/rules/3/term"];
     assert_eq!(pointers(w.s.set_rules(ADMIN, bad).await), at);
     let astrology = rule_set(&[("x", "astrology", "low")]);
-    assert_eq!(pointers(w.s.set_rules(ADMIN, astrology).await), ["/rules"]);
-    assert_eq!(pointers(w.s.set_rules(ADMIN, json!([1])).await), ["/rules"]);
+    assert_eq!(
+        pointers(w.s.set_rules(ADMIN, astrology).await),
+        ["/rules/0/category"]
+    );
+    assert_eq!(pointers(w.s.set_rules(ADMIN, json!([1])).await), ["/0"]);
 
     let expected: RuleSet = serde_json::from_value(custom()).unwrap();
     assert_eq!(w.s.rules(ADMIN).await.unwrap(), expected);
