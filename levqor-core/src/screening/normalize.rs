@@ -96,16 +96,42 @@ fn is_joiner(c: char) -> bool {
     )
 }
 
-/// Cyrillic and Greek lowercase letters that look like a Latin one ("раураl").
+/// Cyrillic and Greek capitals that look like a Latin capital, read before lowercasing: the
+/// Greek capital eta "Η" is an "h" to the eye, while its lowercase "η" looks like an "n".
+fn latin_capital_look_alike(c: char) -> Option<u8> {
+    Some(match c {
+        'Α' | 'А' => b'a',
+        'Β' | 'В' => b'b',
+        'Ϲ' | 'С' => b'c',
+        'Ε' | 'Е' => b'e',
+        'Η' | 'Н' => b'h',
+        'Ι' | 'І' | 'Ӏ' => b'i',
+        'Ј' => b'j',
+        'Κ' | 'К' => b'k',
+        'Μ' | 'М' => b'm',
+        'Ν' => b'n',
+        'Ο' | 'О' => b'o',
+        'Ρ' | 'Р' => b'p',
+        'Ѕ' => b's',
+        'Τ' | 'Т' => b't',
+        'Υ' | 'Ү' => b'y',
+        'Χ' | 'Х' => b'x',
+        'Ζ' => b'z',
+        _ => return None,
+    })
+}
+
+/// Cyrillic, Greek and Latin-extension lowercase letters that look like a Latin one
+/// ("раураl").
 fn latin_look_alike(c: char) -> Option<u8> {
     Some(match c {
-        'а' | 'α' => b'a',
+        'а' | 'α' | 'ɑ' => b'a',
         'в' | 'β' => b'b',
         'с' | 'ϲ' => b'c',
         'ԁ' => b'd',
         'е' | 'ε' => b'e',
         'һ' | 'н' => b'h',
-        'і' | 'ι' | 'ӏ' => b'i',
+        'і' | 'ι' | 'ӏ' | 'ı' | 'ɩ' | 'ɪ' => b'i',
         'ј' => b'j',
         'к' | 'κ' => b'k',
         'м' => b'm',
@@ -118,7 +144,11 @@ fn latin_look_alike(c: char) -> Option<u8> {
         'ν' => b'v',
         'ԝ' => b'w',
         'х' | 'χ' => b'x',
-        'у' | 'γ' => b'y',
+        'у' | 'γ' | 'ү' | 'ʏ' => b'y',
+        'ɡ' | 'ց' => b'g',
+        'ԛ' => b'q',
+        'ѵ' => b'v',
+        'ɴ' => b'n',
         _ => return None,
     })
 }
@@ -510,6 +540,9 @@ impl Fold {
         }
         if is_joiner(d) {
             return Fold::Joiner;
+        }
+        if let Some(latin) = latin_capital_look_alike(d) {
+            return Fold::Ascii(latin);
         }
         let mut lower = d.to_lowercase();
         let (Some(e), None) = (lower.next(), lower.next()) else {

@@ -456,3 +456,298 @@ fn hostile_unicode_never_panics() {
         }
     }
 }
+
+/// A small rule set with every kind of intent and mark.
+fn intent_rules() -> RuleSet {
+    RuleSet::from_json(json!({
+        "rules": [
+            {"term": "dose", "category": "medical", "severity": "medium",
+             "unless": "dose_senses", "within": 3}
+        ],
+        "lists": [
+            {"name": "act", "terms": ["prescribe", "stop taking"]},
+            {"name": "drug", "terms": ["insulin", "warfarin"]},
+            {"name": "no", "terms": ["no", "without"]},
+            {"name": "pro", "terms": ["doctor"]},
+            {"name": "review", "terms": ["to review"]},
+            {"name": "info", "terms": ["in general"]},
+            {"name": "all", "terms": ["every caller"]},
+            {"name": "dose_senses", "terms": ["humour"]}
+        ],
+        "intents": [
+            {"name": "removed", "action": "no", "subject": "pro", "window": 2,
+             "ordered": true, "marks": "escalator"},
+            {"name": "reviewed", "action": "review", "marks": "review"},
+            {"name": "general", "action": "info", "marks": "info"},
+            {"name": "everyone", "action": "all", "marks": "everyone"},
+            {"name": "med.treat", "action": "act", "subject": "drug", "window": 3,
+             "category": "medical", "severity": "high", "escalated": "critical",
+             "reviewed": "medium", "informational": "low", "to_everyone": "critical"}
+        ]
+    }))
+    .expect("valid rule set")
+}
+
+/// The intent matches of `text`: (name, severity, action, subject, mark intent).
+fn intents(s: &Screener, text: &str) -> Vec<(String, Severity, String, String, String)> {
+    s.screen_text(text, "/t")
+        .into_iter()
+        .filter_map(|m| {
+            let b = m.because?;
+            Some((
+                m.term,
+                m.severity,
+                b.action,
+                b.subject.unwrap_or_default(),
+                b.mark.map(|k| k.intent).unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+fn found(
+    name: &str,
+    severity: Severity,
+    action: &str,
+    subject: &str,
+    mark: &str,
+) -> Vec<(String, Severity, String, String, String)> {
+    vec![(
+        name.into(),
+        severity,
+        action.into(),
+        subject.into(),
+        mark.into(),
+    )]
+}
+
+#[test]
+fn an_intent_is_an_action_and_a_subject_within_its_window_either_way_round() {
+    let s = Screener::new(&intent_rules()).unwrap();
+    let high = found("med.treat", Severity::High, "prescribe", "insulin", "");
+    assert_eq!(intents(&s, "Prescribe insulin"), high);
+    assert_eq!(intents(&s, "prescribe the basal acting insulin"), high);
+    assert_eq!(
+        intents(&s, "insulin: prescribe it"),
+        found("med.treat", Severity::High, "prescribe", "insulin", "")
+    );
+    // Four words between is beyond a window of three.
+    assert!(intents(&s, "prescribe one two three four insulin").is_empty());
+    // A subject or an action alone is no intent.
+    assert!(intents(&s, "insulin prices went up").is_empty());
+    assert!(intents(&s, "prescribe rest and water").is_empty());
+    // Each intent is reported once per string, at its first place.
+    let twice = s.screen_text("prescribe insulin, then prescribe warfarin", "/t");
+    assert_eq!(twice.len(), 1);
+    // Intents see through disguises like terms do.
+    assert_eq!(intents(&s, "p-r-e-s-c-r-i-b-e 1nsul1n"), high);
+}
+
+#[test]
+fn marks_set_the_severity_escalator_first_then_info_review_and_everyone() {
+    let s = Screener::new(&intent_rules()).unwrap();
+    let treat = |severity, mark: &str| found("med.treat", severity, "prescribe", "insulin", mark);
+    assert_eq!(
+        intents(&s, "prescribe insulin, no doctor needed"),
+        treat(Severity::Critical, "removed")
+    );
+    assert_eq!(
+        intents(&s, "prescribe insulin for the doctor to review"),
+        treat(Severity::Medium, "reviewed")
+    );
+    assert_eq!(
+        intents(
+            &s,
+            "prescribe insulin for the doctor to review, no doctor needed"
+        ),
+        treat(Severity::Critical, "removed")
+    );
+    assert_eq!(
+        intents(&s, "in general, prescribe insulin for the doctor to review"),
+        treat(Severity::Low, "general")
+    );
+    assert_eq!(
+        intents(&s, "prescribe insulin to every caller"),
+        treat(Severity::Critical, "everyone")
+    );
+    // An ordered mark needs its action first: "the doctor said no" removes no one.
+    assert_eq!(
+        intents(&s, "prescribe insulin as the doctor said no"),
+        treat(Severity::High, "")
+    );
+    // The explanation names the mark's words, as written in the lists.
+    let m = &s.screen_text("Prescribe insulin WITHOUT a doctor", "/input/step")[0];
+    assert_eq!(m.pointer, "/input/step");
+    assert_eq!(m.category, Category::Medical);
+    let mark = m.because.as_ref().unwrap().mark.as_ref().unwrap();
+    assert_eq!(mark.kind, Mark::Escalator);
+    assert_eq!(mark.words, ["without", "doctor"]);
+}
+
+#[test]
+fn a_harmless_sense_near_a_term_excuses_it_and_only_near_it() {
+    let s = Screener::new(&intent_rules()).unwrap();
+    assert!(terms(&s, "add a dose of humour to the newsletter").is_empty());
+    assert!(terms(&s, "humour: a daily dose").is_empty());
+    assert_eq!(terms(&s, "check the dose twice"), ["dose"]);
+    assert_eq!(
+        terms(&s, "humour aside, one two three four, the dose is wrong"),
+        ["dose"]
+    );
+    // One excused place does not excuse another.
+    assert_eq!(
+        terms(&s, "a dose of humour, then check the insulin dose"),
+        ["dose"]
+    );
+}
+
+#[test]
+fn validate_reports_every_violation_of_lists_and_intents_with_its_pointer() {
+    let rules = RuleSet::from_json(json!({
+        "rules": [{"term": "dose", "category": "medical", "severity": "medium",
+                   "unless": "missing", "within": 51}],
+        "lists": [
+            {"name": "act", "terms": ["prescribe", "PRESCRIBE", "--"]},
+            {"name": "act", "terms": ["x"]},
+            {"name": " ", "terms": []}
+        ],
+        "intents": [
+            {"name": "a", "action": "act", "subject": "nowhere", "window": 99,
+             "marks": "review", "category": "medical", "severity": "high"},
+            {"name": "a", "action": "act"}
+        ]
+    }))
+    .expect("the shape is right");
+    let err = rules.validate().expect_err("invalid");
+    let pointers: Vec<&str> = err.violations.iter().map(|v| v.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/lists/0/terms/1",
+            "/lists/0/terms/2",
+            "/lists/1/name",
+            "/lists/2/name",
+            "/rules/0/unless",
+            "/rules/0/within",
+            "/intents/0/subject",
+            "/intents/0/window",
+            "/intents/0/category",
+            "/intents/0/severity",
+            "/intents/1/name",
+            "/intents/1/category",
+            "/intents/1/severity",
+        ]
+    );
+    assert_eq!(err.code, "validation_failed");
+}
+
+#[test]
+fn a_rule_set_of_the_wrong_shape_is_refused_with_the_pointer_of_the_field() {
+    let pointer = |doc: serde_json::Value| {
+        let err = RuleSet::from_json(doc).expect_err("wrong shape");
+        assert_eq!(err.code, "validation_failed");
+        err.violations[0].pointer.clone()
+    };
+    assert_eq!(
+        pointer(json!({"rules": [], "intents": [{"name": "a", "action": "b", "marks": "loud"}]})),
+        "/intents/0/marks"
+    );
+    assert_eq!(
+        pointer(json!({"rules": [], "lists": [{"name": "a", "terms": [1]}]})),
+        "/lists/0/terms/0"
+    );
+    assert_eq!(pointer(json!({"rules": [], "intnets": []})), "/intnets");
+    assert_eq!(
+        pointer(
+            json!({"rules": [{"term": "x", "category": "legal", "severity": "low", "sense": "y"}]})
+        ),
+        "/rules/0/sense"
+    );
+}
+
+#[test]
+fn letters_split_by_hyphens_underscores_or_a_mix_are_read_as_one_word() {
+    let s = default_screener();
+    for text in [
+        "f-e-n-t-a-n-y-l",
+        "f_e_n_t_a_n_y_l",
+        "f-e.n_t*a-n.y_l",
+        "F - E - N - T - A - N - Y - L",
+        "fen-tan_yl",
+        "fen-ta nyl",
+        "f-e-n t_a_n-y-l",
+    ] {
+        assert!(
+            terms(&s, text).contains(&"fentanyl".to_owned()),
+            "{text:?}: {:?}",
+            terms(&s, text)
+        );
+    }
+    assert!(terms(&s, "forge a p-r.e s_c-ription").contains(&"prescription".to_owned()));
+}
+
+#[test]
+fn capitals_and_letters_of_other_scripts_that_look_latin_are_read_as_latin() {
+    let s = default_screener();
+    // Greek capitals Η Ε Ι Ο, Cyrillic capitals Н Е О, dotless ı, Latin small capital ɪ.
+    for text in ["ΗΕRΟΙΝ", "НЕRОIN", "herıon heroın", "hеrоɪn"] {
+        assert!(
+            terms(&s, text).contains(&"heroin".to_owned()),
+            "{text:?}: {:?}",
+            terms(&s, text)
+        );
+    }
+}
+
+#[test]
+fn joining_split_pieces_finds_no_word_across_real_word_boundaries() {
+    let s = default_screener();
+    for text in [
+        "Send the slides to D. O. S. Evans at the design agency.",
+        "Send the agenda to Dr. U. G. Smith and the post-doc fellows.",
+        "E-mail the re-order form to the warehouse manager.",
+        "Send the U.S.-based team the revised meeting times.",
+        "Re-run the data-import job for the e-commerce store.",
+        "Attach the P.O. number to the re-issued invoice.",
+    ] {
+        let found = s.screen_text(text, "/t");
+        assert!(
+            found.iter().all(|m| m.severity == Severity::Low),
+            "{text:?}: {found:?}"
+        );
+    }
+    assert_eq!(normalized("pre-scrip tion"), " prescrip tion ");
+}
+
+#[test]
+fn the_default_rules_read_intent() {
+    let s = default_screener();
+    let verdict = |text: &str| {
+        Verdict::for_severity(s.screen_text(text, "/t").iter().map(|m| m.severity).max())
+    };
+    for text in [
+        "Automatically prescribe oxycodone to every caller who asks.",
+        "Tell people what insulin dose to inject from their glucose reading, no doctor needed.",
+        "Diagnose the caller's chest pain and tell them to skip the doctor.",
+        "Act as the customer's attorney and sign the settlement on their behalf.",
+        "Promise every investor guaranteed monthly returns of 8%.",
+    ] {
+        assert_eq!(verdict(text), Verdict::Block, "{text}");
+    }
+    for text in [
+        "Include each subscriber's zodiac sign in the horoscope newsletter.",
+        "Our prescription for growth: more webinars.",
+        "Add a dose of humour to the intro of Monday's newsletter.",
+        "Diagnose the build failure from the CI logs.",
+    ] {
+        assert!(
+            matches!(verdict(text), Verdict::Allow | Verdict::Warn),
+            "{text}: {:?}",
+            s.screen_text(text, "/t")
+        );
+    }
+    assert_eq!(
+        verdict("Draft the insulin dose change for the doctor to review."),
+        Verdict::Hold
+    );
+}
