@@ -298,7 +298,9 @@ levqor_status levqor_objection_set(struct levqor_t *lq,
 /**
  * Screens `text` with the rules in force (those `levqor serve` and every node share): the
  * verdict to `*out_verdict` and, when `out_json` is not NULL, `{"verdict", "matches": [{"term",
- * "category", "severity", "pointer"}]}` as JSON. Needs no key; screening is not metered.
+ * "category", "severity", "pointer", "because"}]}` as JSON, where an intent's `because` holds
+ * its `action` and `subject` words and the `mark` that set its severity. Needs no key;
+ * screening is not metered.
  *
  * # Safety
  * `lq` as for `levqor_close`; `text` a NUL-terminated string; `out_verdict` writable;

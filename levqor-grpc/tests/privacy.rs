@@ -624,7 +624,7 @@ async fn the_compliance_dashboard_and_the_audit_log() {
     assert_eq!(screening.verdicts.get("block"), Some(&1));
     assert_eq!(
         json(&screening.matches_by_category_and_severity.unwrap()),
-        json!({"financial": {"critical": 1.0}})
+        json!({"financial": {"critical": 2.0}})
     );
     assert_eq!((d.exports, d.erasures, d.legal_holds), (1, 1, 1));
 

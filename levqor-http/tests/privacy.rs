@@ -979,8 +979,8 @@ async fn screening_blocks_holds_warns_and_refusals_can_be_appealed() {
         .await;
     assert_eq!(d.body["screening"]["verdicts"]["block"], 1, "{:?}", d.body);
     assert_eq!(
-        d.body["screening"]["matches_by_category_and_severity"]["financial"]["critical"],
-        1
+        d.body["screening"]["matches_by_category_and_severity"]["financial"]["critical"], 2,
+        "\"launder money\" and \"launder\""
     );
 }
 
@@ -1013,6 +1013,93 @@ async fn admins_replace_the_screening_rules() {
         r.body["rules"][0]["term"], "quantum widget",
         "a refused set changes nothing"
     );
+}
+
+#[tokio::test]
+async fn intent_rules_refuse_by_what_a_text_asks_and_say_why() {
+    let api = api();
+    let (_, key) = api.user("intent@example.com").await;
+    let rules = json!({
+        "rules": [{"term": "dose", "category": "medical", "severity": "medium",
+                   "unless": "dose_senses", "within": 3}],
+        "lists": [
+            {"name": "act", "terms": ["prescribe"]},
+            {"name": "drug", "terms": ["insulin"]},
+            {"name": "all", "terms": ["every caller"]},
+            {"name": "dose_senses", "terms": ["humour"]}
+        ],
+        "intents": [
+            {"name": "everyone", "action": "all", "marks": "everyone"},
+            {"name": "medical.prescribes", "action": "act", "subject": "drug", "window": 3,
+             "category": "medical", "severity": "high", "to_everyone": "critical"}
+        ]
+    });
+    let r = api
+        .call(
+            "PUT",
+            "/v1/admin/screening/rules",
+            Some(ADMIN),
+            Some(rules.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["intents"][1]["to_everyone"], "critical");
+    let r = api
+        .submit(
+            &key,
+            log_workflow("Prescribe insulin to every caller"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["code"], "high_risk_content", "{:?}", r.body);
+    let found = &r.body["screening"]["matches"][0];
+    assert_eq!(found["term"], "medical.prescribes");
+    assert_eq!(found["pointer"], "/workflow/steps/0/message");
+    assert_eq!(found["because"]["action"], "prescribe");
+    assert_eq!(found["because"]["subject"], "insulin");
+    assert_eq!(found["because"]["mark"]["kind"], "everyone");
+    assert_eq!(found["because"]["mark"]["words"], json!(["every caller"]));
+    let r = api
+        .submit(&key, log_workflow("Prescribe insulin"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["status"], "awaiting_approval", "held: {:?}", r.body);
+    let r = api
+        .call(
+            "POST",
+            "/v1/screen",
+            Some(&key),
+            Some(json!({"text": "a dose of humour"})),
+        )
+        .await;
+    assert_eq!(r.body["verdict"], "allow", "{:?}", r.body);
+    // Every violation, each at its pointer; nothing changes.
+    let mut bad = rules;
+    bad["intents"][1]["subject"] = json!("drugs");
+    bad["intents"][1]["window"] = json!(500);
+    bad["lists"][1]["terms"] = json!(["insulin", "INSULIN"]);
+    let r = api
+        .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(bad))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let pointers: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/lists/1/terms/1",
+            "/intents/1/subject",
+            "/intents/1/window"
+        ]
+    );
+    let r = api
+        .call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
+        .await;
+    assert_eq!(r.body["intents"][1]["subject"], "drug", "nothing changed");
 }
 
 #[tokio::test]

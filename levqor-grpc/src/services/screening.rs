@@ -29,17 +29,11 @@ impl pb::screening_service_server::ScreeningService for Screening {
 
     async fn set_rules(&self, req: Request<pb::SetRulesRequest>) -> Reply<pb::RuleSet> {
         authed(&self.0, req, |who, r| async move {
-            // Every field as sent, empty ones included, so the core names a blank term.
-            let rules: Vec<Value> = r
-                .rules
-                .into_iter()
-                .map(|r| json!({"term": r.term, "category": r.category, "severity": r.severity}))
-                .collect();
             message(
                 &self
                     .0
                     .screenings()
-                    .set_rules(&who, json!({ "rules": rules }))
+                    .set_rules(&who, rule_set_document(r))
                     .await?,
             )
         })
@@ -81,5 +75,54 @@ impl pb::screening_service_server::ScreeningService for Screening {
             message(&decision)
         })
         .await
+    }
+}
+
+/// The request as the core's rule set document: every field as sent, empty ones included (so
+/// the core names a blank term), unset optional ones left out (so their defaults apply).
+fn rule_set_document(r: pb::SetRulesRequest) -> Value {
+    let rules: Vec<Value> = r
+        .rules
+        .into_iter()
+        .map(|r| {
+            let mut rule = json!({"term": r.term, "category": r.category, "severity": r.severity});
+            put(&mut rule, "unless", r.unless.map(Value::from));
+            put(&mut rule, "within", r.within.map(Value::from));
+            rule
+        })
+        .collect();
+    let lists: Vec<Value> = r
+        .lists
+        .into_iter()
+        .map(|l| json!({"name": l.name, "terms": l.terms}))
+        .collect();
+    let intents: Vec<Value> = r
+        .intents
+        .into_iter()
+        .map(|i| {
+            let mut intent = json!({"name": i.name, "action": i.action, "ordered": i.ordered});
+            for (field, value) in [
+                ("subject", i.subject),
+                ("marks", i.marks),
+                ("category", i.category),
+                ("severity", i.severity),
+                ("escalated", i.escalated),
+                ("informational", i.informational),
+                ("reviewed", i.reviewed),
+                ("to_everyone", i.to_everyone),
+            ] {
+                put(&mut intent, field, value.map(Value::from));
+            }
+            put(&mut intent, "window", i.window.map(Value::from));
+            intent
+        })
+        .collect();
+    json!({"rules": rules, "lists": lists, "intents": intents})
+}
+
+/// Sets `field` of the object `doc` when there is a value.
+fn put(doc: &mut Value, field: &str, value: Option<Value>) {
+    if let (Some(object), Some(value)) = (doc.as_object_mut(), value) {
+        object.insert(field.to_owned(), value);
     }
 }
