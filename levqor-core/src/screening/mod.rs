@@ -52,6 +52,7 @@
 //! ```
 
 mod area;
+mod matcher;
 mod normalize;
 mod rules;
 mod screener;

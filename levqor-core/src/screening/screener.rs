@@ -1,28 +1,24 @@
-//! The [`Screener`]: one Aho-Corasick automaton over every normalized term, run over the
-//! normalized text of every string in the screened documents.
+//! The [`Screener`]: every normalized term and list word, found in the normalized text of every
+//! string in the screened documents, then the intents over them.
 
+use super::matcher::{Matcher, Word};
 use super::normalize::{Canon, is_one_letter_word};
 use super::{Because, Mark, MarkFound, Match, RuleSet, Screening, Verdict};
-use crate::error::{Error, Result};
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use crate::error::Result;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-/// Rule sets whose patterns add up to at most this many bytes get a full DFA (fastest); larger
-/// ones let the crate pick a smaller automaton.
-const DFA_PATTERN_BYTES: usize = 64 * 1024;
-
-/// A compiled, immutable rule set: one Aho-Corasick automaton over every normalized term and
-/// list word. `Send + Sync`; build it once and share it in an `Arc`.
+/// A compiled, immutable rule set: every normalized term and list word in one word matcher,
+/// and the intents over them. `Send + Sync`; build it once and share it in an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Screener {
     rules: RuleSet,
-    automaton: AhoCorasick,
+    matcher: Matcher,
     /// Pattern id → what it stands for: at most one rule, and the list words it is.
     pattern_sources: Vec<Vec<Source>>,
-    /// Length in bytes of the longest pattern.
-    longest_pattern: usize,
+    /// Length in bytes of the longest one-word pattern.
+    longest_word: usize,
     /// Words in the longest pattern.
     longest_words: u32,
     /// Rule index → the list of its harmless senses, by index.
@@ -100,26 +96,18 @@ impl Screener {
                 }
             }
         }
-        let total: usize = patterns.iter().map(Vec::len).sum();
-        let longest_pattern = patterns.iter().map(Vec::len).max().unwrap_or(0);
-        let longest_words = patterns
+        let longest_word = patterns
             .iter()
-            .map(|p| p.iter().filter(|&&b| b == b' ').count() as u32)
+            .filter(|p| p[1..p.len() - 1].iter().all(|&b| b != b' '))
+            .map(|p| p.len() - 2)
             .max()
             .unwrap_or(0);
-        let kind = (total <= DFA_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            // Every pattern starts with a space, so a prefilter would stop at every word.
-            .prefilter(false)
-            .build(&patterns)
-            .map_err(|e| {
-                Error::invalid(
-                    "rule_set_too_large",
-                    format!("the rules do not fit one automaton: {e}"),
-                )
-            })?;
+        let longest_words = patterns
+            .iter()
+            .map(|p| p.iter().filter(|&&b| b == b' ').count() as u32 - 1)
+            .max()
+            .unwrap_or(0);
+        let matcher = Matcher::new(&patterns);
         let list_index: HashMap<&str, u32> = rules
             .lists
             .iter()
@@ -147,9 +135,9 @@ impl Screener {
         intents.sort_by_key(|c| c.marks.is_none());
         Ok(Screener {
             rules: rules.clone(),
-            automaton,
+            matcher,
             pattern_sources,
-            longest_pattern,
+            longest_word,
             longest_words,
             unless,
             intents,
@@ -234,7 +222,9 @@ impl Screener {
         if scratch.hits.is_empty() {
             return;
         }
-        scratch.place_hits();
+        scratch
+            .hits
+            .sort_unstable_by_key(|h| (h.first_word, h.last_word, h.pattern));
         if scratch.by_list.len() != self.rules.lists.len() {
             scratch.by_list.clear();
             scratch
@@ -376,25 +366,44 @@ impl Screener {
         touched.clear();
     }
 
-    /// Runs the automaton over the normalized text, and over the spelled-out words that a
+    /// Finds every pattern in the normalized text, and in the spelled-out words that a
     /// one-letter word or a split may hide, into `scratch.hits`.
     fn find_hits(&self, scratch: &mut Scratch) {
-        let Scratch { canon, hits, .. } = scratch;
-        if hits.capacity() == 0 {
-            hits.reserve(16);
+        let Scratch {
+            canon, hits, words, ..
+        } = scratch;
+        self.matcher.words(&canon.buf, words);
+        self.matcher.find(words, |first_word, last_word, pattern| {
+            hits.push(Hit {
+                first_word,
+                last_word,
+                pattern,
+            })
+        });
+        if canon.runs.is_empty() && canon.splits.is_empty() {
+            return;
         }
-        for m in self.automaton.find_overlapping_iter(&canon.buf[..]) {
-            hits.push(Hit::new(m.start(), m.end(), m.pattern().as_usize()));
-        }
+        // The word that starts at `start` in the normalized text.
+        let word_at = |start: usize| words.partition_point(|w| (w.start as usize) < start) as u32;
+        let probe = |word: &[u8], first_word: u32, last_word: u32, hits: &mut Vec<Hit>| {
+            for &pattern in self.matcher.single(word) {
+                hits.push(Hit {
+                    first_word,
+                    last_word,
+                    pattern,
+                });
+            }
+        };
         // A spelled-out word right after (or before) a real one-letter word, as in
         // "buy a f e n t a n y l", was joined with it ("afentanyi"): try the run again
-        // without its leading and trailing "a"/"i" letters. A run holds no space, so only a
-        // whole stripped run can match, and one longer than every pattern cannot.
+        // without its leading and trailing "a"/"i" letters. A run is one word, so only a
+        // one-word pattern can match it, and not one shorter than the run less six letters.
         for &(start, end) in &canon.runs {
             let run = &canon.buf[start..end];
-            if run.len() > self.longest_pattern + 6 {
+            if run.len() > self.longest_word + 6 {
                 continue;
             }
+            let at = word_at(start);
             let lead = run
                 .iter()
                 .take(3)
@@ -411,35 +420,21 @@ impl Screener {
                     if (skip_lead, skip_trail) == (0, 0) || skip_lead + skip_trail >= run.len() {
                         continue;
                     }
-                    canon.probe.clear();
-                    canon.probe.push(b' ');
-                    canon
-                        .probe
-                        .extend_from_slice(&run[skip_lead..run.len() - skip_trail]);
-                    canon.probe.push(b' ');
-                    for m in self.automaton.find_overlapping_iter(&canon.probe[..]) {
-                        // The whole stripped run, placed where the run is.
-                        hits.push(Hit::new(start - 1, end + 1, m.pattern().as_usize()));
-                    }
+                    probe(&run[skip_lead..run.len() - skip_trail], at, at, hits);
                 }
             }
         }
         // Two pieces of one word split by a space and spelled with joiners, as in
-        // "p-r.e s_c-ription": try them joined.
+        // "p-r.e s_c-ription": try them joined, placed where the two pieces are.
         for &(start, middle, end) in &canon.splits {
-            if end - start > self.longest_pattern + 2 {
+            if end - start > self.longest_word + 1 {
                 continue;
             }
             canon.probe.clear();
-            canon.probe.push(b' ');
             canon.probe.extend_from_slice(&canon.buf[start..middle]);
             canon.probe.extend_from_slice(&canon.buf[middle + 1..end]);
-            canon.probe.push(b' ');
-            for m in self.automaton.find_overlapping_iter(&canon.probe[..]) {
-                if m.start() == 0 && m.end() == canon.probe.len() {
-                    hits.push(Hit::new(start - 1, end + 1, m.pattern().as_usize()));
-                }
-            }
+            let at = word_at(start);
+            probe(&canon.probe, at, at + 1, hits);
         }
     }
 
@@ -507,28 +502,12 @@ fn gap(a: &Hit, b: &Hit) -> u32 {
     }
 }
 
-/// One pattern found in the normalized text.
+/// One pattern found in the normalized text: the words it covers, counted from the start.
 #[derive(Debug, Clone, Copy)]
 struct Hit {
-    /// Byte offsets of the pattern (with its spaces) in the normalized text.
-    start: usize,
-    end: usize,
-    pattern: u32,
-    /// The words it covers, counted from the start of the text.
     first_word: u32,
     last_word: u32,
-}
-
-impl Hit {
-    fn new(start: usize, end: usize, pattern: usize) -> Hit {
-        Hit {
-            start,
-            end,
-            pattern: pattern as u32,
-            first_word: 0,
-            last_word: 0,
-        }
-    }
+    pattern: u32,
 }
 
 /// A list word found: which hit, and which word of the list.
@@ -552,6 +531,8 @@ struct Found {
 #[derive(Default)]
 struct Scratch {
     canon: Canon,
+    /// The words of the normalized text.
+    words: Vec<Word>,
     hits: Vec<Hit>,
     /// List index → its words found in the current string.
     by_list: Vec<Vec<Occurrence>>,
@@ -560,31 +541,6 @@ struct Scratch {
     found: Vec<Found>,
     /// Rule index → already found in the current string.
     seen: Vec<bool>,
-}
-
-impl Scratch {
-    /// Sorts the hits by position and counts the words before each.
-    fn place_hits(&mut self) {
-        self.hits.sort_unstable_by_key(|h| (h.start, h.end));
-        let buf = &self.canon.buf;
-        let (mut pos, mut words) = (0usize, 0u32);
-        let count_to = |to: usize, pos: &mut usize, words: &mut u32| {
-            if to > *pos {
-                *words += buf[*pos..to].iter().filter(|&&b| b == b' ').count() as u32;
-                *pos = to;
-            }
-        };
-        for hit in self.hits.iter_mut() {
-            // The pattern's leading space is the one before its first word.
-            count_to(hit.start + 1, &mut pos, &mut words);
-            hit.first_word = words;
-            let inner = buf[hit.start + 1..hit.end - 1]
-                .iter()
-                .filter(|&&b| b == b' ')
-                .count() as u32;
-            hit.last_word = words + inner;
-        }
-    }
 }
 
 /// Appends `key` escaped as an RFC 6901 reference token.
