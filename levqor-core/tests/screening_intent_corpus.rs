@@ -4,9 +4,10 @@
 //! verdict, category and kind). The scoring test is the gate of screening by intent: on each
 //! part, tuned and held out, precision and recall of refusing (`block`) and of flagging
 //! (`block` or `hold`) at least 0.95, and at most 2% of the `allow` sentences flagged. The
-//! default rules of today score words, not intent, and are far from it, so the gate is ignored
-//! until the intent rules land: `cargo test -p levqor-core --test screening_intent_corpus --
-//! --ignored --nocapture` prints the figures.
+//! rules were tuned on the first part only. They meet the targets there; the held-out part is
+//! below them, so its test keeps its measured figures from falling and the test of its targets
+//! is ignored until they hold. `cargo test -p levqor-core --test screening_intent_corpus --
+//! --include-ignored --nocapture` prints every figure.
 
 use levqor_core::screening::{Screener, Verdict, default_rules};
 use std::collections::{BTreeMap, BTreeSet};
@@ -120,104 +121,140 @@ fn precision_recall(
     expected: &dyn Fn(&str) -> bool,
     decided: &dyn Fn(Verdict) -> bool,
 ) -> (f64, f64) {
-    let tp = lines
-        .iter()
-        .filter(|(l, v)| expected(l.verdict) && decided(*v))
-        .count() as f64;
-    let fp = lines
-        .iter()
-        .filter(|(l, v)| !expected(l.verdict) && decided(*v))
-        .count() as f64;
-    let fneg = lines
-        .iter()
-        .filter(|(l, v)| expected(l.verdict) && !decided(*v))
-        .count() as f64;
+    let count = |f: &dyn Fn(&(&Line, Verdict)) -> bool| lines.iter().filter(|x| f(x)).count();
+    let tp = count(&|(l, v)| expected(l.verdict) && decided(*v)) as f64;
+    let fp = count(&|(l, v)| !expected(l.verdict) && decided(*v)) as f64;
+    let fneg = count(&|(l, v)| expected(l.verdict) && !decided(*v)) as f64;
     let ratio = |a: f64, b: f64| if b == 0.0 { 1.0 } else { a / b };
     (ratio(tp, tp + fp), ratio(tp, tp + fneg))
 }
 
-/// The targets: precision and recall of refusing and of flagging, and the most `allow`
-/// sentences that may be flagged.
-const TARGET: f64 = 0.95;
-const MOST_ALLOW_FLAGGED: f64 = 0.02;
+/// What the default rules score on one part of the corpus.
+struct Figures {
+    refuse: (f64, f64),
+    flag: (f64, f64),
+    allow_flagged: f64,
+}
 
-#[test]
-#[ignore = "the gate of the intent rules, which have not landed; --ignored prints the figures"]
-fn the_default_rules_meet_the_targets_on_both_parts() {
-    let mut missed = Vec::new();
+/// Screens `part` with the default rules and prints precision and recall of refusing, of
+/// flagging and of each verdict, the share of `allow` sentences flagged, and the confusion
+/// counts. The tuned part also prints each sentence decided wrongly; the held-out part is
+/// measured, never read while the rules are written, so its sentences are not printed.
+fn score(name: &str, part: &[Line]) -> Figures {
     let screener = Screener::new(&default_rules()).expect("the default rules compile");
-    for (name, part) in [("tune", tune()), ("heldout", heldout())] {
-        let decided: Vec<(&Line, Verdict)> = part
-            .iter()
-            .map(|l| {
-                let matches = screener.screen_text(l.text, "/text");
-                (
-                    l,
-                    Verdict::for_severity(matches.iter().map(|m| m.severity).max()),
-                )
-            })
-            .collect();
-        let refuse = precision_recall(&decided, &|e| e == "block", &|v| v == Verdict::Block);
-        let flag = precision_recall(&decided, &|e| e == "block" || e == "hold", &|v| {
-            matches!(v, Verdict::Block | Verdict::Hold)
-        });
-        let allow: Vec<_> = decided
-            .iter()
-            .filter(|(l, _)| l.verdict == "allow")
-            .collect();
-        let flagged = allow
-            .iter()
-            .filter(|(_, v)| matches!(v, Verdict::Block | Verdict::Hold))
-            .count();
-        let mut confusion: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-        for (l, v) in &decided {
-            *confusion.entry((l.verdict, v.as_str())).or_default() += 1;
-        }
-        println!(
-            "{name} ({} sentences): refuse precision {:.3} recall {:.3}; flag precision {:.3} recall {:.3}; allow flagged {:.1}% ({flagged} of {})",
-            part.len(),
-            refuse.0,
-            refuse.1,
-            flag.0,
-            flag.1,
-            100.0 * flagged as f64 / allow.len().max(1) as f64,
-            allow.len()
-        );
-        println!("{name} expected -> decided: {confusion:?}");
-        // Only the tuned part's disagreements are printed: the held-out part is measured,
-        // never read while the rules are written.
-        if name == "tune" {
-            for (l, v) in &decided {
-                let flag = |v: &str| matches!(v, "block" | "hold");
-                if (l.verdict == "block") != (v.as_str() == "block")
-                    || flag(l.verdict) != flag(v.as_str())
-                {
-                    let why: Vec<String> = screener
-                        .screen_text(l.text, "/text")
-                        .iter()
-                        .map(|m| format!("{}:{}", m.term, m.severity.as_str()))
-                        .collect();
-                    println!("  {} -> {}: {} {why:?}", l.verdict, v.as_str(), l.text);
-                }
-            }
-        }
-        let allow_flagged = flagged as f64 / allow.len().max(1) as f64;
-        for (what, value, ok) in [
-            ("refuse precision", refuse.0, refuse.0 >= TARGET),
-            ("refuse recall", refuse.1, refuse.1 >= TARGET),
-            ("flag precision", flag.0, flag.0 >= TARGET),
-            ("flag recall", flag.1, flag.1 >= TARGET),
+    let decided: Vec<(&Line, Verdict)> = part
+        .iter()
+        .map(|l| {
+            let matches = screener.screen_text(l.text, "/text");
             (
-                "allow flagged",
-                allow_flagged,
-                allow_flagged <= MOST_ALLOW_FLAGGED,
-            ),
-        ] {
-            if !ok {
-                missed.push(format!("{name}: {what} {value:.3}"));
+                l,
+                Verdict::for_severity(matches.iter().map(|m| m.severity).max()),
+            )
+        })
+        .collect();
+    let flagged = |v: Verdict| matches!(v, Verdict::Block | Verdict::Hold);
+    let refuse = precision_recall(&decided, &|e| e == "block", &|v| v == Verdict::Block);
+    let flag = precision_recall(&decided, &|e| e == "block" || e == "hold", &flagged);
+    let allow: Vec<_> = decided
+        .iter()
+        .filter(|(l, _)| l.verdict == "allow")
+        .collect();
+    let allow_flagged_n = allow.iter().filter(|(_, v)| flagged(*v)).count();
+    let allow_flagged = allow_flagged_n as f64 / allow.len().max(1) as f64;
+    println!(
+        "{name} ({} sentences): refuse precision {:.3} recall {:.3}; flag precision {:.3} recall {:.3}; allow flagged {:.1}% ({allow_flagged_n} of {})",
+        part.len(),
+        refuse.0,
+        refuse.1,
+        flag.0,
+        flag.1,
+        100.0 * allow_flagged,
+        allow.len()
+    );
+    for verdict in VERDICTS {
+        let (p, r) = precision_recall(&decided, &|e| e == verdict, &|v| v.as_str() == verdict);
+        println!("{name} {verdict}: precision {p:.3} recall {r:.3}");
+    }
+    let mut confusion: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for (l, v) in &decided {
+        *confusion.entry((l.verdict, v.as_str())).or_default() += 1;
+    }
+    println!("{name} expected -> decided: {confusion:?}");
+    if name == "tune" {
+        for (l, v) in &decided {
+            let wrong = (l.verdict == "block") != (*v == Verdict::Block)
+                || matches!(l.verdict, "block" | "hold") != flagged(*v);
+            if wrong {
+                let why: Vec<String> = screener
+                    .screen_text(l.text, "/text")
+                    .iter()
+                    .map(|m| format!("{}:{}", m.term, m.severity.as_str()))
+                    .collect();
+                println!("  {} -> {}: {} {why:?}", l.verdict, v.as_str(), l.text);
             }
         }
     }
+    Figures {
+        refuse,
+        flag,
+        allow_flagged,
+    }
+}
+
+/// The targets: precision and recall of refusing and of flagging at least `TARGET`,
+/// and at most `MOST_ALLOW_FLAGGED` of the `allow` sentences flagged.
+const TARGET: f64 = 0.95;
+const MOST_ALLOW_FLAGGED: f64 = 0.02;
+
+/// Every figure of `f` that misses its floor: (what, value).
+fn below(f: &Figures, floor: &Figures) -> Vec<String> {
+    [
+        ("refuse precision", f.refuse.0, f.refuse.0 >= floor.refuse.0),
+        ("refuse recall", f.refuse.1, f.refuse.1 >= floor.refuse.1),
+        ("flag precision", f.flag.0, f.flag.0 >= floor.flag.0),
+        ("flag recall", f.flag.1, f.flag.1 >= floor.flag.1),
+        (
+            "allow flagged",
+            f.allow_flagged,
+            f.allow_flagged <= floor.allow_flagged,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, _, ok)| !ok)
+    .map(|(what, value, _)| format!("{what} {value:.3}"))
+    .collect()
+}
+
+const TARGETS: Figures = Figures {
+    refuse: (TARGET, TARGET),
+    flag: (TARGET, TARGET),
+    allow_flagged: MOST_ALLOW_FLAGGED,
+};
+
+/// `cargo test -p levqor-core --test screening_intent_corpus -- --nocapture` prints the figures.
+#[test]
+fn the_default_rules_meet_the_targets_on_the_tuned_part() {
+    let missed = below(&score("tune", &tune()), &TARGETS);
+    assert!(missed.is_empty(), "below the targets: {missed:?}");
+}
+
+/// The held-out part is below the targets (BENCHMARKS.md has the figures). This keeps what it
+/// scores from falling while the rules change; raise the floor when they improve.
+#[test]
+fn the_held_out_part_keeps_its_measured_figures() {
+    let floor = Figures {
+        refuse: (0.95, 0.80),
+        flag: (0.95, 0.89),
+        allow_flagged: 0.021,
+    };
+    let missed = below(&score("heldout", &heldout()), &floor);
+    assert!(missed.is_empty(), "the held-out part fell: {missed:?}");
+}
+
+#[test]
+#[ignore = "the held-out part is below the targets; --ignored prints how far"]
+fn the_default_rules_meet_the_targets_on_the_held_out_part() {
+    let missed = below(&score("heldout", &heldout()), &TARGETS);
     assert!(missed.is_empty(), "below the targets: {missed:?}");
 }
 
