@@ -2,11 +2,13 @@
 //! documents (a workflow, a job's input), so the caller can block, hold or warn before anything
 //! runs.
 //!
-//! This module owns the rule model ([`Rule`], [`RuleSet`] and its validation), the
-//! [`default_rules`], the text normalization that defeats the common evasions, and the
-//! [`Screener`], which finds every rule in one Aho-Corasick pass over the normalized text and
-//! turns the worst severity found into a [`Verdict`]. It is pure: no I/O, no clock, no global
-//! state; what to do with a [`Screening`] is the caller's decision.
+//! This module owns the rule model ([`Rule`]s with their harmless senses, [`WordList`]s,
+//! [`Intent`]s, and the validation of a [`RuleSet`]), the [`default_rules`], the text
+//! normalization that defeats the common evasions, and the [`Screener`], which finds every term
+//! and list word in one pass over the normalized words, reads the intents over them, and turns
+//! the worst severity found into a [`Verdict`], each match saying why ([`Because`]). It is
+//! pure: no I/O, no clock, no global state; what to do with a [`Screening`] is the caller's
+//! decision.
 //!
 //! It must never: log, store or alter the text it screens; report a term that starts or ends
 //! inside a word ("therapist" is not "rapist"); or panic, whatever the input (hostile Unicode
@@ -21,7 +23,8 @@
 //!   rather than NFKC so that combining marks can then be dropped, and "ｆｅｎｔａｎｙｌ",
 //!   "𝔣𝔢𝔫𝔱𝔞𝔫𝔶𝔩" and "fentanýl" all read as "fentanyl". Zero-width and other invisible
 //!   format characters are dropped.
-//! - Lowercasing, plus a few Cyrillic and Greek look-alikes folded to their Latin twins.
+//! - Lowercasing, plus Cyrillic, Greek and Latin-extension look-alikes folded to their Latin
+//!   twins; capitals are folded before lowercasing, so the Greek "Η" reads "h", not "n".
 //! - Leet: `0`→o, `3`→e, `4`→a, `5`→s, `7`→t, and `1`, `l`, `!`, `|` all become one letter
 //!   (written `i`), so "1" needs no guess between "i" and "l". `@`, `$`, `!` and `|` count as
 //!   letters only when a letter or digit follows ("c@sh", not "help!").
@@ -33,10 +36,13 @@
 //!   real one-letter word ("a", "I") at either end of a run is tolerated ("buy a f e n t a n y
 //!   l"). A term inside a longer run is not found, by design: "t h e r a p i s t" has no
 //!   "rapist".
+//! - Two words of two or more letters with one space between them, at least one spelled with a
+//!   joiner inside ("p-r.e s_c-ription"), are also tried as one word, in place of both; the
+//!   two words are still read as they are.
 //!
-//! The result is a stream of words separated by single spaces, with a space at each end. Each
-//! term is searched as `" term "`, so every match starts and ends on a word boundary by
-//! construction. A term also matches its plural ("lawsuits", "lawyer's"), and a term of several
+//! The result is a stream of words separated by single spaces, with a space at each end. Terms
+//! are matched as whole words of that stream, so every match starts and ends on a word boundary
+//! by construction. A term also matches its plural ("lawsuits", "lawyer's"), and a term of several
 //! words also matches with its words run together ("selfharm", "moneylaundering").
 //!
 //! ```
@@ -78,10 +84,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// The most rules a [`RuleSet`] may hold.
+/// The most terms and list words, together, a [`RuleSet`] may hold.
 pub const MAX_RULES: usize = 10_000;
 
-/// The longest term, in characters, a [`Rule`] may have.
+/// The longest term or list word, in characters.
 pub const MAX_TERM_CHARS: usize = 100;
 
 /// What kind of high-risk content a rule detects.

@@ -291,6 +291,12 @@ impl Screener {
         // Intents: the marks first, then every finding with the severity its marks give it.
         let mut marks: [Option<MarkFound>; 4] = Default::default();
         for compiled in &self.intents {
+            if compiled
+                .marks
+                .is_some_and(|kind| marks[kind as usize].is_some())
+            {
+                continue;
+            }
             let Some((at, action, subject)) = self.find_intent(compiled, hits, by_list) else {
                 continue;
             };
@@ -301,14 +307,11 @@ impl Screener {
             let action_word = word(&action, compiled.action);
             let subject_word = subject.map(|s| word(&s, compiled.subject.unwrap_or_default()));
             if let Some(kind) = compiled.marks {
-                let slot = &mut marks[kind as usize];
-                if slot.is_none() {
-                    *slot = Some(MarkFound {
-                        kind,
-                        intent: intent.name.clone(),
-                        words: std::iter::once(action_word).chain(subject_word).collect(),
-                    });
-                }
+                marks[kind as usize] = Some(MarkFound {
+                    kind,
+                    intent: intent.name.clone(),
+                    words: std::iter::once(action_word).chain(subject_word).collect(),
+                });
                 continue;
             }
             let (Some(category), Some(base)) = (intent.category, intent.severity) else {
