@@ -238,6 +238,10 @@ pub struct Intent {
     /// Whether the action must come before the subject ("for the lawyer", not "a lawyer for").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ordered: bool,
+    /// Other senses: the name of a [`WordList`] whose words, within `window` words of the
+    /// action or the subject, make that place harmless ("change the dose of caffeine").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless: Option<String>,
     /// A marking intent: what it marks. A marking intent has no category or severities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marks: Option<Mark>,
@@ -414,6 +418,9 @@ impl RuleSet {
             check_list(at("action"), &intent.action, &mut violations);
             if let Some(subject) = &intent.subject {
                 check_list(at("subject"), subject, &mut violations);
+            }
+            if let Some(unless) = &intent.unless {
+                check_list(at("unless"), unless, &mut violations);
             }
             check_window(at("window"), intent.window, &mut violations);
             let severities = [

@@ -43,6 +43,7 @@ struct Compiled {
     intent: usize,
     action: u32,
     subject: Option<u32>,
+    unless: Option<u32>,
     window: u32,
     ordered: bool,
     marks: Option<Mark>,
@@ -127,6 +128,7 @@ impl Screener {
                 intent: i,
                 action: list_index[intent.action.as_str()],
                 subject: intent.subject.as_deref().map(|name| list_index[name]),
+                unless: intent.unless.as_deref().map(|name| list_index[name]),
                 window: intent.window,
                 ordered: intent.ordered,
                 marks: intent.marks,
@@ -451,8 +453,13 @@ impl Screener {
         by_list: &[Vec<Occurrence>],
     ) -> Option<(u32, Occurrence, Option<Occurrence>)> {
         let actions = &by_list[compiled.action as usize];
-        let first = actions.first()?;
+        let excused = |hit: &Hit| {
+            compiled.unless.is_some_and(|unless| {
+                self.near(hits, &by_list[unless as usize], hit, compiled.window)
+            })
+        };
         let Some(subject) = compiled.subject else {
+            let first = actions.iter().find(|a| !excused(&hits[a.hit as usize]))?;
             return Some((hits[first.hit as usize].first_word, *first, None));
         };
         let subjects = &by_list[subject as usize];
@@ -473,7 +480,7 @@ impl Screener {
                 if s.hit == a.hit || (compiled.ordered && hs.first_word < ha.first_word) {
                     continue;
                 }
-                if gap(ha, hs) <= compiled.window {
+                if gap(ha, hs) <= compiled.window && !excused(ha) && !excused(hs) {
                     return Some((ha.first_word.min(hs.first_word), *a, Some(*s)));
                 }
             }

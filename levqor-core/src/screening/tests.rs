@@ -472,7 +472,8 @@ fn intent_rules() -> RuleSet {
             {"name": "review", "terms": ["to review"]},
             {"name": "info", "terms": ["in general"]},
             {"name": "all", "terms": ["every caller"]},
-            {"name": "dose_senses", "terms": ["humour"]}
+            {"name": "dose_senses", "terms": ["humour"]},
+            {"name": "treat_senses", "terms": ["caffeine"]}
         ],
         "intents": [
             {"name": "removed", "action": "no", "subject": "pro", "window": 2,
@@ -481,7 +482,7 @@ fn intent_rules() -> RuleSet {
             {"name": "general", "action": "info", "marks": "info"},
             {"name": "everyone", "action": "all", "marks": "everyone"},
             {"name": "med.treat", "action": "act", "subject": "drug", "window": 3,
-             "category": "medical", "severity": "high", "escalated": "critical",
+             "unless": "treat_senses", "category": "medical", "severity": "high", "escalated": "critical",
              "reviewed": "medium", "informational": "low", "to_everyone": "critical"}
         ]
     }))
@@ -582,6 +583,19 @@ fn marks_set_the_severity_escalator_first_then_info_review_and_everyone() {
     let mark = m.because.as_ref().unwrap().mark.as_ref().unwrap();
     assert_eq!(mark.kind, Mark::Escalator);
     assert_eq!(mark.words, ["without", "doctor"]);
+}
+
+#[test]
+fn a_harmless_sense_near_an_intent_excuses_that_place_only() {
+    let s = Screener::new(&intent_rules()).unwrap();
+    assert!(intents(&s, "prescribe insulin with caffeine").is_empty());
+    assert_eq!(
+        intents(
+            &s,
+            "prescribe insulin with caffeine; later, one two three, prescribe warfarin"
+        ),
+        found("med.treat", Severity::High, "prescribe", "warfarin", "")
+    );
 }
 
 #[test]

@@ -110,6 +110,7 @@ fn rule_set_document(r: pb::SetRulesRequest) -> Value {
                 ("informational", i.informational),
                 ("reviewed", i.reviewed),
                 ("to_everyone", i.to_everyone),
+                ("unless", i.unless),
             ] {
                 put(&mut intent, field, value.map(Value::from));
             }
