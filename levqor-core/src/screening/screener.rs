@@ -429,17 +429,30 @@ impl Screener {
                 }
             }
         }
-        // Two pieces of one word split by a space and spelled with joiners, as in
-        // "p-r.e s_c-ription": try them joined, placed where the two pieces are.
-        for &(start, middle, end) in &canon.splits {
-            if end - start > self.longest_word + 1 {
-                continue;
-            }
-            canon.probe.clear();
-            canon.probe.extend_from_slice(&canon.buf[start..middle]);
-            canon.probe.extend_from_slice(&canon.buf[middle + 1..end]);
+        // Pieces of one word split by spaces and spelled with joiners, as in "p-r.e s_c-ription"
+        // or "p-r e.s c_r-ibe": try every run of two to four adjacent pieces joined, placed
+        // where the pieces are. A split joins two pieces; adjacent splits share a piece.
+        let splits = &canon.splits;
+        for i in 0..splits.len() {
+            let start = splits[i].0;
             let at = word_at(start);
-            probe(&canon.probe, at, at + 1, hits);
+            let mut k = i;
+            loop {
+                let end = splits[k].2;
+                if end - start > self.longest_word + 3 {
+                    break;
+                }
+                canon.probe.clear();
+                canon
+                    .probe
+                    .extend(canon.buf[start..end].iter().filter(|&&b| b != b' '));
+                probe(&canon.probe, at, at + (k - i) as u32 + 1, hits);
+                // The next split continues this run when its first piece is this one's second.
+                if k + 1 >= splits.len() || k - i >= 2 || splits[k + 1].0 != splits[k].1 + 1 {
+                    break;
+                }
+                k += 1;
+            }
         }
     }
 

@@ -690,6 +690,8 @@ fn letters_split_by_hyphens_underscores_or_a_mix_are_read_as_one_word() {
         "fen-tan_yl",
         "fen-ta nyl",
         "f-e-n t_a_n-y-l",
+        "f-e n.t a_n y-l",
+        "f-e n.t an-yl",
     ] {
         assert!(
             terms(&s, text).contains(&"fentanyl".to_owned()),
