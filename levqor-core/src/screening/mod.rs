@@ -36,9 +36,9 @@
 //!   real one-letter word ("a", "I") at either end of a run is tolerated ("buy a f e n t a n y
 //!   l"). A term inside a longer run is not found, by design: "t h e r a p i s t" has no
 //!   "rapist".
-//! - Two words of two or more letters with one space between them, at least one spelled with a
-//!   joiner inside ("p-r.e s_c-ription"), are also tried as one word, in place of both; the
-//!   two words are still read as they are.
+//! - Pieces of two or more letters one space apart, of each adjacent two at least one spelled
+//!   with a joiner inside ("p-r.e s_c-ription", "p-r e.s c_r-ibe"), are also tried joined, up
+//!   to four pieces, in place of them; the pieces are still read as they are.
 //!
 //! The result is a stream of words separated by single spaces, with a space at each end. Terms
 //! are matched as whole words of that stream, so every match starts and ends on a word boundary
