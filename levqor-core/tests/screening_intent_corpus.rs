@@ -243,8 +243,8 @@ fn the_default_rules_meet_the_targets_on_the_tuned_part() {
 #[test]
 fn the_held_out_part_keeps_its_measured_figures() {
     let floor = Figures {
-        refuse: (0.95, 0.80),
-        flag: (0.95, 0.89),
+        refuse: (0.95, 0.84),
+        flag: (0.95, 0.91),
         allow_flagged: 0.021,
     };
     let missed = below(&score("heldout", &heldout()), &floor);
