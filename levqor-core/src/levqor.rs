@@ -19,7 +19,7 @@ use crate::jobs::intake::IntakeStage;
 use crate::jobs::steps::StepRunner;
 use crate::jobs::workflow::WorkflowSchema;
 use crate::jobs::{Jobs, JobsArea};
-use crate::notify::{Messages, MessagesArea};
+use crate::notify::{Channel, DispatchConfig, Dispatcher, Messages, MessagesArea};
 use crate::personal_data::{Areas, PersonalDataArea};
 use crate::privacy::{EventsArea, ExportsArea, Privacy, Retention, RetentionSweepTask};
 use crate::quotas::{PublicLimiter, QuotaStatus, Quotas, Tier, UsageArea};
@@ -43,6 +43,9 @@ pub struct Levqor {
     privacy: Arc<Privacy>,
     messages: Arc<Messages>,
     public_limit: PublicLimiter,
+    clock: Arc<dyn Clock>,
+    channels: Vec<Arc<dyn Channel>>,
+    dispatch: DispatchConfig,
 }
 
 /// The caller behind an API key, and where they stand against their monthly quota: reported
@@ -160,10 +163,32 @@ impl Levqor {
 
     /// Starts a worker pool in this process; credit holds of ended jobs are settled within
     /// about a second for as long as it runs.
+    /// With a delivery channel configured, the node's outbox dispatcher runs with it.
     pub fn start_engine(&self, config: EngineConfig) -> EngineHandle {
+        let node = config.node.clone();
         let mut handle = self.jobs.start_engine(config);
         handle.add_background(tokio::spawn(self.credits.clone().settle_every_second()));
+        if let Some(dispatcher) = self.dispatcher(&node) {
+            handle.set_dispatcher(dispatcher.start());
+        }
         handle
+    }
+
+    /// A dispatcher of the outbox through the configured channels, as node `node` (`None`
+    /// without a channel: the outbox only keeps messages). [`start_engine`](Self::start_engine)
+    /// runs one; an embedder without an engine can drive [`Dispatcher::tick`] itself.
+    pub fn dispatcher(&self, node: &str) -> Option<Arc<Dispatcher>> {
+        (!self.channels.is_empty()).then(|| {
+            Arc::new(Dispatcher::new(
+                self.store.clone(),
+                self.channels.clone(),
+                self.clock.clone(),
+                DispatchConfig {
+                    node: node.to_string(),
+                    ..self.dispatch.clone()
+                },
+            ))
+        })
     }
 }
 
@@ -184,6 +209,8 @@ pub struct LevqorBuilder {
     public_rate_per_minute: u32,
     stages: Vec<Arc<dyn IntakeStage>>,
     areas: Vec<Arc<dyn PersonalDataArea>>,
+    channels: Vec<Arc<dyn Channel>>,
+    dispatch: DispatchConfig,
 }
 
 impl LevqorBuilder {
@@ -206,7 +233,23 @@ impl LevqorBuilder {
             public_rate_per_minute: 10,
             stages: Vec::new(),
             areas: Vec::new(),
+            channels: Vec::new(),
+            dispatch: DispatchConfig::default(),
         }
+    }
+
+    /// Adds a delivery channel (SMTP or Resend for `email`; Slack, Telegram, webhooks): the
+    /// engine's dispatcher delivers the outbox's messages of its kind through it. Without one,
+    /// messages stay in the outbox for the admin to read.
+    pub fn channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channels.push(channel);
+        self
+    }
+
+    /// How the outbox dispatcher batches, retries and gives up (its node name is the engine's).
+    pub fn dispatch(mut self, config: DispatchConfig) -> Self {
+        self.dispatch = config;
+        self
     }
 
     /// Calls per minute one client address may make to the operations that need no key
@@ -308,11 +351,14 @@ impl LevqorBuilder {
             public_rate_per_minute,
             stages: extra_stages,
             areas: extra_areas,
+            channels,
+            dispatch,
         } = self;
         let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
         let messages = Arc::new(Messages::new(
             runner.notifier().clone(),
             store.clone(),
+            audit.clone(),
             clock.clone(),
         ));
         let mut users = Users::new(store.clone(), clock.clone(), admin_key.as_deref());
@@ -417,7 +463,7 @@ impl LevqorBuilder {
             retention: retention.clone(),
             messages: messages.clone(),
             audit: audit.clone(),
-            clock,
+            clock: clock.clone(),
         });
 
         let tasks = runner.system_tasks();
@@ -461,6 +507,9 @@ impl LevqorBuilder {
             privacy,
             messages,
             public_limit: PublicLimiter::new(public_rate_per_minute, Duration::from_secs(60)),
+            clock,
+            channels,
+            dispatch,
         })
     }
 }

@@ -31,6 +31,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backoff;
 pub mod batch;
 pub mod billing;
 pub(crate) mod cache;

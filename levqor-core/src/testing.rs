@@ -56,10 +56,11 @@ impl Base {
     /// Email goes through `notifier` (a mock, to make sending fail).
     pub(crate) fn with_notifier(store: Arc<MemoryStore>, notifier: Arc<dyn Notifier>) -> Self {
         let clock = Arc::new(ManualClock::new(t0()));
+        let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
         Self {
             users: Arc::new(Users::new(store.clone(), clock.clone(), Some("admin"))),
-            audit: Arc::new(AuditLog::new(store.clone(), clock.clone())),
-            messages: Arc::new(Messages::new(notifier, store.clone(), clock.clone())),
+            audit: audit.clone(),
+            messages: Arc::new(Messages::new(notifier, store.clone(), audit, clock.clone())),
             areas: Arc::new(Areas::default()),
             store,
             clock,

@@ -103,7 +103,7 @@ proptest! {
                             status = JobStatus::Dead;
                         }
                         let finish = Finish {
-                            lease, status, run_after: Some(now), result: None, error: None, steps: vec![],
+                            lease, status, run_after: Some(now), result: None, error: None, steps: vec![], messages: vec![],
                             attempts_delta: if status == JobStatus::Queued { -1 } else { 0 }, now,
                         };
                         let applied = store.commit(&[Write::Finish(finish)]).await.unwrap()[0];

@@ -4,6 +4,7 @@
 
 use levqor_core::credits::Account;
 use levqor_core::jobs::store::{Finish, Lease, NewJob, Write};
+use levqor_core::notify::OutboxMessage;
 use levqor_core::{Admission, Error, Job, Result, StepRecord};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -17,6 +18,8 @@ pub(crate) struct CommitPlan<'a> {
     pub steps: Vec<(Uuid, &'a StepRecord)>,
     /// Attempts to end, at most one per job.
     pub finishes: Vec<&'a Finish>,
+    /// Messages the applied writes sent, for the outbox.
+    pub messages: Vec<&'a OutboxMessage>,
 }
 
 /// The distinct leases the writes claim to hold, in first-seen order.
@@ -40,6 +43,7 @@ pub(crate) fn plan_commit<'a>(
     let mut steps: Vec<(Uuid, &StepRecord)> = Vec::new();
     let mut step_index: HashMap<(Uuid, &str), usize> = HashMap::new();
     let mut finishes = Vec::new();
+    let mut messages = Vec::new();
     for write in writes {
         let lease = lease_of(write);
         let holds = held.contains(&(lease.job_id, lease.token));
@@ -47,10 +51,13 @@ pub(crate) fn plan_commit<'a>(
         if !holds {
             continue;
         }
-        let (recorded, finish) = match write {
-            Write::Checkpoint { steps, .. } => (steps, None),
-            Write::Finish(f) => (&f.steps, Some(f)),
+        let (recorded, sent, finish) = match write {
+            Write::Checkpoint {
+                steps, messages, ..
+            } => (steps, messages, None),
+            Write::Finish(f) => (&f.steps, &f.messages, Some(f)),
         };
+        messages.extend(sent);
         for step in recorded {
             match step_index.get(&(lease.job_id, step.step_id.as_str())) {
                 Some(&i) => steps[i] = (lease.job_id, step),
@@ -69,6 +76,7 @@ pub(crate) fn plan_commit<'a>(
         applied,
         steps,
         finishes,
+        messages,
     }
 }
 
@@ -305,6 +313,7 @@ mod tests {
             result: None,
             error: None,
             steps,
+            messages: Vec::new(),
             attempts_delta: 0,
             now: Utc::now(),
         })
@@ -324,10 +333,12 @@ mod tests {
             Write::Checkpoint {
                 lease: a,
                 steps: vec![step("x", 1)],
+                messages: Vec::new(),
             },
             Write::Checkpoint {
                 lease: stale,
                 steps: vec![step("y", 1)],
+                messages: Vec::new(),
             },
             finish(a, vec![step("x", 2)]),
             finish(a, vec![step("z", 1)]),

@@ -507,6 +507,9 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db_error("commit"))?;
         }
+        if !plan.messages.is_empty() {
+            crate::outbox_sql::insert_messages::<sqlx::Postgres>(&mut *tx, &plan.messages).await?;
+        }
         tx.commit().await.map_err(db_error("commit"))?;
         Ok(plan.applied)
     }

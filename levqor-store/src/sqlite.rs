@@ -541,6 +541,9 @@ impl JobStore for SqliteStore {
                 .await
                 .map_err(db_error("commit"))?;
         }
+        if !plan.messages.is_empty() {
+            crate::outbox_sql::insert_messages::<sqlx::Sqlite>(&mut *tx, &plan.messages).await?;
+        }
         tx.commit().await.map_err(db_error("commit"))?;
         Ok(plan.applied)
     }

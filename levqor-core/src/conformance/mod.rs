@@ -27,6 +27,8 @@ macro_rules! conformance_suite {
             a_delay_requeues_without_spending_an_attempt, heartbeats_extend_leases_and_report_cancels,
             expired_leases_are_retried_or_dead, jobs_list_newest_first_by_owner_and_status, cancel_follows_the_state_machine,
             outbox_lists_newest_first, queue_depth_counts_due_jobs,
+            outbox_claims_due_messages_and_fences_settles, concurrent_outbox_claims_never_share_a_message,
+            abandoned_and_stale_messages_are_settled_by_the_sweep, step_messages_land_with_their_checkpoint_only,
             consent_records_round_trip_and_chain, privacy_records_round_trip,
             sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept,
             areas_erase_only_their_persons_rows,
@@ -48,9 +50,11 @@ macro_rules! conformance_suite {
 
 mod billing;
 mod credits;
+mod outbox;
 mod privacy;
 pub use billing::*;
 pub use credits::*;
+pub use outbox::*;
 pub use privacy::*;
 
 /// A fixed instant, whole milliseconds, so every backend stores it exactly.
@@ -150,6 +154,7 @@ fn finish(lease: Lease, status: JobStatus, steps: Vec<StepRecord>) -> Write {
         result: (status == JobStatus::Succeeded).then(|| json!({"a": {"out": "a"}})),
         error: (status != JobStatus::Succeeded).then(|| "e".to_string()),
         steps,
+        messages: Vec::new(),
         attempts_delta: 0,
         now: t0() + Duration::seconds(1),
     })
@@ -496,10 +501,12 @@ pub async fn checkpoints_survive_a_reclaim(store: Arc<dyn Store>) {
         Write::Checkpoint {
             lease,
             steps: vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)],
+            messages: Vec::new(),
         },
         Write::Checkpoint {
             lease,
             steps: vec![step(j.id, "b", 1, StepStatus::Skipped, 1)],
+            messages: Vec::new(),
         },
     ];
     assert_eq!(store.commit(&writes).await.unwrap(), vec![true, true]);
@@ -585,6 +592,7 @@ pub async fn a_delay_requeues_without_spending_an_attempt(store: Arc<dyn Store>)
         result: None,
         error: None,
         steps: vec![step(j.id, "a", 0, StepStatus::Succeeded, 1)],
+        messages: Vec::new(),
         attempts_delta: -1,
         now: t0(),
     });
@@ -794,6 +802,7 @@ pub async fn outbox_lists_newest_first(store: Arc<dyn Store>) {
                 Vec::new()
             },
             created_at: ms(t0()),
+            delivery: crate::notify::Delivery::pending(ms(t0())),
         };
         store.push_outbox(&m).await.unwrap();
         ids.push(m);

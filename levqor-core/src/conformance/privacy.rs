@@ -447,6 +447,7 @@ pub async fn sweeps_keep_recent_and_held_data(store: Arc<dyn Store>) {
                     kind: EmailKind::Transactional,
                     attachments: Vec::new(),
                     created_at: at,
+                    delivery: crate::notify::Delivery::pending(at),
                 })
                 .await
                 .unwrap();
@@ -632,6 +633,7 @@ pub async fn areas_erase_only_their_persons_rows(store: Arc<dyn Store>) {
         kind: EmailKind::Transactional,
         attachments: Vec::new(),
         created_at: t0(),
+        delivery: crate::notify::Delivery::pending(t0()),
     };
     for (u, to) in [(gone, "gone@example.com"), (kept, "kept@example.com")] {
         for n in 0..2 {

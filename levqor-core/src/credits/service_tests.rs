@@ -150,6 +150,7 @@ async fn finish(base: &Base, lease: Lease, status: JobStatus, steps: &[(&str, St
             result: None,
             error: None,
             steps,
+            messages: Vec::new(),
             attempts_delta: 0,
             now: now + Duration::seconds(1),
         })])

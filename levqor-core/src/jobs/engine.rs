@@ -11,6 +11,7 @@ use super::store::{Claim, ClaimedJob, Finish, JobStore, Lease, Write};
 use super::workflow::Workflow;
 use crate::batch::Batcher;
 use crate::clock::Clock;
+use crate::notify::{DispatchHandle, Dispatcher, OutboxMessage};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -63,13 +64,7 @@ impl Default for EngineConfig {
     }
 }
 
-/// The delay before attempt `attempts + 1`: `base * 2^(attempts-1)`, capped, scaled by `jitter`
-/// (a number in `[0.5, 1.0]`, so retries of many jobs spread out).
-pub fn retry_delay(attempts: i32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let exp = attempts.clamp(1, 30) as u32 - 1;
-    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(cap);
-    raw.mul_f64(jitter.clamp(0.5, 1.0))
-}
+pub use crate::backoff::retry_delay;
 
 /// Signals shared between the engine and the intake/cancel paths of the same process.
 pub struct EngineSignals {
@@ -136,6 +131,7 @@ pub struct EngineHandle {
     shared: Arc<Shared>,
     claimer: tokio::task::JoinHandle<JoinSet<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    dispatcher: Option<DispatchHandle>,
 }
 
 /// What an engine runs on: the jobs' store, the step runner, the clock, and the signals
@@ -164,6 +160,7 @@ pub fn start(parts: EngineParts, config: EngineConfig) -> EngineHandle {
         shared,
         claimer,
         background,
+        dispatcher: None,
     }
 }
 
@@ -234,6 +231,17 @@ impl Shared {
 }
 
 impl EngineHandle {
+    /// The node's outbox dispatcher, stopped with the engine (its deliveries in flight end
+    /// and are recorded first).
+    pub(crate) fn set_dispatcher(&mut self, dispatcher: DispatchHandle) {
+        self.dispatcher = Some(dispatcher);
+    }
+
+    /// The running outbox dispatcher, if a channel is configured.
+    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher>> {
+        self.dispatcher.as_ref().map(DispatchHandle::dispatcher)
+    }
+
     /// Adds a task that runs as long as the engine and is stopped with it.
     pub(crate) fn add_background(&mut self, task: tokio::task::JoinHandle<()>) {
         self.background.push(task);
@@ -243,6 +251,9 @@ impl EngineHandle {
     /// then releases whatever still runs so another node can take it at once.
     pub async fn shutdown(self) {
         let shared = self.shared;
+        if let Some(dispatcher) = self.dispatcher {
+            dispatcher.shutdown(shared.config.shutdown_grace).await;
+        }
         shared.stopping.store(true, Ordering::SeqCst);
         shared.signals.wake.notify_waiters();
         let mut running = match self.claimer.await {
@@ -280,6 +291,7 @@ impl EngineHandle {
 
 fn release(lease: Lease, now: DateTime<Utc>, steps: Vec<StepRecord>) -> Finish {
     Finish {
+        messages: Vec::new(),
         lease,
         status: JobStatus::Queued,
         run_after: Some(now),
@@ -588,8 +600,10 @@ async fn execute(
     cancel: &AtomicBool,
 ) -> Option<Finish> {
     let job = &claimed.job;
-    let end = |status, run_after, result, error, steps, attempts_delta| {
+    let mut messages: Vec<OutboxMessage> = Vec::new();
+    let end = |status, run_after, result, error, steps, messages, attempts_delta| {
         Some(Finish {
+            messages,
             lease,
             status,
             run_after,
@@ -602,7 +616,17 @@ async fn execute(
     };
     let workflow = match Workflow::parse(&job.workflow) {
         Ok(w) => w,
-        Err(e) => return end(JobStatus::Dead, None, None, Some(e.message), Vec::new(), 0),
+        Err(e) => {
+            return end(
+                JobStatus::Dead,
+                None,
+                None,
+                Some(e.message),
+                Vec::new(),
+                Vec::new(),
+                0,
+            );
+        }
     };
     let done: HashSet<&str> = claimed
         .steps
@@ -634,11 +658,15 @@ async fn execute(
                 None,
                 Some("canceled by its owner".into()),
                 pending,
+                messages,
                 0,
             );
         }
         if shared.stopping.load(Ordering::SeqCst) {
-            return Some(release(lease, t, pending));
+            return Some(Finish {
+                messages,
+                ..release(lease, t, pending)
+            });
         }
         let outcome = shared.runner.run(&workflow, step, &ctx, job.id, t).await;
         let finished = shared.clock.now();
@@ -664,23 +692,46 @@ async fn execute(
                         None,
                         Some(error),
                         pending,
+                        messages,
                         0,
                     );
                 }
-                return end(JobStatus::Dead, None, None, Some(error), pending, 0);
+                return end(
+                    JobStatus::Dead,
+                    None,
+                    None,
+                    Some(error),
+                    pending,
+                    messages,
+                    0,
+                );
             }
             StepOutcome::Sleep(output, until) => {
                 rec.output = output.clone();
                 ctx.set_output(&step.id, output);
                 pending.push(rec);
                 if next < workflow.steps.len() {
-                    return end(JobStatus::Queued, Some(until), None, None, pending, -1);
+                    return end(
+                        JobStatus::Queued,
+                        Some(until),
+                        None,
+                        None,
+                        pending,
+                        messages,
+                        -1,
+                    );
                 }
             }
             StepOutcome::Next(output) => {
                 rec.output = output.clone();
                 ctx.set_output(&step.id, output);
                 pending.push(rec);
+            }
+            StepOutcome::Send(output, message) => {
+                rec.output = output.clone();
+                ctx.set_output(&step.id, output);
+                pending.push(rec);
+                messages.push(*message);
             }
             StepOutcome::Jump(output, target) => {
                 rec.output = output.clone();
@@ -708,6 +759,7 @@ async fn execute(
                 .submit(Write::Checkpoint {
                     lease,
                     steps: std::mem::take(&mut pending),
+                    messages: std::mem::take(&mut messages),
                 })
                 .await
             {
@@ -727,6 +779,7 @@ async fn execute(
         Some(ctx.outputs()),
         None,
         pending,
+        messages,
         0,
     )
 }

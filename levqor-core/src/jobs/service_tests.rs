@@ -496,7 +496,11 @@ async fn steps_are_pending_until_recorded() {
         record("a", 0, StepStatus::Succeeded),
         record("c", 1, StepStatus::Failed),
     ];
-    let checkpoint = [Write::Checkpoint { lease, steps }];
+    let checkpoint = [Write::Checkpoint {
+        lease,
+        steps,
+        messages: Vec::new(),
+    }];
     assert_eq!(w.base.store.commit(&checkpoint).await.unwrap(), [true]);
     let steps = w.jobs.steps(&who, id).await.unwrap();
     assert_eq!(steps[0].record, Some(record("a", 0, StepStatus::Succeeded)));

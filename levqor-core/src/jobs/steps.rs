@@ -1,10 +1,11 @@
 //! Running one step. Built-in steps are pure except `http_request` (through the [`HttpClient`]
-//! port) and `email` (through the [`Notifier`](crate::notify::Notifier) port); anything else is
-//! a registered [`Connector`]. Every failure is a failed step: nothing here succeeds silently.
+//! port); `email` writes its message to the outbox with the step's checkpoint, for the
+//! dispatcher to deliver; anything else is a registered [`Connector`]. Every failure is a
+//! failed step: nothing here succeeds silently.
 
 use super::context::StepContext;
 use super::workflow::{ConditionStep, EmailStep, HttpRequestStep, Step, Workflow};
-use crate::notify::{Email, EmailKind, Notifier};
+use crate::notify::{Email, EmailKind, Notifier, OutboxMessage};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -94,6 +95,9 @@ pub enum StepOutcome {
     Next(Value),
     /// Done, with this output; go on from the step with this id, skipping those in between.
     Jump(Value, String),
+    /// Done, with this output, having written this message: it goes to the outbox in the same
+    /// write as the step's checkpoint, so a crash neither loses it nor sends it twice.
+    Send(Value, Box<OutboxMessage>),
     /// Done; the job sleeps until then without holding a worker.
     Sleep(Value, DateTime<Utc>),
     /// Failed.
@@ -168,7 +172,7 @@ impl StepRunner {
         }
     }
 
-    /// The notifier steps send email through.
+    /// The notifier the platform's own emails (consent, privacy, billing) are sent through.
     pub fn notifier(&self) -> &Arc<dyn Notifier> {
         &self.notifier
     }
@@ -237,7 +241,7 @@ impl StepRunner {
                 Err(e) => parse_failure(e),
             },
             "email" => match serde_json::from_value::<EmailStep>(step.spec.clone()) {
-                Ok(e) => self.email(e, ctx, job_id, now).await,
+                Ok(e) => self.email(e, ctx, job_id, now),
                 Err(e) => parse_failure(e),
             },
             "system" => {
@@ -298,7 +302,7 @@ impl StepRunner {
         }
     }
 
-    async fn email(
+    fn email(
         &self,
         e: EmailStep,
         ctx: &StepContext,
@@ -324,19 +328,11 @@ impl StepRunner {
                 email.to
             )));
         }
-        match self
-            .notifier
-            .send_email(&email, EmailKind::Transactional, now)
-            .await
-        {
-            Ok(()) => {
-                StepOutcome::Next(json!({"to": email.to, "subject": email.subject, "sent": true}))
-            }
-            Err(err) => StepOutcome::Fail(StepFailure::retryable(format!(
-                "email not accepted: {}",
-                err.message
-            ))),
-        }
+        let message = OutboxMessage::email(&email, EmailKind::Transactional, now);
+        StepOutcome::Send(
+            json!({"to": email.to, "subject": email.subject, "message_id": message.id, "queued": true}),
+            Box::new(message),
+        )
     }
 }
 

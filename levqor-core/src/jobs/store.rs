@@ -3,6 +3,7 @@
 
 use super::model::{Job, JobStatus, StepRecord};
 use crate::error::Result;
+use crate::notify::OutboxMessage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -103,6 +104,8 @@ pub enum Write {
         lease: Lease,
         /// Steps to record (upserted by step id).
         steps: Vec<StepRecord>,
+        /// Messages the steps sent, written to the outbox in the same transaction.
+        messages: Vec<OutboxMessage>,
     },
     /// End the attempt: record `steps` and move the job to `status`, releasing the lease.
     Finish(Finish),
@@ -123,6 +126,8 @@ pub struct Finish {
     pub error: Option<String>,
     /// Steps to record in the same transaction.
     pub steps: Vec<StepRecord>,
+    /// Messages the steps sent, written to the outbox in the same transaction.
+    pub messages: Vec<OutboxMessage>,
     /// `-1` when the attempt does not count (a `delay` or a graceful release), else `0`.
     pub attempts_delta: i32,
     /// When.

@@ -97,9 +97,13 @@ impl JobStore for MemoryStore {
         Ok(writes
             .iter()
             .map(|w| {
-                let (lease, steps) = match w {
-                    Write::Checkpoint { lease, steps } => (lease, steps),
-                    Write::Finish(f) => (&f.lease, &f.steps),
+                let (lease, steps, messages) = match w {
+                    Write::Checkpoint {
+                        lease,
+                        steps,
+                        messages,
+                    } => (lease, steps, messages),
+                    Write::Finish(f) => (&f.lease, &f.steps, &f.messages),
                 };
                 if !s.jobs.get(&lease.job_id).is_some_and(|j| holds(j, lease)) {
                     return false;
@@ -107,6 +111,9 @@ impl JobStore for MemoryStore {
                 let recorded = s.steps.entry(lease.job_id).or_default();
                 for step in steps {
                     recorded.insert(step.step_id.clone(), step.clone());
+                }
+                for m in messages {
+                    s.outbox.insert(m.id, m.clone());
                 }
                 if let Write::Finish(f) = w {
                     let stored = s.jobs.get_mut(&lease.job_id).expect("held job exists");

@@ -49,6 +49,9 @@ struct State {
     idempotency: HashMap<(Uuid, String), Uuid>,
     steps: HashMap<Uuid, BTreeMap<String, StepRecord>>,
     outbox: BTreeMap<Uuid, OutboxMessage>,
+    /// Per message being sent: the claim's token and when its lease ends.
+    outbox_leases: HashMap<Uuid, (Uuid, DateTime<Utc>)>,
+    outbox_attempts: HashMap<Uuid, Vec<crate::notify::Attempt>>,
     terms: Vec<TermsVersion>,
     acceptances: BTreeMap<Uuid, TermsAcceptance>,
     subscriptions: BTreeMap<Uuid, Subscription>,

@@ -1,15 +1,21 @@
-//! Outbound messages. Email goes through the [`Notifier`] port; the default notifier writes to
-//! the outbox so that every message is inspectable by an admin. [`Messages`] is what the other
-//! domains send through (it keeps addresses out of the logs) and what the admin reads the outbox
-//! with.
+//! Outbound messages. Email enters through the [`Notifier`] port; the deployment's notifier is
+//! the outbox ([`OutboxNotifier`]), and a job's `email` step writes its message in the same
+//! transaction as the step's checkpoint. The outbox is the queue of the [`Dispatcher`]: it
+//! claims due messages under a lease and hands each to the [`Channel`] of its kind (SMTP or
+//! Resend for `email`; Slack, Telegram, webhooks), with retries and backoff, recording every
+//! attempt. [`Messages`] is what the other domains send through (it keeps addresses out of the
+//! logs) and what the admin reads the outbox with.
 
 mod area;
+mod dispatch;
 mod service;
 mod store;
 
 pub use area::MessagesArea;
-pub use service::Messages;
-pub use store::OutboxStore;
+pub use dispatch::{DispatchConfig, DispatchHandle, DispatchTick, Dispatcher};
+pub use service::{Messages, OutboxEntry};
+pub(crate) use store::apply_settle;
+pub use store::{ABANDONED, Attempt, EXPIRED, OutboxClaim, OutboxStore, Settle, Settled};
 
 use crate::error::Result;
 use async_trait::async_trait;
@@ -111,9 +117,150 @@ pub struct OutboxMessage {
     pub attachments: Vec<StoredAttachment>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
+    /// Where its delivery stands.
+    #[serde(flatten)]
+    pub delivery: Delivery,
 }
 
-/// Sends messages. An error means the message was not accepted and the step that sent it fails.
+impl OutboxMessage {
+    /// A new, pending email from `email`, written at `now`.
+    pub fn email(email: &Email, kind: EmailKind, now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            channel: "email".into(),
+            to: email.to.clone(),
+            subject: email.subject.clone(),
+            body: email.body.clone(),
+            job_id: email.job_id,
+            kind,
+            attachments: email
+                .attachments
+                .iter()
+                .map(StoredAttachment::from)
+                .collect(),
+            created_at: now,
+            delivery: Delivery::pending(now),
+        }
+    }
+
+    /// The key a provider deduplicates this message by: the same on every attempt.
+    pub fn idempotency_key(&self) -> String {
+        format!("levqor-{}", self.id)
+    }
+}
+
+/// Where a message's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Claimed by a dispatcher, which is delivering it now.
+    Sending,
+    /// The provider accepted it.
+    Sent,
+    /// Refused by the provider, out of attempts, or too old to send.
+    Failed,
+    /// A dispatcher stopped (a crash) while delivering it through a channel that cannot
+    /// deduplicate: it may or may not have left, so it is not sent again without an admin.
+    Unknown,
+}
+
+impl DeliveryStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Unknown => "unknown",
+        }
+    }
+
+    /// The status of a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => DeliveryStatus::Pending,
+            "sending" => DeliveryStatus::Sending,
+            "sent" => DeliveryStatus::Sent,
+            "failed" => DeliveryStatus::Failed,
+            "unknown" => DeliveryStatus::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// A message's delivery: its status, attempts so far and what the provider last said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts started.
+    pub attempts: u32,
+    /// When it may be tried next (pending messages).
+    pub next_attempt_at: DateTime<Utc>,
+    /// When the provider accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The provider's id of the accepted message.
+    pub provider_message_id: Option<String>,
+    /// What went wrong on the last failed attempt.
+    pub last_error: Option<String>,
+}
+
+impl Delivery {
+    /// Not tried yet; due at `now`.
+    pub fn pending(now: DateTime<Utc>) -> Self {
+        Self {
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            sent_at: None,
+            provider_message_id: None,
+            last_error: None,
+        }
+    }
+}
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// The provider accepted the message.
+    Sent {
+        /// Its id at the provider, if it gave one.
+        provider_message_id: Option<String>,
+        /// The provider's answer, for the attempt log.
+        answer: String,
+    },
+    /// Not accepted this time; a later attempt may succeed (the provider is down, busy or
+    /// answered a temporary error).
+    Retry {
+        /// Why.
+        error: String,
+    },
+    /// Refused for good (a bad address, a rejected request): no attempt will change it.
+    Reject {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Delivers outbox messages of one channel (`email`, `slack`, `telegram`, `webhook`) to a
+/// provider. Implementations never panic on a provider's answer and classify every failure as
+/// retryable or not.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The outbox channel it delivers (`email`, ...).
+    fn channel(&self) -> &str;
+    /// Whether the provider deduplicates by [`OutboxMessage::idempotency_key`], so that a
+    /// message whose earlier attempt may have reached it can be sent again safely.
+    fn deduplicates(&self) -> bool;
+    /// Attempts to deliver one message.
+    async fn deliver(&self, message: &OutboxMessage) -> Delivered;
+}
+
+/// Accepts emails for delivery: where every email the platform writes enters. An error means
+/// the email was not accepted and the operation that sent it fails.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Notifier: Send + Sync {
@@ -121,7 +268,8 @@ pub trait Notifier: Send + Sync {
     async fn send_email(&self, email: &Email, kind: EmailKind, now: DateTime<Utc>) -> Result<()>;
 }
 
-/// The default notifier: every email lands in the outbox.
+/// The default notifier: every email lands in the outbox, the queue the [`Dispatcher`] delivers
+/// from (when a provider is configured).
 pub struct OutboxNotifier {
     store: Arc<dyn OutboxStore>,
 }
@@ -136,21 +284,8 @@ impl OutboxNotifier {
 #[async_trait]
 impl Notifier for OutboxNotifier {
     async fn send_email(&self, email: &Email, kind: EmailKind, now: DateTime<Utc>) -> Result<()> {
-        let message = OutboxMessage {
-            id: Uuid::now_v7(),
-            channel: "email".into(),
-            to: email.to.clone(),
-            subject: email.subject.clone(),
-            body: email.body.clone(),
-            job_id: email.job_id,
-            kind,
-            attachments: email
-                .attachments
-                .iter()
-                .map(StoredAttachment::from)
-                .collect(),
-            created_at: now,
-        };
-        self.store.push_outbox(&message).await
+        self.store
+            .push_outbox(&OutboxMessage::email(email, kind, now))
+            .await
     }
 }

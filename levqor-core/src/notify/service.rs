@@ -1,17 +1,33 @@
-//! [`Messages`]: sending email for the other domains, and the admin's view of the outbox.
+//! [`Messages`]: sending email for the other domains, and the admin's view of the outbox and
+//! its deliveries.
 
-use super::{Email, EmailKind, Notifier, OutboxMessage, OutboxStore};
+use super::{Attempt, Email, EmailKind, Notifier, OutboxMessage, OutboxStore};
+use crate::audit::{Actor, AuditLog};
 use crate::auth::Principal;
 use crate::clock::Clock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::secrets::hash_secret;
+use serde::Serialize;
+use serde_json::json;
 use std::sync::Arc;
+use uuid::Uuid;
+
+/// One outbox message with every attempt to deliver it (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxEntry {
+    /// The message and where its delivery stands.
+    #[serde(flatten)]
+    pub message: OutboxMessage,
+    /// The attempts, first first.
+    pub attempts_log: Vec<Attempt>,
+}
 
 /// Sends email through the notifier; lists the outbox.
 pub struct Messages {
     notifier: Arc<dyn Notifier>,
     outbox: Arc<dyn OutboxStore>,
+    audit: Arc<AuditLog>,
     clock: Arc<dyn Clock>,
 }
 
@@ -20,11 +36,13 @@ impl Messages {
     pub fn new(
         notifier: Arc<dyn Notifier>,
         outbox: Arc<dyn OutboxStore>,
+        audit: Arc<AuditLog>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             notifier,
             outbox,
+            audit,
             clock,
         }
     }
@@ -55,5 +73,50 @@ impl Messages {
         let page = PageRequest::parse_or_fail(limit, cursor)?;
         let items = self.outbox.list_outbox(page.before, page.limit + 1).await?;
         Ok(page.cut(items, |m| m.id))
+    }
+
+    /// One message with its delivery attempts (admin only).
+    pub async fn get_outbox(&self, who: &Principal, id: Uuid) -> Result<OutboxEntry> {
+        who.require_admin()?;
+        let message = self
+            .outbox
+            .get_outbox(id)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))?;
+        let attempts_log = self.outbox.list_attempts(id).await?;
+        Ok(OutboxEntry {
+            message,
+            attempts_log,
+        })
+    }
+
+    /// Puts a `failed` or `unknown` message back in the queue, due now (admin only): the
+    /// admin's decision that sending it (again) is right. `Conflict` `not_retryable` for a
+    /// message in any other state.
+    pub async fn retry_outbox(&self, who: &Principal, id: Uuid) -> Result<OutboxEntry> {
+        who.require_admin()?;
+        let before = self.get_outbox(who, id).await?;
+        if !self
+            .outbox
+            .retry_outbox(id, self.clock.now_micros())
+            .await?
+        {
+            return Err(Error::conflict(
+                "not_retryable",
+                format!(
+                    "the message is {}; only failed or unknown messages can be retried",
+                    before.message.delivery.status.as_str()
+                ),
+            ));
+        }
+        self.audit
+            .record(
+                Actor::Admin,
+                "outbox.retried",
+                None,
+                json!({"message_id": id, "was": before.message.delivery.status.as_str()}),
+            )
+            .await?;
+        self.get_outbox(who, id).await
     }
 }
