@@ -63,6 +63,16 @@ const PARITY: &[(&str, &str, &str)] = &[
         "/v1/admin/outbox",
         "levqor.v1.MessagesService/ListOutbox",
     ),
+    (
+        "GET",
+        "/v1/admin/outbox/{id}",
+        "levqor.v1.MessagesService/GetOutboxMessage",
+    ),
+    (
+        "POST",
+        "/v1/admin/outbox/{id}/retry",
+        "levqor.v1.MessagesService/RetryOutboxMessage",
+    ),
     // Screening.
     ("POST", "/v1/screen", "levqor.v1.ScreeningService/Screen"),
     (

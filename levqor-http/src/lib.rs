@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod deliver;
 pub mod error;
 pub mod extract;
 pub mod fetch;

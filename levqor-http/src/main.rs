@@ -4,7 +4,10 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
+use levqor_core::notify::DispatchConfig;
 use levqor_core::{EngineConfig, Levqor, LevqorBuilder, OutboxNotifier, StepRunner, SystemClock};
+use levqor_http::deliver::resend::ResendChannel;
+use levqor_http::deliver::smtp::{SmtpChannel, SmtpConfig};
 use levqor_http::fetch::{DEFAULT_MAX_RESPONSE_BYTES, ReqwestHttp};
 use levqor_http::{AppState, router};
 use std::net::SocketAddr;
@@ -111,6 +114,51 @@ struct ServeArgs {
     /// every node).
     #[arg(long, env = "LEVQOR_DUNNING_INTERVAL_SECS", default_value_t = 3600)]
     dunning_interval_secs: u64,
+    /// Where email goes: `outbox` (kept for the admin to read; nothing leaves the process),
+    /// `smtp` or `resend` (delivered by the outbox dispatcher of every node that runs jobs).
+    #[arg(long, env = "LEVQOR_EMAIL_PROVIDER", default_value = "outbox")]
+    email_provider: String,
+    /// The sender of every email (`Name <address>` or an address); needed by `smtp` and
+    /// `resend`.
+    #[arg(long, env = "LEVQOR_EMAIL_FROM")]
+    email_from: Option<String>,
+    /// SMTP server host.
+    #[arg(long, env = "LEVQOR_SMTP_HOST", default_value = "127.0.0.1")]
+    smtp_host: String,
+    /// SMTP server port.
+    #[arg(long, env = "LEVQOR_SMTP_PORT", default_value_t = 587)]
+    smtp_port: u16,
+    /// SMTP connection security: `none`, `starttls` (required) or `tls` (implicit, port 465).
+    #[arg(long, env = "LEVQOR_SMTP_TLS", default_value = "starttls")]
+    smtp_tls: String,
+    /// SMTP user name (with the password).
+    #[arg(long, env = "LEVQOR_SMTP_USERNAME")]
+    smtp_username: Option<String>,
+    /// SMTP password.
+    #[arg(long, env = "LEVQOR_SMTP_PASSWORD", hide_env_values = true)]
+    smtp_password: Option<String>,
+    /// SMTP connections kept open per node.
+    #[arg(long, env = "LEVQOR_SMTP_POOL_SIZE", default_value_t = 4)]
+    smtp_pool_size: u32,
+    /// Resend API key.
+    #[arg(long, env = "LEVQOR_RESEND_API_KEY", hide_env_values = true)]
+    resend_api_key: Option<String>,
+    /// Resend API base URL (a test server); Resend's own by default.
+    #[arg(long, env = "LEVQOR_RESEND_BASE_URL", default_value = levqor_http::deliver::resend::RESEND_API)]
+    resend_base_url: String,
+    /// Milliseconds before a message's second delivery attempt (doubles per attempt, with
+    /// jitter, up to ten minutes).
+    #[arg(long, env = "LEVQOR_DISPATCH_RETRY_BASE_MS", default_value_t = 2000)]
+    dispatch_retry_base_ms: u64,
+    /// Delivery attempts before a message is `failed`.
+    #[arg(long, env = "LEVQOR_DISPATCH_MAX_ATTEMPTS", default_value_t = 10)]
+    dispatch_max_attempts: u32,
+    /// Deliveries in flight at once per node.
+    #[arg(long, env = "LEVQOR_DISPATCH_CONCURRENCY", default_value_t = 16)]
+    dispatch_concurrency: usize,
+    /// Milliseconds between looks for due messages when idle.
+    #[arg(long, env = "LEVQOR_DISPATCH_POLL_MS", default_value_t = 200)]
+    dispatch_poll_ms: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LEVQOR_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -170,6 +218,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .public_rate_per_minute(args.public_rate_per_minute)
         .default_tier(&args.default_tier)
         .dunning_every(Duration::from_secs(args.dunning_interval_secs.max(1)));
+    let builder = configure_delivery(builder, &args)?;
     let levqor = Arc::new(
         configure_billing(builder, &args)?
             .build()
@@ -232,6 +281,50 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// The email channel `--email-provider` names, and how the dispatcher retries.
+fn configure_delivery(builder: LevqorBuilder, args: &ServeArgs) -> Result<LevqorBuilder, String> {
+    let from = || {
+        args.email_from.clone().ok_or_else(|| {
+            format!(
+                "--email-provider {} needs --email-from",
+                args.email_provider
+            )
+        })
+    };
+    let channel: Arc<dyn levqor_core::notify::Channel> = match args.email_provider.as_str() {
+        "outbox" => return Ok(builder),
+        "smtp" => Arc::new(SmtpChannel::new(&SmtpConfig {
+            host: args.smtp_host.clone(),
+            port: args.smtp_port,
+            tls: args.smtp_tls.parse()?,
+            credentials: match (&args.smtp_username, &args.smtp_password) {
+                (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                (None, None) => None,
+                _ => return Err("set both --smtp-username and --smtp-password, or neither".into()),
+            },
+            pool_size: args.smtp_pool_size,
+            from: from()?,
+        })?),
+        "resend" => Arc::new(ResendChannel::new(
+            &args.resend_base_url,
+            args.resend_api_key.as_deref().unwrap_or_default(),
+            &from()?,
+        )?),
+        other => {
+            return Err(format!(
+                "unknown email provider {other:?}: outbox, smtp or resend"
+            ));
+        }
+    };
+    Ok(builder.channel(channel).dispatch(DispatchConfig {
+        retry_base: Duration::from_millis(args.dispatch_retry_base_ms.max(1)),
+        max_attempts: args.dispatch_max_attempts.max(1),
+        concurrency: args.dispatch_concurrency.max(1),
+        poll_interval: Duration::from_millis(args.dispatch_poll_ms.max(1)),
+        ..DispatchConfig::default()
+    }))
 }
 
 /// Billing needs both Stripe secrets; with neither, billing routes answer 503 and everything

@@ -16,9 +16,9 @@
 
 use super::{Channel, Delivered, DeliveryStatus, OutboxMessage};
 use super::{OutboxClaim, OutboxStore, Settle, store::Attempt};
+use crate::backoff::retry_delay;
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::backoff::retry_delay;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::collections::HashMap;

@@ -17,10 +17,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxEntry {
     /// The message and where its delivery stands.
-    #[serde(flatten)]
     pub message: OutboxMessage,
     /// The attempts, first first.
-    pub attempts_log: Vec<Attempt>,
+    pub attempts: Vec<Attempt>,
 }
 
 /// Sends email through the notifier; lists the outbox.
@@ -83,11 +82,8 @@ impl Messages {
             .get_outbox(id)
             .await?
             .ok_or_else(|| Error::not_found("message"))?;
-        let attempts_log = self.outbox.list_attempts(id).await?;
-        Ok(OutboxEntry {
-            message,
-            attempts_log,
-        })
+        let attempts = self.outbox.list_attempts(id).await?;
+        Ok(OutboxEntry { message, attempts })
     }
 
     /// Puts a `failed` or `unknown` message back in the queue, due now (admin only): the

@@ -1,7 +1,7 @@
 //! `levqor.v1.MessagesService`: the outbox.
 
 use crate::call::{Reply, authed};
-use crate::convert::{limit, messages};
+use crate::convert::{id, limit, message, messages};
 use crate::pb;
 use levqor_core::Levqor;
 use std::sync::Arc;
@@ -26,6 +26,38 @@ impl pb::messages_service_server::MessagesService for Messages {
                 messages: messages(&page.items)?,
                 next_cursor: page.next_cursor,
             })
+        })
+        .await
+    }
+
+    async fn get_outbox_message(
+        &self,
+        req: Request<pb::GetOutboxMessageRequest>,
+    ) -> Reply<pb::OutboxEntry> {
+        authed(&self.0, req, |who, r| async move {
+            message(
+                &self
+                    .0
+                    .messages()
+                    .get_outbox(&who, id(&r.id, "message")?)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn retry_outbox_message(
+        &self,
+        req: Request<pb::RetryOutboxMessageRequest>,
+    ) -> Reply<pb::OutboxEntry> {
+        authed(&self.0, req, |who, r| async move {
+            message(
+                &self
+                    .0
+                    .messages()
+                    .retry_outbox(&who, id(&r.id, "message")?)
+                    .await?,
+            )
         })
         .await
     }

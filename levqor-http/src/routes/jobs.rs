@@ -1,4 +1,4 @@
-//! Jobs: `/v1/jobs`, held-job approval, and the outbox the admin reads.
+//! Jobs: `/v1/jobs`, held-job approval, and the outbox the admin reads and retries.
 
 use super::{PageQuery, ok};
 use crate::error::{ApiError, ApiResult};
@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/jobs/{id}/watch", get(watch_job))
         .route("/v1/admin/jobs/{id}/approve", post(approve_job))
         .route("/v1/admin/outbox", get(outbox))
+        .route("/v1/admin/outbox/{id}", get(outbox_message))
+        .route("/v1/admin/outbox/{id}/retry", post(retry_outbox_message))
 }
 
 /// `POST /v1/jobs`: 202 with the job and its `Location`. A replayed `Idempotency-Key` returns
@@ -189,4 +191,25 @@ pub async fn outbox(
         .list_outbox(&who, q.limit()?, q.cursor.as_deref())
         .await?;
     ok(json!({"messages": page.items, "next_cursor": page.next_cursor}))
+}
+
+/// `GET /v1/admin/outbox/{id}`: one message, where its delivery stands and every attempt.
+pub async fn outbox_message(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = path_id(&id, "message")?;
+    ok(state.levqor.messages().get_outbox(&who, id).await?)
+}
+
+/// `POST /v1/admin/outbox/{id}/retry`: puts a `failed` or `unknown` message back in the
+/// queue (409 `not_retryable` otherwise).
+pub async fn retry_outbox_message(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = path_id(&id, "message")?;
+    ok(state.levqor.messages().retry_outbox(&who, id).await?)
 }
