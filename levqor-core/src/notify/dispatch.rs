@@ -17,7 +17,7 @@
 use super::{Channel, Delivered, DeliveryStatus, OutboxMessage};
 use super::{OutboxClaim, OutboxStore, Settle, store::Attempt};
 use crate::backoff::retry_delay;
-use crate::clock::Clock;
+use crate::clock::{Clock, micros};
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -229,7 +229,7 @@ impl Dispatcher {
                 );
                 (
                     DeliveryStatus::Pending,
-                    Some(finished_at + delay),
+                    Some(micros(finished_at + delay)),
                     None,
                     "retry",
                     error,

@@ -8,6 +8,8 @@
 
 mod area;
 mod dispatch;
+#[cfg(test)]
+mod dispatch_tests;
 mod service;
 mod store;
 
