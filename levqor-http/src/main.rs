@@ -156,6 +156,11 @@ struct ServeArgs {
     /// Deliveries in flight at once per node.
     #[arg(long, env = "LEVQOR_DISPATCH_CONCURRENCY", default_value_t = 16)]
     dispatch_concurrency: usize,
+    /// Seconds a claimed message stays leased: a node that stops mid-delivery leaves it
+    /// `sending` this long (then Resend's are sent again with their idempotency key, SMTP's
+    /// become `unknown`). Longer than a delivery's 30-second timeout.
+    #[arg(long, env = "LEVQOR_DISPATCH_LEASE_SECS", default_value_t = 120)]
+    dispatch_lease_secs: u64,
     /// Milliseconds between looks for due messages when idle.
     #[arg(long, env = "LEVQOR_DISPATCH_POLL_MS", default_value_t = 200)]
     dispatch_poll_ms: u64,
@@ -322,6 +327,7 @@ fn configure_delivery(builder: LevqorBuilder, args: &ServeArgs) -> Result<Levqor
         retry_base: Duration::from_millis(args.dispatch_retry_base_ms.max(1)),
         max_attempts: args.dispatch_max_attempts.max(1),
         concurrency: args.dispatch_concurrency.max(1),
+        lease: Duration::from_secs(args.dispatch_lease_secs.max(1)),
         poll_interval: Duration::from_millis(args.dispatch_poll_ms.max(1)),
         ..DispatchConfig::default()
     }))
