@@ -192,3 +192,77 @@ async fn an_email_step_lands_in_the_outbox_with_its_job() {
     );
     assert_eq!(m.job_id.as_deref(), Some(job.id.as_str()));
 }
+
+#[tokio::test]
+async fn one_message_shows_its_delivery_and_a_failed_one_can_be_retried_once() {
+    use levqor_core::notify::{DeliveryStatus, Email, EmailKind, OutboxMessage};
+    let server = Server::start().await;
+    let (_, key) = server.user("ada@example.com").await;
+    let mut failed = OutboxMessage::email(
+        &Email {
+            to: "bounced@example.com".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            job_id: None,
+            attachments: Vec::new(),
+        },
+        EmailKind::Transactional,
+        chrono::Utc::now(),
+    );
+    failed.delivery.status = DeliveryStatus::Failed;
+    failed.delivery.attempts = 10;
+    failed.delivery.last_error = Some("503 down".into());
+    server.levqor.store().push_outbox(&failed).await.unwrap();
+    let id = failed.id.to_string();
+
+    let mut messages = server.messages();
+    let entry = messages
+        .get_outbox_message(as_(ADMIN, pb::GetOutboxMessageRequest { id: id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let m = entry.message.unwrap();
+    assert_eq!(
+        (m.id.as_str(), m.status.as_str(), m.attempts),
+        (id.as_str(), "failed", 10)
+    );
+    assert_eq!(m.last_error.as_deref(), Some("503 down"));
+    assert!(m.next_attempt_at.is_some() && m.sent_at.is_none());
+    assert!(entry.attempts.is_empty());
+
+    let retried = messages
+        .retry_outbox_message(as_(ADMIN, pb::RetryOutboxMessageRequest { id: id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.message.unwrap().status, "pending");
+    let again = messages
+        .retry_outbox_message(as_(ADMIN, pb::RetryOutboxMessageRequest { id: id.clone() }))
+        .await;
+    assert_eq!(refusal(again), (Code::Aborted, "not_retryable".into()));
+
+    let r = messages
+        .get_outbox_message(as_(&key, pb::GetOutboxMessageRequest { id: id.clone() }))
+        .await;
+    assert_eq!(refusal(r), (Code::PermissionDenied, "admin_only".into()));
+    let r = messages
+        .retry_outbox_message(pb::RetryOutboxMessageRequest { id: id.clone() })
+        .await;
+    assert_eq!(refusal(r).0, Code::Unauthenticated);
+    let r = messages
+        .get_outbox_message(as_(
+            ADMIN,
+            pb::GetOutboxMessageRequest {
+                id: uuid::Uuid::now_v7().to_string(),
+            },
+        ))
+        .await;
+    assert_eq!(refusal(r).0, Code::NotFound);
+    let r = messages
+        .get_outbox_message(as_(
+            ADMIN,
+            pb::GetOutboxMessageRequest { id: "nope".into() },
+        ))
+        .await;
+    assert_eq!(refusal(r).0, Code::NotFound);
+}
