@@ -366,7 +366,11 @@ impl LevqorBuilder {
             users.listen(Arc::new(SignupGrant::new(store.clone(), signup_grant)));
         }
         let users = Arc::new(users);
-        let schema = Arc::new(WorkflowSchema::new(&runner.connector_schemas()));
+        let channel_names: Vec<String> = channels.iter().map(|c| c.channel().to_string()).collect();
+        let schema = Arc::new(WorkflowSchema::with_channels(
+            &runner.connector_schemas(),
+            &channel_names,
+        ));
 
         // Intake: validate (always first) → screen → suspension → consent → price → custom.
         let rules = Arc::new(RuleCache::new(store.clone()));
@@ -381,15 +385,18 @@ impl LevqorBuilder {
             Arc::new(PriceStage(pricing.clone())),
         ];
         stages.extend(extra_stages);
-        let jobs = Arc::new(Jobs::new(
-            store.clone(),
-            clock.clone(),
-            runner.clone(),
-            schema.clone(),
-            stages,
-            store.write_parallelism(),
-            audit.clone(),
-        ));
+        let jobs = Arc::new(
+            Jobs::new(
+                store.clone(),
+                clock.clone(),
+                runner.clone(),
+                schema.clone(),
+                stages,
+                store.write_parallelism(),
+                audit.clone(),
+            )
+            .with_outbox(store.clone()),
+        );
 
         let credits = Arc::new(Credits {
             store: store.clone(),

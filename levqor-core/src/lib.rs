@@ -53,6 +53,7 @@ pub mod quotas;
 pub mod screening;
 pub mod secrets;
 pub mod settings;
+pub mod signature;
 mod store;
 #[cfg(test)]
 mod testing;

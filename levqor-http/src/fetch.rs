@@ -104,33 +104,77 @@ impl ReqwestHttp {
     }
 
     async fn check_target(&self, url: &reqwest::Url) -> Result<(), StepFailure> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(StepFailure::permanent(format!(
-                "scheme {:?} is not allowed; use http or https",
-                url.scheme()
-            )));
-        }
-        let host = url
-            .host_str()
-            .ok_or_else(|| StepFailure::permanent("the URL has no host"))?;
-        if self.allow_internal {
-            return Ok(());
-        }
-        let port = url.port_or_known_default().unwrap_or(80);
-        let ips: Vec<IpAddr> = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| StepFailure::retryable(format!("cannot resolve {host}: {e}")))?
-                .map(|a| a.ip())
-                .collect(),
-        };
-        if ips.iter().any(|ip| is_internal(*ip)) {
-            return Err(StepFailure::permanent(format!(
-                "{host} is an internal address; this server does not allow requests to private, loopback or link-local addresses"
-            )));
-        }
-        Ok(())
+        check_target(url, self.allow_internal).await
+    }
+}
+
+/// Refuses schemes other than http(s), and (unless `allow_internal`) hosts that are or resolve
+/// to internal addresses.
+async fn check_target(url: &reqwest::Url, allow_internal: bool) -> Result<(), StepFailure> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(StepFailure::permanent(format!(
+            "scheme {:?} is not allowed; use http or https",
+            url.scheme()
+        )));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| StepFailure::permanent("the URL has no host"))?;
+    if allow_internal {
+        return Ok(());
+    }
+    let port = url.port_or_known_default().unwrap_or(80);
+    let ips: Vec<IpAddr> = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| StepFailure::retryable(format!("cannot resolve {host}: {e}")))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    if ips.iter().any(|ip| is_internal(*ip)) {
+        return Err(StepFailure::permanent(format!(
+            "{host} is an internal address; this server does not allow requests to private, loopback or link-local addresses"
+        )));
+    }
+    Ok(())
+}
+
+/// A client for URLs that come from workflows but are not `http_request` steps (signed
+/// webhooks): the same address policy, no redirects, a whole-request timeout.
+pub struct GuardedClient {
+    client: reqwest::Client,
+    allow_internal: bool,
+}
+
+impl GuardedClient {
+    /// A client; `allow_internal` lets it reach private and loopback addresses.
+    pub fn new(allow_internal: bool, timeout: std::time::Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver { allow_internal }))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .user_agent(concat!("levqor/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            allow_internal,
+        })
+    }
+
+    /// `url` parsed and checked against the address policy (a refusal is permanent; a name
+    /// that cannot be resolved now may resolve later).
+    pub async fn check(&self, url: &str) -> Result<reqwest::Url, StepFailure> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| StepFailure::permanent(format!("bad URL {url:?}: {e}")))?;
+        check_target(&parsed, self.allow_internal).await?;
+        Ok(parsed)
+    }
+
+    /// The client, for a request to a checked URL.
+    pub fn inner(&self) -> &reqwest::Client {
+        &self.client
     }
 }
 

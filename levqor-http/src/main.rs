@@ -7,7 +7,10 @@ use clap::{Args, Parser, Subcommand};
 use levqor_core::notify::DispatchConfig;
 use levqor_core::{EngineConfig, Levqor, LevqorBuilder, OutboxNotifier, StepRunner, SystemClock};
 use levqor_http::deliver::resend::ResendChannel;
+use levqor_http::deliver::slack::SlackChannel;
 use levqor_http::deliver::smtp::{SmtpChannel, SmtpConfig};
+use levqor_http::deliver::telegram::TelegramChannel;
+use levqor_http::deliver::webhook::WebhookChannel;
 use levqor_http::fetch::{DEFAULT_MAX_RESPONSE_BYTES, ReqwestHttp};
 use levqor_http::{AppState, router};
 use std::net::SocketAddr;
@@ -146,6 +149,19 @@ struct ServeArgs {
     /// Resend API base URL (a test server); Resend's own by default.
     #[arg(long, env = "LEVQOR_RESEND_BASE_URL", default_value = levqor_http::deliver::resend::RESEND_API)]
     resend_base_url: String,
+    /// Slack incoming webhook URL: enables `slack` steps.
+    #[arg(long, env = "LEVQOR_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    slack_webhook_url: Option<String>,
+    /// Telegram bot token: enables `telegram` steps.
+    #[arg(long, env = "LEVQOR_TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    telegram_bot_token: Option<String>,
+    /// Telegram bot API base URL (a test server); Telegram's own by default.
+    #[arg(long, env = "LEVQOR_TELEGRAM_BASE_URL", default_value = levqor_http::deliver::telegram::TELEGRAM_API)]
+    telegram_base_url: String,
+    /// Secret that signs outbound webhooks (at least 16 characters): enables `webhook` steps
+    /// and jobs' `callback_url`. Webhook targets follow `--http-allow-private`.
+    #[arg(long, env = "LEVQOR_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
     /// Milliseconds before a message's second delivery attempt (doubles per attempt, with
     /// jitter, up to ten minutes).
     #[arg(long, env = "LEVQOR_DISPATCH_RETRY_BASE_MS", default_value_t = 2000)]
@@ -288,7 +304,8 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
-/// The email channel `--email-provider` names, and how the dispatcher retries.
+/// The delivery channels configured (the email channel `--email-provider` names, Slack,
+/// Telegram, signed webhooks), and how the dispatcher retries.
 fn configure_delivery(builder: LevqorBuilder, args: &ServeArgs) -> Result<LevqorBuilder, String> {
     let from = || {
         args.email_from.clone().ok_or_else(|| {
@@ -298,9 +315,25 @@ fn configure_delivery(builder: LevqorBuilder, args: &ServeArgs) -> Result<Levqor
             )
         })
     };
-    let channel: Arc<dyn levqor_core::notify::Channel> = match args.email_provider.as_str() {
-        "outbox" => return Ok(builder),
-        "smtp" => Arc::new(SmtpChannel::new(&SmtpConfig {
+    let mut channels: Vec<Arc<dyn levqor_core::notify::Channel>> = Vec::new();
+    if let Some(url) = &args.slack_webhook_url {
+        channels.push(Arc::new(SlackChannel::new(url)?));
+    }
+    if let Some(token) = &args.telegram_bot_token {
+        channels.push(Arc::new(TelegramChannel::new(
+            &args.telegram_base_url,
+            token,
+        )?));
+    }
+    if let Some(secret) = &args.webhook_secret {
+        channels.push(Arc::new(WebhookChannel::new(
+            secret,
+            args.http_allow_private,
+        )?));
+    }
+    let email: Option<Arc<dyn levqor_core::notify::Channel>> = match args.email_provider.as_str() {
+        "outbox" => None,
+        "smtp" => Some(Arc::new(SmtpChannel::new(&SmtpConfig {
             host: args.smtp_host.clone(),
             port: args.smtp_port,
             tls: args.smtp_tls.parse()?,
@@ -311,19 +344,21 @@ fn configure_delivery(builder: LevqorBuilder, args: &ServeArgs) -> Result<Levqor
             },
             pool_size: args.smtp_pool_size,
             from: from()?,
-        })?),
-        "resend" => Arc::new(ResendChannel::new(
+        })?)),
+        "resend" => Some(Arc::new(ResendChannel::new(
             &args.resend_base_url,
             args.resend_api_key.as_deref().unwrap_or_default(),
             &from()?,
-        )?),
+        )?)),
         other => {
             return Err(format!(
                 "unknown email provider {other:?}: outbox, smtp or resend"
             ));
         }
     };
-    Ok(builder.channel(channel).dispatch(DispatchConfig {
+    channels.extend(email);
+    let builder = channels.into_iter().fold(builder, LevqorBuilder::channel);
+    Ok(builder.dispatch(DispatchConfig {
         retry_base: Duration::from_millis(args.dispatch_retry_base_ms.max(1)),
         max_attempts: args.dispatch_max_attempts.max(1),
         concurrency: args.dispatch_concurrency.max(1),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use support::fake_mail::{FakeResend, FakeSmtp};
+use support::fake_delivery::{FakeResend, FakeSmtp};
 use support::{ADMIN, Client, Node, fresh_pg_db, fresh_sqlite_db, wait_for};
 
 const FROM: &str = "Levqor <noreply@levqor.test>";

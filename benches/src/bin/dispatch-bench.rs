@@ -7,12 +7,12 @@
 //! dispatch-bench --database-url sqlite:/tmp/dispatch.db --messages 10000 --jobs 10000
 //! ```
 
-#[path = "../../../levqor-http/tests/support/fake_mail.rs"]
+#[path = "../../../levqor-http/tests/support/fake_delivery.rs"]
 #[allow(dead_code)]
-mod fake_mail;
+mod fake_delivery;
 
 use clap::Parser;
-use fake_mail::{FakeResend, FakeSmtp};
+use fake_delivery::{FakeResend, FakeSmtp};
 use levqor_core::jobs::store::NewJob;
 use levqor_core::notify::{Channel, DispatchConfig, Dispatcher, Email, EmailKind, OutboxMessage};
 use levqor_core::{
@@ -192,7 +192,8 @@ async fn drain_email_jobs(
     }
     let drained = t.elapsed();
     let done = store.count_jobs(JobStatus::Succeeded).await.expect("count") - before;
-    assert_eq!(done as usize, args.jobs, "every job succeeded");
+    // The platform's own system jobs (the retention sweep) may have run too.
+    assert!(done as usize >= args.jobs, "every job succeeded");
     let t = Instant::now();
     if let Some(fake) = to {
         while fake.deliveries().len() < args.jobs {
@@ -247,11 +248,8 @@ async fn main() {
     );
 
     if args.jobs > 0 {
-        let (rate, _) = drain_email_jobs(&store, None, &args).await;
-        println!(
-            "{system} email_jobs_outbox_only_w{}_jobs_per_s={rate:.0}",
-            args.workers
-        );
+        // With the dispatcher first: the outbox-only run leaves its messages pending, which a
+        // dispatcher started after it would deliver too.
         let resend = FakeResend::start().await;
         let (rate, tail) = drain_email_jobs(&store, Some(&resend), &args).await;
         println!(
@@ -260,5 +258,10 @@ async fn main() {
         );
         println!("{system} email_jobs_dispatch_tail_after_last_job_s={tail:.2}");
         assert_eq!(resend.deliveries().len(), args.jobs);
+        let (rate, _) = drain_email_jobs(&store, None, &args).await;
+        println!(
+            "{system} email_jobs_outbox_only_w{}_jobs_per_s={rate:.0}",
+            args.workers
+        );
     }
 }

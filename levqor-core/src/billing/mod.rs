@@ -21,8 +21,8 @@ mod service_tests;
 mod store;
 #[cfg(test)]
 mod test_world;
-pub mod webhook;
 
+pub use crate::signature::{WEBHOOK_TOLERANCE_SECS, sign, verify_signature};
 pub use area::BillingArea;
 pub use dunning::SUSPENSION_CACHE_TTL;
 pub(crate) use dunning::{DunningTask, SuspensionStage, Suspensions};
@@ -32,7 +32,6 @@ pub use service::{
     Billing, BillingStatus, CheckoutOrder, CheckoutResult, NewDiscounts, WebhookOutcome,
 };
 pub use store::BillingStore;
-pub use webhook::{WEBHOOK_TOLERANCE_SECS, sign, verify_signature};
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Datelike, Duration, Utc};

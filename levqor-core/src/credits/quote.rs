@@ -24,7 +24,10 @@ impl Default for Prices {
             ("condition", 1),
             ("delay", 1),
             ("email", 5),
+            ("slack", 5),
+            ("telegram", 5),
             ("http_request", 10),
+            ("webhook", 10),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

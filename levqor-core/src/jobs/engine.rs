@@ -6,7 +6,7 @@
 
 use super::context::StepContext;
 use super::model::{JobStatus, StepRecord, StepStatus};
-use super::steps::{StepFailure, StepOutcome, StepRunner};
+use super::steps::{StepFailure, StepOutcome, StepRunner, callback_message};
 use super::store::{Claim, ClaimedJob, Finish, JobStore, Lease, Write};
 use super::workflow::Workflow;
 use crate::batch::Batcher;
@@ -557,8 +557,22 @@ async fn run_job(
     slot: OwnedSemaphorePermit,
 ) {
     let job = &claimed.job;
-    let finish = execute(shared, &claimed, lease, &cancel).await;
+    let mut finish = execute(shared, &claimed, lease, &cancel).await;
     drop(slot);
+    // A job that ends calls its `callback_url` back, in the same write as its end.
+    if let Some(f) = finish.as_mut()
+        && f.status.is_terminal()
+        && let Some(url) = job.workflow["callback_url"].as_str()
+    {
+        f.messages.push(callback_message(
+            job,
+            url,
+            f.status,
+            f.result.as_ref(),
+            f.error.as_deref(),
+            f.now,
+        ));
+    }
     let Some(finish) = finish else {
         tracing::warn!(job_id = %job.id, "lease lost while running; another node owns the job");
         return;

@@ -3,13 +3,14 @@
 use super::engine::{self, EngineConfig, EngineHandle, EngineParts, EngineSignals};
 use super::intake::{Intake, IntakeStage, SubmitRequest, Submitted, ValidateStage, fingerprint};
 use super::model::{Job, JobStatus, StepRecord};
-use super::steps::StepRunner;
+use super::steps::{StepRunner, callback_message};
 use super::store::{JobFilter, JobStore, NewHold};
 use super::workflow::{Workflow, WorkflowSchema};
 use crate::audit::{Actor, AuditLog};
 use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::error::{Error, Result, Violation};
+use crate::notify::OutboxStore;
 use crate::page::{Page, PageRequest, fail_on};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -42,6 +43,7 @@ pub struct Jobs {
     runner: Arc<StepRunner>,
     signals: Arc<EngineSignals>,
     audit: Arc<AuditLog>,
+    outbox: Option<Arc<dyn OutboxStore>>,
 }
 
 impl Jobs {
@@ -66,7 +68,15 @@ impl Jobs {
             runner,
             signals: Arc::new(EngineSignals::default()),
             audit,
+            outbox: None,
         }
+    }
+
+    /// Where the callback of a job canceled before it ran is written (the engine writes the
+    /// others with the job's end).
+    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxStore>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// The store.
@@ -194,7 +204,32 @@ impl Jobs {
             .ok_or_else(|| Error::not_found("job"))?;
         self.signals.cancel(id);
         self.signals.changed(id);
+        self.call_back_if_ended(&job).await?;
         Ok(job)
+    }
+
+    /// A job canceled while it waited has ended without the engine: its `callback_url` (if
+    /// any) is called back here. (A running job's cancel ends through the engine, which calls
+    /// back with that end.)
+    async fn call_back_if_ended(&self, job: &Job) -> Result<()> {
+        let (Some(outbox), Some(url)) = (&self.outbox, job.workflow["callback_url"].as_str())
+        else {
+            return Ok(());
+        };
+        if job.status != JobStatus::Canceled {
+            return Ok(());
+        }
+        let at = job.finished_at.unwrap_or(job.updated_at);
+        outbox
+            .push_outbox(&callback_message(
+                job,
+                url,
+                job.status,
+                None,
+                job.error.as_deref(),
+                at,
+            ))
+            .await
     }
 
     /// Cancels a job that waits or runs, whoever owns it (erasure).

@@ -4,7 +4,9 @@
 //! failed step: nothing here succeeds silently.
 
 use super::context::StepContext;
-use super::workflow::{ConditionStep, EmailStep, HttpRequestStep, Step, Workflow};
+use super::workflow::{
+    ConditionStep, EmailStep, HttpRequestStep, SlackStep, Step, TelegramStep, WebhookStep, Workflow,
+};
 use crate::notify::{Email, EmailKind, Notifier, OutboxMessage};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -244,6 +246,14 @@ impl StepRunner {
                 Ok(e) => self.email(e, ctx, job_id, now),
                 Err(e) => parse_failure(e),
             },
+            kind @ ("slack" | "telegram" | "webhook") if !self.connectors.contains_key(kind) => {
+                match channel_message(kind, &step.spec, ctx, job_id, now) {
+                    Ok((output, message)) => StepOutcome::Send(output, Box::new(message)),
+                    Err(e) => {
+                        StepOutcome::Fail(StepFailure::permanent(format!("step {}: {e}", step.id)))
+                    }
+                }
+            }
             "system" => {
                 let name = step.spec["task"].as_str().unwrap_or_default();
                 match self.system.get(name) {
@@ -334,6 +344,62 @@ impl StepRunner {
             Box::new(message),
         )
     }
+}
+
+/// The message a `slack`, `telegram` or `webhook` step sends, rendered, and the step's output.
+fn channel_message(
+    kind: &str,
+    spec: &Value,
+    ctx: &StepContext,
+    job_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(Value, OutboxMessage), String> {
+    let (to, subject, body) = match kind {
+        "slack" => {
+            let s: SlackStep = serde_json::from_value(spec.clone()).map_err(|e| e.to_string())?;
+            (String::new(), String::new(), ctx.render(&s.text)?)
+        }
+        "telegram" => {
+            let s: TelegramStep =
+                serde_json::from_value(spec.clone()).map_err(|e| e.to_string())?;
+            (ctx.render(&s.chat_id)?, String::new(), ctx.render(&s.text)?)
+        }
+        _ => {
+            let s: WebhookStep = serde_json::from_value(spec.clone()).map_err(|e| e.to_string())?;
+            let url = ctx.render(&s.url)?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("{url:?} is not an http(s) URL"));
+            }
+            let body = if s.body.is_null() {
+                json!({})
+            } else {
+                ctx.render_value(&s.body)?
+            };
+            let event = s.event.unwrap_or_else(|| "workflow.step".into());
+            (url, event, body.to_string())
+        }
+    };
+    let message = OutboxMessage::to_channel(kind, &to, &subject, &body, Some(job_id), now);
+    let output = json!({"channel": kind, "message_id": message.id, "queued": true});
+    Ok((output, message))
+}
+
+/// The signed webhook a job with a `callback_url` sends when it ends: event `job.<status>`
+/// with the job's id, status, result or error.
+pub fn callback_message(
+    job: &crate::jobs::model::Job,
+    url: &str,
+    status: super::model::JobStatus,
+    result: Option<&Value>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> OutboxMessage {
+    let event = format!("job.{}", status.as_str());
+    let body = json!({
+        "event": event,
+        "job": {"id": job.id, "status": status.as_str(), "result": result, "error": error, "finished_at": now},
+    });
+    OutboxMessage::to_channel("webhook", url, &event, &body.to_string(), Some(job.id), now)
 }
 
 /// Aborts the task when dropped, so a connector never outlives the attempt that ran it.

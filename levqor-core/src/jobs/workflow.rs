@@ -9,6 +9,10 @@ use std::collections::HashMap;
 /// The step types every Levqor engine runs.
 pub const BUILTIN_STEP_TYPES: &[&str] = &["log", "delay", "condition", "http_request", "email"];
 
+/// Step types that send through a delivery channel of the same name; a workflow may use one
+/// only where that channel is configured ([`WorkflowSchema::with_channels`]).
+pub const CHANNEL_STEP_TYPES: &[&str] = &["slack", "telegram", "webhook"];
+
 /// Operators a `condition` step may use.
 pub const CONDITION_OPS: &[&str] = &["eq", "ne", "gt", "gte", "lt", "lte", "exists", "contains"];
 
@@ -31,7 +35,14 @@ impl WorkflowSchema {
     /// The schema for the built-in step types plus `connectors`: each connector's step type with
     /// the JSON Schema of its step (or `None`: any fields).
     pub fn new(connectors: &[(String, Option<Value>)]) -> Self {
-        let document = schema_document(connectors);
+        Self::with_channels(connectors, &[])
+    }
+
+    /// Like [`new`](Self::new), plus the step types of the configured delivery `channels`
+    /// (those of [`CHANNEL_STEP_TYPES`] that no connector claims) and, with a `webhook`
+    /// channel, the workflow's `callback_url`.
+    pub fn with_channels(connectors: &[(String, Option<Value>)], channels: &[String]) -> Self {
+        let document = schema_document(connectors, channels);
         let validator = jsonschema::validator_for(&document).expect("the workflow schema is valid");
         Self {
             document,
@@ -83,7 +94,7 @@ impl WorkflowSchema {
     }
 }
 
-fn schema_document(connectors: &[(String, Option<Value>)]) -> Value {
+fn schema_document(connectors: &[(String, Option<Value>)], channels: &[String]) -> Value {
     let head = json!({"id": {"type": "string"}, "type": {"type": "string"}});
     let with_head = |props: Value| {
         let mut p = head.clone();
@@ -132,6 +143,34 @@ fn schema_document(connectors: &[(String, Option<Value>)]) -> Value {
                    "subject": {"type": "string", "maxLength": 998},
                    "body": {"type": "string", "maxLength": 100000}}))}),
     );
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 4000});
+    let channel_steps = [
+        (
+            "slack",
+            json!({"type": "object", "required": ["text"], "additionalProperties": false,
+            "properties": with_head(json!({"text": text}))}),
+        ),
+        (
+            "telegram",
+            json!({"type": "object", "required": ["chat_id", "text"], "additionalProperties": false,
+            "properties": with_head(json!({"chat_id": {"type": "string", "minLength": 1, "maxLength": 64}, "text": text}))}),
+        ),
+        (
+            "webhook",
+            json!({"type": "object", "required": ["url"], "additionalProperties": false,
+            "properties": with_head(json!({
+                "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+                "event": {"type": "string", "pattern": "^[a-z0-9_.]{1,64}$"},
+                "body": {}}))}),
+        ),
+    ];
+    for (name, def) in channel_steps {
+        let claimed = connectors.iter().any(|(c, _)| c == name);
+        if channels.iter().any(|c| c == name) && !claimed {
+            types.push(json!(name));
+            defs.insert(name.into(), def);
+        }
+    }
     for (name, schema) in connectors {
         types.push(json!(name));
         defs.insert(
@@ -146,6 +185,16 @@ fn schema_document(connectors: &[(String, Option<Value>)]) -> Value {
                    "then": {"$ref": format!("#/$defs/{t}")}})
         })
         .collect();
+    let mut properties = json!({
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "steps": {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": {"$ref": "#/$defs/step"}}
+    });
+    if channels.iter().any(|c| c == "webhook") {
+        properties["callback_url"] = json!({
+            "type": "string", "minLength": 1, "maxLength": 2048,
+            "description": "Receives a signed webhook (event job.succeeded, job.dead or job.canceled) when the job ends."
+        });
+    }
     defs.insert(
         "step".into(),
         json!({"type": "object", "required": ["id", "type"],
@@ -161,10 +210,7 @@ fn schema_document(connectors: &[(String, Option<Value>)]) -> Value {
         "type": "object",
         "required": ["name", "steps"],
         "additionalProperties": false,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "steps": {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": {"$ref": "#/$defs/step"}}
-        },
+        "properties": properties,
         "$defs": defs,
     })
 }
@@ -219,6 +265,8 @@ pub struct Workflow {
     pub name: String,
     /// Its steps, in order.
     pub steps: Vec<Step>,
+    /// Receives a signed webhook when the job ends.
+    pub callback_url: Option<String>,
 }
 
 /// One step: its id, its type, and the whole step document (connectors read their own fields).
@@ -246,7 +294,12 @@ impl Workflow {
                 spec: s.clone(),
             })
             .collect();
-        Ok(Workflow { name, steps })
+        let callback_url = workflow["callback_url"].as_str().map(str::to_string);
+        Ok(Workflow {
+            name,
+            steps,
+            callback_url,
+        })
     }
 
     /// The position of the step with id `id`.
@@ -300,6 +353,34 @@ pub struct ConditionTest {
     /// What to compare with.
     #[serde(default)]
     pub value: Value,
+}
+
+/// A `slack` step: a message to the deployment's Slack incoming webhook.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlackStep {
+    /// The text; may hold templates.
+    pub text: String,
+}
+
+/// A `telegram` step: a message from the deployment's bot to a chat.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelegramStep {
+    /// The chat; may hold templates.
+    pub chat_id: String,
+    /// The text; may hold templates.
+    pub text: String,
+}
+
+/// A `webhook` step: a signed `POST` of a JSON document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookStep {
+    /// Where; may hold templates.
+    pub url: String,
+    /// The event name sent in `Levqor-Event` (default `workflow.step`).
+    pub event: Option<String>,
+    /// The document; strings in it may hold templates.
+    #[serde(default)]
+    pub body: Value,
 }
 
 /// An `email` step.

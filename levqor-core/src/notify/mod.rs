@@ -128,18 +128,43 @@ impl OutboxMessage {
     /// A new, pending email from `email`, written at `now`.
     pub fn email(email: &Email, kind: EmailKind, now: DateTime<Utc>) -> Self {
         Self {
-            id: Uuid::now_v7(),
-            channel: "email".into(),
-            to: email.to.clone(),
-            subject: email.subject.clone(),
-            body: email.body.clone(),
-            job_id: email.job_id,
             kind,
             attachments: email
                 .attachments
                 .iter()
                 .map(StoredAttachment::from)
                 .collect(),
+            ..Self::to_channel(
+                "email",
+                &email.to,
+                &email.subject,
+                &email.body,
+                email.job_id,
+                now,
+            )
+        }
+    }
+
+    /// A new, pending message of `channel` (`slack`, `telegram`, `webhook`) to `to` (nothing for
+    /// Slack's one webhook, a chat id, a URL), written at `now`. For a webhook, `subject` is the
+    /// event name and `body` the JSON document.
+    pub fn to_channel(
+        channel: &str,
+        to: &str,
+        subject: &str,
+        body: &str,
+        job_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            channel: channel.into(),
+            to: to.into(),
+            subject: subject.into(),
+            body: body.into(),
+            job_id,
+            kind: EmailKind::Transactional,
+            attachments: Vec::new(),
             created_at: now,
             delivery: Delivery::pending(now),
         }

@@ -1,10 +1,16 @@
 //! Delivery channels: the providers the outbox dispatcher hands messages to. Email goes through
 //! SMTP ([`smtp::SmtpChannel`], on `lettre`) or Resend's HTTP API ([`resend::ResendChannel`]);
-//! each provider's base URL or host is configurable, so tests run them against local servers.
+//! operators' alerts through Slack ([`slack::SlackChannel`]) and Telegram
+//! ([`telegram::TelegramChannel`]); users' systems are called back by signed webhooks
+//! ([`webhook::WebhookChannel`]). Each provider's base URL or host is configurable, so tests
+//! run them against local servers.
 //! Every failure is classified: a temporary one is retried by the dispatcher, a refusal is not.
 
 pub mod resend;
+pub mod slack;
 pub mod smtp;
+pub mod telegram;
+pub mod webhook;
 
 use levqor_core::notify::Delivered;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 pub mod app;
-pub mod fake_mail;
+pub mod fake_delivery;
 pub mod fake_stripe;
 
 use axum::extract::{Query, State};

@@ -1,6 +1,8 @@
-//! Local stand-ins for the email providers, recording exactly what they are sent: a Resend API
-//! (`POST /emails`, deduplicating by `Idempotency-Key` as Resend does, refusing recipients that
-//! contain `invalid` with 422) that can be taken down and slowed, and an SMTP server that speaks enough of the protocol for `lettre`.
+//! Local stand-ins for the delivery providers, recording exactly what they are sent: a Resend
+//! API (`POST /emails`, deduplicating by `Idempotency-Key` as Resend does, refusing recipients
+//! that contain `invalid` with 422) that can be taken down and slowed, an SMTP server that
+//! speaks enough of the protocol for `lettre`, and a [`Recorder`] for Slack, Telegram and
+//! webhook receivers.
 
 use axum::Json;
 use axum::extract::State;
@@ -265,4 +267,94 @@ impl FakeSmtp {
         }
         Ok(())
     }
+}
+
+/// One request an HTTP provider stand-in received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A local HTTP server standing in for Slack's incoming webhook (`/slack`), Telegram's bot API
+/// (`/bot<token>/sendMessage`) and a user's webhook receiver (anything else), recording every
+/// request. Each path answers as its provider does, unless a status is set for it.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub base: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    statuses: Arc<Mutex<HashMap<String, (u16, String)>>>,
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let recorder = Recorder {
+            base: format!("http://{}", listener.local_addr().unwrap()),
+            ..Recorder::default()
+        };
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(recorder.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        recorder
+    }
+
+    /// Answers `path` with `status` and `body` from now on.
+    pub fn answer(&self, path: &str, status: u16, body: &str) {
+        self.statuses
+            .lock()
+            .unwrap()
+            .insert(path.into(), (status, body.into()));
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn to(&self, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+}
+
+async fn record(
+    State(r): State<Recorder>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    let path = uri.path().to_string();
+    let n = {
+        let mut requests = r.requests.lock().unwrap();
+        requests.push(Recorded {
+            path: path.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect(),
+            body: body.to_vec(),
+        });
+        requests.len()
+    };
+    if let Some((status, body)) = r.statuses.lock().unwrap().get(&path) {
+        return (StatusCode::from_u16(*status).unwrap(), body.clone());
+    }
+    let body = if path == "/slack" {
+        "ok".to_string()
+    } else if path.ends_with("/sendMessage") {
+        json!({"ok": true, "result": {"message_id": n}}).to_string()
+    } else {
+        "{}".to_string()
+    };
+    (StatusCode::OK, body)
 }

@@ -1,4 +1,7 @@
-//! Webhook signatures as Stripe makes them: HMAC-SHA256 over `"<unix time>.<payload>"`.
+//! Webhook signatures as Stripe makes them: HMAC-SHA256 over `"<unix time>.<payload>"`, in a
+//! header `t=<unix time>,v1=<hex>`. Stripe's webhooks are checked with it, and Levqor's own
+//! outbound webhooks are signed with it (`Levqor-Signature`), so a receiver verifies them the
+//! way it verifies Stripe's.
 
 use crate::error::{Error, Result};
 use crate::secrets::{constant_time_eq, hmac_sha256};
