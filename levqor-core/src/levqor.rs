@@ -19,7 +19,7 @@ use crate::jobs::intake::IntakeStage;
 use crate::jobs::steps::StepRunner;
 use crate::jobs::workflow::WorkflowSchema;
 use crate::jobs::{Jobs, JobsArea};
-use crate::notify::{Channel, DispatchConfig, Dispatcher, Messages, MessagesArea};
+use crate::notify::{Channel, DispatchConfig, Dispatcher, Messages, MessagesArea, Templates};
 use crate::personal_data::{Areas, PersonalDataArea};
 use crate::privacy::{EventsArea, ExportsArea, Privacy, Retention, RetentionSweepTask};
 use crate::quotas::{PublicLimiter, QuotaStatus, Quotas, Tier, UsageArea};
@@ -211,6 +211,7 @@ pub struct LevqorBuilder {
     areas: Vec<Arc<dyn PersonalDataArea>>,
     channels: Vec<Arc<dyn Channel>>,
     dispatch: DispatchConfig,
+    templates: Option<Templates>,
 }
 
 impl LevqorBuilder {
@@ -235,7 +236,14 @@ impl LevqorBuilder {
             areas: Vec::new(),
             channels: Vec::new(),
             dispatch: DispatchConfig::default(),
+            templates: None,
         }
+    }
+
+    /// The email templates (default: the built-in ones; see [`Templates::new`] for overrides).
+    pub fn templates(mut self, templates: Templates) -> Self {
+        self.templates = Some(templates);
+        self
     }
 
     /// Adds a delivery channel (SMTP or Resend for `email`; Slack, Telegram, webhooks): the
@@ -353,14 +361,20 @@ impl LevqorBuilder {
             areas: extra_areas,
             channels,
             dispatch,
+            templates,
         } = self;
+        let templates = Arc::new(templates.unwrap_or_default());
+        runner.set_templates(templates.clone());
         let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
-        let messages = Arc::new(Messages::new(
-            runner.notifier().clone(),
-            store.clone(),
-            audit.clone(),
-            clock.clone(),
-        ));
+        let messages = Arc::new(
+            Messages::new(
+                runner.notifier().clone(),
+                store.clone(),
+                audit.clone(),
+                clock.clone(),
+            )
+            .with_templates(templates),
+        );
         let mut users = Users::new(store.clone(), clock.clone(), admin_key.as_deref());
         if signup_grant > 0 {
             users.listen(Arc::new(SignupGrant::new(store.clone(), signup_grant)));

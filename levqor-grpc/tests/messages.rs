@@ -205,6 +205,7 @@ async fn one_message_shows_its_delivery_and_a_failed_one_can_be_retried_once() {
             body: "b".into(),
             job_id: None,
             attachments: Vec::new(),
+            ..Default::default()
         },
         EmailKind::Transactional,
         chrono::Utc::now(),
@@ -265,4 +266,44 @@ async fn one_message_shows_its_delivery_and_a_failed_one_can_be_retried_once() {
         ))
         .await;
     assert_eq!(refusal(r).0, Code::NotFound);
+}
+
+#[tokio::test]
+async fn templates_are_listed_and_previewed_for_the_admin_only() {
+    let server = Server::start().await;
+    let (_, key) = server.user("ada@example.com").await;
+    let mut messages = server.messages();
+    let list = messages
+        .list_templates(as_(ADMIN, pb::ListTemplatesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.templates.contains(&"marketing".to_string()));
+    assert!(list.overridden.is_empty());
+    let preview = messages
+        .preview_template(as_(
+            ADMIN,
+            pb::PreviewTemplateRequest {
+                name: "marketing_confirm".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(preview.subject, "Confirm your subscription");
+    assert!(preview.text.contains("confirm?token=sample"));
+    assert!(preview.html.contains("Confirm my subscription"));
+    let r = messages
+        .preview_template(as_(
+            ADMIN,
+            pb::PreviewTemplateRequest {
+                name: "nope".into(),
+            },
+        ))
+        .await;
+    assert_eq!(refusal(r).0, Code::NotFound);
+    let r = messages
+        .list_templates(as_(&key, pb::ListTemplatesRequest {}))
+        .await;
+    assert_eq!(refusal(r), (Code::PermissionDenied, "admin_only".into()));
 }

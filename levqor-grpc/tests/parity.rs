@@ -73,6 +73,16 @@ const PARITY: &[(&str, &str, &str)] = &[
         "/v1/admin/outbox/{id}/retry",
         "levqor.v1.MessagesService/RetryOutboxMessage",
     ),
+    (
+        "GET",
+        "/v1/admin/templates",
+        "levqor.v1.MessagesService/ListTemplates",
+    ),
+    (
+        "GET",
+        "/v1/admin/templates/{name}/preview",
+        "levqor.v1.MessagesService/PreviewTemplate",
+    ),
     // Screening.
     ("POST", "/v1/screen", "levqor.v1.ScreeningService/Screen"),
     (

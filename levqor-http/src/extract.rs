@@ -65,6 +65,32 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
     }
 }
 
+/// The body of a one-click unsubscribe (RFC 8058): a mail client `POST`s
+/// `List-Unsubscribe=One-Click` as a form to the link, whose query holds the token. A form
+/// body reads as an empty object; anything else as [`OptionalJsonBody`].
+pub struct UnsubscribeBody(pub serde_json::Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for UnsubscribeBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .is_some_and(|ct| {
+                ct.starts_with("application/x-www-form-urlencoded")
+                    || ct.starts_with("multipart/form-data")
+            });
+        if form {
+            return Ok(UnsubscribeBody(serde_json::Map::new()));
+        }
+        let OptionalJsonBody(body) = OptionalJsonBody::from_request(req, state).await?;
+        Ok(UnsubscribeBody(body))
+    }
+}
+
 async fn read_json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     let content_type = req
         .headers()

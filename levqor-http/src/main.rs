@@ -180,6 +180,11 @@ struct ServeArgs {
     /// Milliseconds between looks for due messages when idle.
     #[arg(long, env = "LEVQOR_DISPATCH_POLL_MS", default_value_t = 200)]
     dispatch_poll_ms: u64,
+    /// A directory of email template overrides: files named `<template>.subject`,
+    /// `<template>.txt`, `<template>.html` or `layout.html` replace the built-in part
+    /// (`GET /v1/admin/templates` lists the templates). A bad override stops the start.
+    #[arg(long, env = "LEVQOR_TEMPLATES_DIR")]
+    templates_dir: Option<std::path::PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LEVQOR_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -239,7 +244,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .public_rate_per_minute(args.public_rate_per_minute)
         .default_tier(&args.default_tier)
         .dunning_every(Duration::from_secs(args.dunning_interval_secs.max(1)));
-    let builder = configure_delivery(builder, &args)?;
+    let builder = configure_delivery(builder, &args)?.templates(templates(&args)?);
     let levqor = Arc::new(
         configure_billing(builder, &args)?
             .build()
@@ -302,6 +307,37 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// The built-in email templates with the overrides of `--templates-dir`.
+fn templates(args: &ServeArgs) -> Result<levqor_core::notify::Templates, String> {
+    let mut overrides = std::collections::BTreeMap::new();
+    if let Some(dir) = &args.templates_dir {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read the templates directory {}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if !path.is_file() {
+                continue;
+            }
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| format!("{} is not a UTF-8 file name", path.display()))?
+                .to_string();
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            overrides.insert(name, source);
+        }
+    }
+    levqor_core::notify::Templates::new(overrides).map_err(|e| {
+        let problems: Vec<String> = e
+            .violations
+            .iter()
+            .map(|v| format!("{}: {}", v.pointer.trim_start_matches('/'), v.message))
+            .collect();
+        format!("{}:\n  {}", e.message, problems.join("\n  "))
+    })
 }
 
 /// The delivery channels configured (the email channel `--email-provider` names, Slack,

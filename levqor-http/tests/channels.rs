@@ -271,6 +271,7 @@ async fn deliver_one(channel: Arc<dyn Channel>, to: &str, body: &str) -> OutboxM
                 body: body.into(),
                 job_id: None,
                 attachments: Vec::new(),
+                ..Default::default()
             },
             EmailKind::Transactional,
             chrono::Utc::now(),

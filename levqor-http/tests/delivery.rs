@@ -30,6 +30,7 @@ fn email(to: &str, attachments: Vec<Attachment>) -> Email {
         body: "Hello,\n\nyour export is attached.\n.\nA line that starts with a dot.".into(),
         job_id: None,
         attachments,
+        ..Default::default()
     }
 }
 
@@ -542,4 +543,62 @@ async fn two_nodes_on_one_postgres_deliver_each_message_once() {
             .or_default() += 1;
     }
     assert_eq!(by_node.values().sum::<usize>(), JOBS);
+}
+
+#[tokio::test]
+async fn the_html_part_and_the_unsubscribe_headers_reach_both_providers() {
+    let mut marketing = email("ada@example.com", vec![]);
+    marketing.html = Some("<p>Half <b>price</b></p>".into());
+    marketing.headers = [
+        (
+            "List-Unsubscribe".to_string(),
+            "<https://levqor.example/v1/marketing/unsubscribe?token=t1>".to_string(),
+        ),
+        (
+            "List-Unsubscribe-Post".to_string(),
+            "List-Unsubscribe=One-Click".to_string(),
+        ),
+    ]
+    .into();
+
+    let fake = FakeResend::start().await;
+    let w = world(Arc::new(ResendChannel::new(&fake.base, "k", FROM).unwrap()));
+    let m = w.push(&marketing).await;
+    assert_eq!(w.dispatcher.tick().await.unwrap().sent, 1);
+    let body = &fake.requests()[0].body;
+    assert_eq!(body["html"], "<p>Half <b>price</b></p>");
+    assert_eq!(
+        body["headers"],
+        json!({
+            "X-Levqor-Message-Id": m.id.to_string(),
+            "List-Unsubscribe": "<https://levqor.example/v1/marketing/unsubscribe?token=t1>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        })
+    );
+
+    let server = FakeSmtp::start().await;
+    let w = world(Arc::new(smtp(&server)));
+    w.push(&marketing).await;
+    assert_eq!(w.dispatcher.tick().await.unwrap().sent, 1);
+    let data = &server.messages()[0].data;
+    assert!(
+        data.contains(
+            "List-Unsubscribe: <https://levqor.example/v1/marketing/unsubscribe?token=t1>\r\n"
+        ),
+        "{data}"
+    );
+    assert!(
+        data.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+        "{data}"
+    );
+    assert!(
+        data.contains("Content-Type: multipart/alternative"),
+        "{data}"
+    );
+    assert!(
+        data.contains("Content-Type: text/html; charset=utf-8"),
+        "{data}"
+    );
+    assert!(data.contains("<p>Half <b>price</b></p>"), "{data}");
+    assert!(data.contains("A line that starts with a dot."), "{data}");
 }

@@ -208,13 +208,33 @@ async fn double_opt_in_then_unsubscribe_and_marketing_only_with_consent() {
     let deal = mails.iter().find(|m| m["subject"] == "Deal").unwrap();
     assert_eq!(deal["kind"], "marketing");
     let unsubscribe = token_in(deal["body"].as_str().unwrap(), "/v1/marketing/unsubscribe");
+    // Rendered from the `marketing` template: both parts, the link in each, and the RFC 8058
+    // headers.
+    let html = deal["html"].as_str().unwrap();
+    assert!(
+        html.contains("Half price") && html.contains(&unsubscribe),
+        "{html}"
+    );
+    let link = deal["headers"]["List-Unsubscribe"].as_str().unwrap();
+    assert!(
+        link.starts_with('<') && link.ends_with('>') && link.contains(&unsubscribe),
+        "{link}"
+    );
+    assert_eq!(
+        deal["headers"]["List-Unsubscribe-Post"],
+        "List-Unsubscribe=One-Click"
+    );
 
+    // A mail client's one-click unsubscribe: a form POST to the link.
+    let path = &link[link.find("/v1/").unwrap()..link.len() - 1];
     let r = api
-        .call(
-            "POST",
-            &format!("/v1/marketing/unsubscribe?token={unsubscribe}"),
-            None,
-            None,
+        .raw(
+            axum::http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from("List-Unsubscribe=One-Click"))
+                .unwrap(),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);

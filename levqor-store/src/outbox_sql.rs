@@ -18,12 +18,12 @@ use uuid::Uuid;
 
 /// The columns of a message, in [`MessageRow`]'s order.
 const COLUMNS: &str = "id, channel, to_addr, subject, body, job_id, created_at, kind, attachments, \
-     status, attempts, next_attempt_at, sent_at, provider_message_id, last_error";
+     status, attempts, next_attempt_at, sent_at, provider_message_id, last_error, html, headers";
 
 /// Inserts one message (the placeholders of [`COLUMNS`]).
 const INSERT: &str = "INSERT INTO outbox (id, channel, to_addr, subject, body, job_id, created_at, kind, \
-     attachments, status, attempts, next_attempt_at, sent_at, provider_message_id, last_error) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+     attachments, status, attempts, next_attempt_at, sent_at, provider_message_id, last_error, html, headers) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
 /// A row of `outbox`.
 #[derive(FromRow)]
@@ -43,6 +43,8 @@ pub(crate) struct MessageRow {
     sent_at: Option<Timestamp>,
     provider_message_id: Option<String>,
     last_error: Option<String>,
+    html: Option<String>,
+    headers: Value,
 }
 
 impl Stored for MessageRow {
@@ -61,6 +63,8 @@ impl Stored for MessageRow {
                 _ => EmailKind::Transactional,
             },
             attachments: from_json(self.attachments)?,
+            html: self.html,
+            headers: from_json(self.headers)?,
             created_at: self.created_at.0,
             delivery: Delivery {
                 status: parsed("delivery status", &self.status, DeliveryStatus::parse)?,
@@ -137,6 +141,8 @@ where
             .bind(d.sent_at.map(Timestamp))
             .bind(d.provider_message_id.as_deref())
             .bind(d.last_error.as_deref())
+            .bind(m.html.as_deref())
+            .bind(levqor_core::error::to_json(&m.headers)?)
             .execute(&mut *conn)
             .await
             .map_err(db_error("push_outbox"))?;

@@ -86,6 +86,7 @@ async fn deliver_all(
             body: "Hello,\n\nyour weekly report is ready.\n\n-- \nLevqor".into(),
             job_id: None,
             attachments: Vec::new(),
+            ..Default::default()
         };
         store
             .push_outbox(&OutboxMessage::email(

@@ -9,7 +9,6 @@ use crate::cache::TtlCache;
 use crate::error::{Error, Result};
 use crate::jobs::intake::{IntakeContext, IntakeStage};
 use crate::jobs::steps::{StepFailure, SystemTask};
-use crate::notify::Email;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -35,17 +34,12 @@ impl Billing {
             .count() as i32;
         while d.reminders_sent < due {
             let day = policy.reminder_days[d.reminders_sent as usize];
-            self.messages.send_transactional(Email {
-                to: user.email.clone(),
-                subject: "Your payment failed".into(),
-                body: format!(
-                    "We could not collect your last payment (day {day}). Please update your payment method: your account will be suspended {} days after the failure if it stays unpaid.",
-                    policy.grace_days
-                ),
-                job_id: None,
-                attachments: Vec::new(),
-            })
-            .await?;
+            let email = self.messages.compose(
+                "payment_failed",
+                &user.email,
+                json!({"day": day, "grace_days": policy.grace_days}),
+            )?;
+            self.messages.send_transactional(email).await?;
             // Saved after each reminder, so a later one that fails does not send this again.
             d.reminders_sent += 1;
             d.updated_at = now;
@@ -54,14 +48,10 @@ impl Billing {
         if days >= policy.grace_days {
             // The notice goes out before the suspension is saved: while it fails, the account
             // stays past due and the next tick tries again.
-            self.messages.send_transactional(Email {
-                to: user.email.clone(),
-                subject: "Your account is suspended".into(),
-                body: "Your payment is still outstanding, so new jobs are refused. Your data stays readable and exportable; paying the invoice restores the account.".into(),
-                job_id: None,
-                attachments: Vec::new(),
-            })
-            .await?;
+            let email = self
+                .messages
+                .compose("account_suspended", &user.email, json!({}))?;
+            self.messages.send_transactional(email).await?;
             d.state = DunningState::Suspended;
             d.updated_at = now;
             self.store.put_dunning(&d).await?;

@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::clock::{Clock, micros};
 use crate::credits::{Component, Credits, EntryKind, NewEntry, Quote};
 use crate::error::{Error, Result, Violation};
-use crate::notify::{Email, Messages};
+use crate::notify::Messages;
 use crate::quotas::Quotas;
 use crate::secrets::new_token;
 use crate::users::Users;
@@ -473,13 +473,11 @@ impl Billing {
             .await?;
         if let Some(user) = self.users.store().get_user(user_id).await? {
             self.messages
-                .send_transactional(Email {
-                    to: user.email,
-                    subject: "Your payment was received".into(),
-                    body: "Thank you: your account is in good standing again.".into(),
-                    job_id: None,
-                    attachments: Vec::new(),
-                })
+                .send_transactional(self.messages.compose(
+                    "payment_received",
+                    &user.email,
+                    json!({}),
+                )?)
                 .await?;
         }
         Ok(())

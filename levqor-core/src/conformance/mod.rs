@@ -801,6 +801,16 @@ pub async fn outbox_lists_newest_first(store: Arc<dyn Store>) {
             } else {
                 Vec::new()
             },
+            html: (i == 1).then(|| "<p>Hi &amp; welcome</p>".to_string()),
+            headers: if i == 1 {
+                [(
+                    "List-Unsubscribe".to_string(),
+                    "<https://x.example/u?token=t>".to_string(),
+                )]
+                .into()
+            } else {
+                Default::default()
+            },
             created_at: ms(t0()),
             delivery: crate::notify::Delivery::pending(ms(t0())),
         };

@@ -19,6 +19,7 @@ fn message(channel: &str, to: &str, at: DateTime<Utc>) -> OutboxMessage {
         body: "b".into(),
         job_id: None,
         attachments: Vec::new(),
+        ..Default::default()
     };
     OutboxMessage {
         channel: channel.into(),

@@ -446,6 +446,8 @@ pub async fn sweeps_keep_recent_and_held_data(store: Arc<dyn Store>) {
                     job_id: None,
                     kind: EmailKind::Transactional,
                     attachments: Vec::new(),
+                    html: None,
+                    headers: Default::default(),
                     created_at: at,
                     delivery: crate::notify::Delivery::pending(at),
                 })
@@ -632,6 +634,8 @@ pub async fn areas_erase_only_their_persons_rows(store: Arc<dyn Store>) {
         job_id: None,
         kind: EmailKind::Transactional,
         attachments: Vec::new(),
+        html: None,
+        headers: Default::default(),
         created_at: t0(),
         delivery: crate::notify::Delivery::pending(t0()),
     };

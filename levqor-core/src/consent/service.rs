@@ -12,7 +12,7 @@ use crate::audit::{Actor, AuditLog};
 use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::error::{Error, Result, Violation};
-use crate::notify::{Email, EmailKind, Messages};
+use crate::notify::{EmailKind, Messages};
 use crate::personal_data::Areas;
 use crate::secrets::{constant_time_eq, hash_secret, hmac_sha256, new_token};
 use crate::settings::SettingsStore;
@@ -94,17 +94,17 @@ impl Consent {
                 let Some(last) = page.last() else { break };
                 after = Some(last.id);
                 for user in &page {
-                    self.messages.send_transactional(Email {
-                        to: user.email.clone(),
-                        subject: format!("Our terms of service change on {}", terms.effective_at.date_naive()),
-                        body: format!(
-                            "We have published version {} of our terms of service, effective {}.\n\nWhat changed:\n{}\n\nPlease review and accept it before you submit new jobs.",
-                            terms.version, terms.effective_at, terms.changelog
-                        ),
-                        job_id: None,
-                        attachments: Vec::new(),
-                    })
-                    .await?;
+                    let email = self.messages.compose(
+                        "terms_changed",
+                        &user.email,
+                        json!({
+                            "version": terms.version,
+                            "effective_at": terms.effective_at.to_string(),
+                            "effective_date": terms.effective_at.date_naive().to_string(),
+                            "changelog": terms.changelog,
+                        }),
+                    )?;
+                    self.messages.send_transactional(email).await?;
                 }
             }
         }
@@ -256,18 +256,15 @@ impl Consent {
                 )),
             )
             .await?;
-        self.messages.send_transactional(Email {
-            to: email.clone(),
-            subject: "Confirm your subscription".into(),
-            body: format!(
-                "Please confirm that you want our emails about: {}.\n\nConfirm: {}/v1/marketing/confirm?token={token}\n\nThis link works for 7 days. If you did not ask for this, ignore this email.",
-                categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
-                self.public_url
-            ),
-            job_id: None,
-            attachments: Vec::new(),
-        })
-        .await?;
+        let confirm = self.messages.compose(
+            "marketing_confirm",
+            &email,
+            json!({
+                "categories": categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "confirm_url": format!("{}/v1/marketing/confirm?token={token}", self.public_url),
+            }),
+        )?;
+        self.messages.send_transactional(confirm).await?;
         let sent = Subscription {
             last_sent_at: Some(now),
             ..sub
@@ -357,16 +354,10 @@ impl Consent {
                 )),
             )
             .await?;
-        self.messages.send_transactional(Email {
-            to: ended.email.clone(),
-            subject: "You are unsubscribed".into(),
-            body:
-                "You will get no more marketing email from us. You can subscribe again at any time."
-                    .into(),
-            job_id: None,
-            attachments: Vec::new(),
-        })
-        .await?;
+        let email = self
+            .messages
+            .compose("marketing_unsubscribed", &ended.email, json!({}))?;
+        self.messages.send_transactional(email).await?;
         Ok(ended)
     }
 
@@ -474,18 +465,27 @@ impl Consent {
                     continue;
                 }
                 let token = self.unsubscribe_token(sub.id).await?;
-                self.messages.send(Email {
-                    to: sub.email.clone(),
-                    subject: subject.to_string(),
-                    body: format!(
-                        "{body}\n\n--\nYou get this because you subscribed to {}. Unsubscribe: {}/v1/marketing/unsubscribe?token={token}",
-                        category.as_str(),
-                        self.public_url
-                    ),
-                    job_id: None,
-                    attachments: Vec::new(),
-                }, EmailKind::Marketing)
-                .await?;
+                let unsubscribe_url =
+                    format!("{}/v1/marketing/unsubscribe?token={token}", self.public_url);
+                let mut email = self.messages.compose(
+                    "marketing",
+                    &sub.email,
+                    json!({
+                        "subject": subject,
+                        "body": body,
+                        "category": category.as_str(),
+                        "unsubscribe_url": unsubscribe_url,
+                    }),
+                )?;
+                // RFC 8058 one-click unsubscribe: the mail client POSTs to the link.
+                email
+                    .headers
+                    .insert("List-Unsubscribe".into(), format!("<{unsubscribe_url}>"));
+                email.headers.insert(
+                    "List-Unsubscribe-Post".into(),
+                    "List-Unsubscribe=One-Click".into(),
+                );
+                self.messages.send(email, EmailKind::Marketing).await?;
                 sent += 1;
             }
         }
@@ -573,23 +573,12 @@ impl Consent {
                 area.on_profiling_objection(user.id).await?;
             }
         }
-        let verb = if objected {
-            "now object to"
-        } else {
-            "no longer object to"
-        };
-        self.messages
-            .send_transactional(Email {
-                to: user.email.clone(),
-                subject: format!("Your {} objection is recorded", kind.as_str()),
-                body: format!(
-                    "You {verb} {} of your data. This took effect at {now}.",
-                    kind.as_str()
-                ),
-                job_id: None,
-                attachments: Vec::new(),
-            })
-            .await?;
+        let email = self.messages.compose(
+            "objection_recorded",
+            &user.email,
+            json!({"kind": kind.as_str(), "objected": objected, "at": now.to_string()}),
+        )?;
+        self.messages.send_transactional(email).await?;
         self.objections(who, Some(user.id)).await
     }
 

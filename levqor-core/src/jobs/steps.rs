@@ -7,7 +7,7 @@ use super::context::StepContext;
 use super::workflow::{
     ConditionStep, EmailStep, HttpRequestStep, SlackStep, Step, TelegramStep, WebhookStep, Workflow,
 };
-use crate::notify::{Email, EmailKind, Notifier, OutboxMessage};
+use crate::notify::{Email, EmailKind, Notifier, OutboxMessage, Templates};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -115,6 +115,7 @@ pub struct StepRunner {
     notifier: Arc<dyn Notifier>,
     connectors: HashMap<String, Arc<dyn Connector>>,
     system: Arc<SystemTasks>,
+    templates: std::sync::RwLock<Arc<Templates>>,
 }
 
 /// A recurring task of the platform itself (the retention sweep, dunning). The engine admits
@@ -171,7 +172,13 @@ impl StepRunner {
             notifier,
             connectors,
             system: Arc::new(SystemTasks::default()),
+            templates: std::sync::RwLock::new(Arc::new(Templates::default())),
         }
+    }
+
+    /// Renders `email` steps with `templates` (the builder hands over the deployment's).
+    pub fn set_templates(&self, templates: Arc<Templates>) {
+        *self.templates.write().expect("templates lock") = templates;
     }
 
     /// The notifier the platform's own emails (consent, privacy, billing) are sent through.
@@ -320,12 +327,22 @@ impl StepRunner {
         now: DateTime<Utc>,
     ) -> StepOutcome {
         let rendered = (|| -> Result<Email, String> {
+            let (to, subject, body) = (
+                ctx.render(&e.to)?,
+                ctx.render(&e.subject)?,
+                ctx.render(&e.body)?,
+            );
+            let templates = self.templates.read().expect("templates lock").clone();
+            let r = templates
+                .render("job_email", &json!({"subject": subject, "body": body}))
+                .map_err(|e| e.message)?;
             Ok(Email {
-                to: ctx.render(&e.to)?,
-                subject: ctx.render(&e.subject)?,
-                body: ctx.render(&e.body)?,
+                to,
+                subject: r.subject,
+                body: r.text,
+                html: Some(r.html),
                 job_id: Some(job_id),
-                attachments: Vec::new(),
+                ..Email::default()
             })
         })();
         let email = match rendered {

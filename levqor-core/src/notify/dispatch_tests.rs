@@ -84,6 +84,7 @@ async fn send(base: &Base, to: &str) -> Uuid {
             body: "Body".into(),
             job_id: None,
             attachments: Vec::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -311,6 +312,7 @@ async fn messages_go_to_their_own_channel_and_old_ones_expire() {
             body: "deploy done".into(),
             job_id: None,
             attachments: Vec::new(),
+            ..Default::default()
         },
         EmailKind::Transactional,
         t0(),

@@ -12,23 +12,26 @@ mod dispatch;
 mod dispatch_tests;
 mod service;
 mod store;
+mod templates;
 
 pub use area::MessagesArea;
 pub use dispatch::{DispatchConfig, DispatchHandle, DispatchTick, Dispatcher};
-pub use service::{Messages, OutboxEntry};
+pub use service::{Messages, OutboxEntry, TemplateList};
 pub(crate) use store::apply_settle;
 pub use store::{ABANDONED, Attempt, EXPIRED, OutboxClaim, OutboxStore, Settle, Settled};
+pub use templates::{Rendered, Templates};
 
 use crate::error::Result;
 use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
 /// An email to send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Email {
     /// Recipient address.
     pub to: String,
@@ -40,6 +43,10 @@ pub struct Email {
     pub job_id: Option<Uuid>,
     /// Files attached.
     pub attachments: Vec<Attachment>,
+    /// The HTML part, if the email has one (every email rendered from a template does).
+    pub html: Option<String>,
+    /// Extra headers (`List-Unsubscribe`, `List-Unsubscribe-Post` on marketing email).
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A file attached to an email.
@@ -117,6 +124,12 @@ pub struct OutboxMessage {
     pub kind: EmailKind,
     /// Attached files.
     pub attachments: Vec<StoredAttachment>,
+    /// The HTML part of an email.
+    #[serde(default)]
+    pub html: Option<String>,
+    /// Extra headers of an email.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
     /// Where its delivery stands.
@@ -134,6 +147,8 @@ impl OutboxMessage {
                 .iter()
                 .map(StoredAttachment::from)
                 .collect(),
+            html: email.html.clone(),
+            headers: email.headers.clone(),
             ..Self::to_channel(
                 "email",
                 &email.to,
@@ -165,6 +180,8 @@ impl OutboxMessage {
             job_id,
             kind: EmailKind::Transactional,
             attachments: Vec::new(),
+            html: None,
+            headers: BTreeMap::new(),
             created_at: now,
             delivery: Delivery::pending(now),
         }

@@ -1,7 +1,7 @@
 //! [`Messages`]: sending email for the other domains, and the admin's view of the outbox and
 //! its deliveries.
 
-use super::{Attempt, Email, EmailKind, Notifier, OutboxMessage, OutboxStore};
+use super::{Attempt, Email, EmailKind, Notifier, OutboxMessage, OutboxStore, Rendered, Templates};
 use crate::audit::{Actor, AuditLog};
 use crate::auth::Principal;
 use crate::clock::Clock;
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::secrets::hash_secret;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -22,12 +22,22 @@ pub struct OutboxEntry {
     pub attempts: Vec<Attempt>,
 }
 
+/// The templates there are, and which parts of them the deployment overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateList {
+    /// Template names.
+    pub templates: Vec<String>,
+    /// Overridden parts (`<name>.<part>`, `layout.html`).
+    pub overridden: Vec<String>,
+}
+
 /// Sends email through the notifier; lists the outbox.
 pub struct Messages {
     notifier: Arc<dyn Notifier>,
     outbox: Arc<dyn OutboxStore>,
     audit: Arc<AuditLog>,
     clock: Arc<dyn Clock>,
+    templates: Arc<Templates>,
 }
 
 impl Messages {
@@ -43,7 +53,44 @@ impl Messages {
             outbox,
             audit,
             clock,
+            templates: Arc::new(Templates::default()),
         }
+    }
+
+    /// The same, rendering email from `templates`.
+    pub fn with_templates(mut self, templates: Arc<Templates>) -> Self {
+        self.templates = templates;
+        self
+    }
+
+    /// An email to `to` rendered from template `name` with `context` (subject, text and HTML).
+    pub fn compose(&self, name: &str, to: &str, context: Value) -> Result<Email> {
+        let r = self.templates.render(name, &context)?;
+        Ok(Email {
+            to: to.to_string(),
+            subject: r.subject,
+            body: r.text,
+            html: Some(r.html),
+            ..Email::default()
+        })
+    }
+
+    /// Template `name` rendered with its sample data (admin only).
+    pub fn preview_template(&self, who: &Principal, name: &str) -> Result<Rendered> {
+        who.require_admin()?;
+        self.templates.preview(name)
+    }
+
+    /// The names of the templates and the parts the deployment overrides (admin only).
+    pub fn list_templates(&self, who: &Principal) -> Result<TemplateList> {
+        who.require_admin()?;
+        Ok(TemplateList {
+            templates: super::templates::names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            overridden: self.templates.overridden().to_vec(),
+        })
     }
 
     /// Sends a transactional email.

@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::consent::{Consent, ObjectionKind};
 use crate::error::{Error, Result, Violation, to_json};
-use crate::notify::{Attachment, Email, Messages};
+use crate::notify::{Attachment, Messages};
 use crate::page::{Page, PageRequest};
 use crate::personal_data::{AreaErasure, Areas, Person, PersonalDataArea};
 use crate::screening::ScreeningStore;
@@ -182,22 +182,15 @@ impl Privacy {
             bytes: zip.len() as i64,
             areas: areas.clone(),
         };
-        self.messages
-            .send_transactional(Email {
-                to: user.email.clone(),
-                subject: "Your data export".into(),
-                body: format!(
-                    "Attached is a copy of the personal data we hold about you, one JSON file per area: {}.",
-                    areas.join(", ")
-                ),
-                job_id: None,
-                attachments: vec![Attachment {
-                    filename: format!("levqor-export-{}.zip", now.format("%Y%m%d")),
-                    content_type: "application/zip".into(),
-                    content: zip,
-                }],
-            })
-            .await?;
+        let mut email =
+            self.messages
+                .compose("data_export", &user.email, json!({"areas": areas}))?;
+        email.attachments = vec![Attachment {
+            filename: format!("levqor-export-{}.zip", now.format("%Y%m%d")),
+            content_type: "application/zip".into(),
+            content: zip,
+        }];
+        self.messages.send_transactional(email).await?;
         self.store.record_export(&record).await?;
         self.audit
             .record(

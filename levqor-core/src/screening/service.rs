@@ -10,7 +10,7 @@ use crate::credits::Credits;
 use crate::error::{Error, Result, Violation};
 use crate::jobs::Jobs;
 use crate::jobs::model::Job;
-use crate::notify::{Email, Messages};
+use crate::notify::Messages;
 use crate::settings::SettingsStore;
 use crate::users::UserStore;
 use serde::Serialize;
@@ -202,22 +202,13 @@ impl Screenings {
             )
             .await?;
         if let Some(user) = self.users.get_user(record.user_id).await? {
-            self.messages
-                .send_transactional(Email {
-                    to: user.email,
-                    subject: format!(
-                        "Your appeal for job {job_id} was {}",
-                        if approve { "approved" } else { "denied" }
-                    ),
-                    body: match (approve, note) {
-                        (true, _) => "The job was admitted and will run.".to_string(),
-                        (false, Some(n)) => format!("The refusal stands: {n}"),
-                        (false, None) => "The refusal stands.".to_string(),
-                    },
-                    job_id: Some(job_id),
-                    attachments: Vec::new(),
-                })
-                .await?;
+            let mut email = self.messages.compose(
+                "appeal_decided",
+                &user.email,
+                json!({"job_id": job_id, "approved": approve, "note": note}),
+            )?;
+            email.job_id = Some(job_id);
+            self.messages.send_transactional(email).await?;
         }
         Ok(AppealDecision {
             appeal: record,

@@ -61,4 +61,24 @@ impl pb::messages_service_server::MessagesService for Messages {
         })
         .await
     }
+
+    async fn list_templates(
+        &self,
+        req: Request<pb::ListTemplatesRequest>,
+    ) -> Reply<pb::TemplateList> {
+        authed(&self.0, req, |who, _| async move {
+            message(&self.0.messages().list_templates(&who)?)
+        })
+        .await
+    }
+
+    async fn preview_template(
+        &self,
+        req: Request<pb::PreviewTemplateRequest>,
+    ) -> Reply<pb::RenderedTemplate> {
+        authed(&self.0, req, |who, r| async move {
+            message(&self.0.messages().preview_template(&who, &r.name)?)
+        })
+        .await
+    }
 }

@@ -39,13 +39,20 @@ impl ResendChannel {
 
     /// The request body for `m`.
     pub fn body(&self, m: &OutboxMessage) -> Value {
+        let mut headers = json!({"X-Levqor-Message-Id": m.id.to_string()});
+        for (name, value) in &m.headers {
+            headers[name] = json!(value);
+        }
         let mut body = json!({
             "from": self.from,
             "to": [m.to],
             "subject": m.subject,
             "text": m.body,
-            "headers": {"X-Levqor-Message-Id": m.id.to_string()},
+            "headers": headers,
         });
+        if let Some(html) = &m.html {
+            body["html"] = json!(html);
+        }
         if !m.attachments.is_empty() {
             body["attachments"] = m
                 .attachments

@@ -7,7 +7,7 @@
 use super::DELIVERY_TIMEOUT;
 use async_trait::async_trait;
 use base64::Engine as _;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
@@ -98,18 +98,38 @@ impl SmtpChannel {
         let to: Mailbox =
             m.to.parse()
                 .map_err(|e| format!("{:?} is not an address: {e}", m.to))?;
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(m.subject.as_str())
             .message_id(Some(format!("<{}@{}>", m.id, self.domain)));
+        for (name, value) in &m.headers {
+            let name = HeaderName::new_from_ascii(name.clone())
+                .map_err(|e| format!("header {name:?}: {e}"))?;
+            builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+        }
         let text = SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .body(m.body.clone());
+        let body = match &m.html {
+            Some(html) => MultiPart::alternative().singlepart(text).singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(html.clone()),
+            ),
+            None if m.attachments.is_empty() => {
+                return builder.singlepart(text).map_err(|e| e.to_string());
+            }
+            None => MultiPart::mixed().singlepart(text),
+        };
         let built = if m.attachments.is_empty() {
-            builder.singlepart(text)
+            builder.multipart(body)
         } else {
-            let mut mixed = MultiPart::mixed().singlepart(text);
+            let mut mixed = if m.html.is_some() {
+                MultiPart::mixed().multipart(body)
+            } else {
+                body
+            };
             for a in &m.attachments {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(&a.content_base64)

@@ -2,7 +2,7 @@
 
 use super::{admin_target, ok, with_status};
 use crate::error::ApiResult;
-use crate::extract::{Caller, Client, Fields, JsonBody, OptionalJsonBody};
+use crate::extract::{Caller, Client, Fields, JsonBody, UnsubscribeBody};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -154,12 +154,13 @@ pub async fn confirm(
 }
 
 /// `POST /v1/marketing/unsubscribe` (a link's token, in the query or the body; or the caller's
-/// key) and `GET` for links followed from an email.
+/// key; a mail client's one-click form post, RFC 8058) and `GET` for links followed from an
+/// email.
 pub async fn unsubscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
-    OptionalJsonBody(body): OptionalJsonBody,
+    UnsubscribeBody(body): UnsubscribeBody,
 ) -> ApiResult<Response> {
     let mut f = Fields::lenient(&body);
     let from_body = f.string("token");

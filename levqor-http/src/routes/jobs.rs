@@ -25,6 +25,22 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/outbox", get(outbox))
         .route("/v1/admin/outbox/{id}", get(outbox_message))
         .route("/v1/admin/outbox/{id}/retry", post(retry_outbox_message))
+        .route("/v1/admin/templates", get(templates))
+        .route("/v1/admin/templates/{name}/preview", get(preview_template))
+}
+
+/// `GET /v1/admin/templates`: the email templates and the parts the deployment overrides.
+pub async fn templates(State(state): State<AppState>, Caller(who): Caller) -> ApiResult<Response> {
+    ok(state.levqor.messages().list_templates(&who)?)
+}
+
+/// `GET /v1/admin/templates/{name}/preview`: a template rendered with its sample data.
+pub async fn preview_template(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    ok(state.levqor.messages().preview_template(&who, &name)?)
 }
 
 /// `POST /v1/jobs`: 202 with the job and its `Location`. A replayed `Idempotency-Key` returns
