@@ -212,6 +212,7 @@ pub struct LevqorBuilder {
     channels: Vec<Arc<dyn Channel>>,
     dispatch: DispatchConfig,
     templates: Option<Templates>,
+    resend_webhook_secret: Option<String>,
 }
 
 impl LevqorBuilder {
@@ -237,7 +238,15 @@ impl LevqorBuilder {
             channels: Vec::new(),
             dispatch: DispatchConfig::default(),
             templates: None,
+            resend_webhook_secret: None,
         }
+    }
+
+    /// The signing secret of Resend's webhook (`whsec_…`): bounces and complaints it reports
+    /// suppress addresses. Without it the webhook answers `webhook_not_configured`.
+    pub fn resend_webhook_secret(mut self, secret: Option<&str>) -> Self {
+        self.resend_webhook_secret = secret.map(str::to_string);
+        self
     }
 
     /// The email templates (default: the built-in ones; see [`Templates::new`] for overrides).
@@ -362,6 +371,7 @@ impl LevqorBuilder {
             channels,
             dispatch,
             templates,
+            resend_webhook_secret,
         } = self;
         let templates = Arc::new(templates.unwrap_or_default());
         runner.set_templates(templates.clone());
@@ -373,7 +383,8 @@ impl LevqorBuilder {
                 audit.clone(),
                 clock.clone(),
             )
-            .with_templates(templates),
+            .with_templates(templates)
+            .with_resend_webhook_secret(resend_webhook_secret),
         );
         let mut users = Users::new(store.clone(), clock.clone(), admin_key.as_deref());
         if signup_grant > 0 {

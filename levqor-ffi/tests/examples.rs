@@ -80,8 +80,13 @@ fn the_c_example_compiles_cleanly_links_statically_and_runs() {
                 "--leak-check=full",
                 "--error-exitcode=1",
                 "--errors-for-leak-kinds=definite,possible",
+                "--num-callers=40",
                 "--quiet",
             ])
+            .arg(format!(
+                "--suppressions={}",
+                root().join("levqor-ffi/tests/valgrind.supp").display()
+            ))
             .arg(&exe));
         expect_flow(&stdout, "C");
     } else {

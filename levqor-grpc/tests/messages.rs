@@ -307,3 +307,80 @@ async fn templates_are_listed_and_previewed_for_the_admin_only() {
         .await;
     assert_eq!(refusal(r), (Code::PermissionDenied, "admin_only".into()));
 }
+
+#[tokio::test]
+async fn suppressions_are_listed_and_lifted_by_the_admin() {
+    use levqor_core::notify::{Suppression, SuppressionReason};
+    let server = Server::start().await;
+    let (_, key) = server.user("ada@example.com").await;
+    server
+        .levqor
+        .store()
+        .suppress(&Suppression {
+            id: uuid::Uuid::now_v7(),
+            email: "gone@example.com".into(),
+            reason: SuppressionReason::HardBounce,
+            detail: Some("550 no such user".into()),
+            event_id: Some("msg_1".into()),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let mut messages = server.messages();
+    let list = messages
+        .list_suppressions(as_(
+            ADMIN,
+            pb::ListSuppressionsRequest {
+                limit: None,
+                cursor: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.suppressions.len(), 1);
+    let s = &list.suppressions[0];
+    assert_eq!(
+        (s.email.as_str(), s.reason.as_str(), s.detail.as_deref()),
+        ("gone@example.com", "hard_bounce", Some("550 no such user"))
+    );
+    let r = messages
+        .list_suppressions(as_(
+            &key,
+            pb::ListSuppressionsRequest {
+                limit: None,
+                cursor: None,
+            },
+        ))
+        .await;
+    assert_eq!(refusal(r), (Code::PermissionDenied, "admin_only".into()));
+    let lifted = messages
+        .remove_suppression(as_(
+            ADMIN,
+            pb::RemoveSuppressionRequest {
+                email: "Gone@Example.com".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lifted.reason, "hard_bounce");
+    let r = messages
+        .remove_suppression(as_(
+            ADMIN,
+            pb::RemoveSuppressionRequest {
+                email: "gone@example.com".into(),
+            },
+        ))
+        .await;
+    assert_eq!(refusal(r).0, Code::NotFound);
+    let r = messages
+        .remove_suppression(as_(
+            ADMIN,
+            pb::RemoveSuppressionRequest {
+                email: "nope".into(),
+            },
+        ))
+        .await;
+    assert_eq!(refusal(r).0, Code::InvalidArgument);
+}

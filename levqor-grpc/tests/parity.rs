@@ -80,6 +80,16 @@ const PARITY: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
+        "/v1/admin/suppressions",
+        "levqor.v1.MessagesService/ListSuppressions",
+    ),
+    (
+        "DELETE",
+        "/v1/admin/suppressions/{email}",
+        "levqor.v1.MessagesService/RemoveSuppression",
+    ),
+    (
+        "GET",
         "/v1/admin/templates/{name}/preview",
         "levqor.v1.MessagesService/PreviewTemplate",
     ),
@@ -329,6 +339,11 @@ const REST_ONLY: &[(&str, &str, &str)] = &[
         "POST",
         "/v1/billing/webhook",
         "the payment provider calls HTTP",
+    ),
+    (
+        "POST",
+        "/v1/webhooks/resend",
+        "the email provider calls HTTP",
     ),
     ("GET", "/health", "gRPC clients ask grpc.health.v1.Health"),
     (

@@ -146,6 +146,10 @@ struct ServeArgs {
     /// Resend API key.
     #[arg(long, env = "LEVQOR_RESEND_API_KEY", hide_env_values = true)]
     resend_api_key: Option<String>,
+    /// Signing secret of Resend's webhook (`whsec_…`, from Resend's dashboard): hard bounces
+    /// and complaints posted to `/v1/webhooks/resend` suppress the address.
+    #[arg(long, env = "LEVQOR_RESEND_WEBHOOK_SECRET", hide_env_values = true)]
+    resend_webhook_secret: Option<String>,
     /// Resend API base URL (a test server); Resend's own by default.
     #[arg(long, env = "LEVQOR_RESEND_BASE_URL", default_value = levqor_http::deliver::resend::RESEND_API)]
     resend_base_url: String,
@@ -244,7 +248,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .public_rate_per_minute(args.public_rate_per_minute)
         .default_tier(&args.default_tier)
         .dunning_every(Duration::from_secs(args.dunning_interval_secs.max(1)));
-    let builder = configure_delivery(builder, &args)?.templates(templates(&args)?);
+    let builder = configure_delivery(builder, &args)?
+        .templates(templates(&args)?)
+        .resend_webhook_secret(args.resend_webhook_secret.as_deref());
     let levqor = Arc::new(
         configure_billing(builder, &args)?
             .build()

@@ -177,7 +177,7 @@ async fn a_templates_directory_overrides_parts_and_a_bad_one_stops_the_start() {
     let (_, outbox) = client.call("GET", "/v1/admin/outbox", ADMIN, None).await;
     let m = &outbox["messages"][0];
     assert_eq!(m["subject"], "Hi");
-    assert_eq!(m["body"], "Tom & Jerry\n");
+    assert_eq!(m["body"], "Tom & Jerry");
     assert_eq!(
         m["html"],
         "<html><body><h1>Acme</h1><p>Tom &amp; Jerry</p></body></html>"

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use levqor_core::Result;
 use levqor_core::notify::{
     ABANDONED, Attempt, Delivery, DeliveryStatus, EXPIRED, EmailKind, OutboxClaim, OutboxMessage,
-    OutboxStore, Settle, Settled,
+    OutboxStore, Settle, Settled, Suppression, SuppressionReason,
 };
 use serde_json::Value;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
@@ -104,6 +104,34 @@ impl Stored for AttemptRow {
     }
 }
 
+/// A row of `suppressions`.
+#[derive(FromRow)]
+pub(crate) struct SuppressionRow {
+    id: Uuid,
+    email: String,
+    reason: String,
+    detail: Option<String>,
+    event_id: Option<String>,
+    created_at: Timestamp,
+}
+
+impl Stored for SuppressionRow {
+    type Value = Suppression;
+
+    fn into_value(self) -> Result<Suppression, sqlx::Error> {
+        Ok(Suppression {
+            id: self.id,
+            email: self.email,
+            reason: parsed("suppression reason", &self.reason, SuppressionReason::parse)?,
+            detail: self.detail,
+            event_id: self.event_id,
+            created_at: self.created_at.0,
+        })
+    }
+}
+
+const SUPPRESSION_COLUMNS: &str = "id, email, reason, detail, event_id, created_at";
+
 /// Writes `messages` to the outbox on `conn` (in a transaction of the caller's, so that a
 /// message lands with the change that caused it).
 pub(crate) async fn insert_messages<DB>(
@@ -183,6 +211,7 @@ where
     for<'q> Value: Encode<'q, DB> + Type<DB>,
     for<'r> MessageRow: FromRow<'r, DB::Row>,
     for<'r> AttemptRow: FromRow<'r, DB::Row>,
+    for<'r> SuppressionRow: FromRow<'r, DB::Row>,
 {
     async fn push_outbox(&self, m: &OutboxMessage) -> Result<()> {
         let mut conn = self
@@ -222,12 +251,79 @@ where
     }
 
     async fn erase_outbox(&self, email: &str) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM outbox WHERE to_addr = $1")
+        let mut deleted = 0;
+        for statement in [
+            "DELETE FROM outbox WHERE to_addr = $1",
+            "DELETE FROM suppressions WHERE email = $1",
+        ] {
+            deleted += sqlx::query(statement)
+                .bind(email)
+                .execute(&self.write)
+                .await
+                .map_err(db_error("erase_outbox"))?
+                .rows();
+        }
+        Ok(deleted)
+    }
+
+    async fn suppress(&self, s: &Suppression) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO suppressions (id, email, reason, detail, event_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(s.id)
+        .bind(s.email.as_str())
+        .bind(s.reason.as_str())
+        .bind(s.detail.as_deref())
+        .bind(s.event_id.as_deref())
+        .bind(Timestamp(s.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error("suppress"))?
+        .rows()
+            == 1)
+    }
+
+    async fn suppression(&self, email: &str) -> Result<Option<Suppression>> {
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE email = "
+        ));
+        q.push_bind(email.to_string());
+        q.build()
+            .try_map(|row| decode::<_, SuppressionRow>(&row))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error("suppression"))
+    }
+
+    async fn list_suppressions(
+        &self,
+        before: Option<Uuid>,
+        limit_to: usize,
+    ) -> Result<Vec<Suppression>> {
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE TRUE"
+        ));
+        if let Some(before) = before {
+            q.push(" AND id < ").push_bind(before);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(limit(limit_to));
+        q.build()
+            .try_map(|row| decode::<_, SuppressionRow>(&row))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error("list_suppressions"))
+    }
+
+    async fn unsuppress(&self, email: &str) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM suppressions WHERE email = $1")
             .bind(email)
             .execute(&self.write)
             .await
-            .map_err(db_error("erase_outbox"))?
-            .rows())
+            .map_err(db_error("unsuppress"))?
+            .rows()
+            == 1)
     }
 
     async fn claim_outbox(&self, claim: &OutboxClaim) -> Result<Vec<OutboxMessage>> {

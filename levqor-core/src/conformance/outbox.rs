@@ -340,3 +340,51 @@ pub async fn step_messages_land_with_their_checkpoint_only(store: Arc<dyn Store>
         "a write without its lease sends nothing"
     );
 }
+
+pub async fn suppressions_keep_the_first_reason_and_go_with_erasure(store: Arc<dyn Store>) {
+    use crate::notify::{Suppression, SuppressionReason};
+    let s = |email: &str, reason, at: i64| Suppression {
+        id: Uuid::now_v7(),
+        email: email.into(),
+        reason,
+        detail: Some("550 mailbox unavailable".into()),
+        event_id: Some(format!("msg_{at}")),
+        created_at: t0() + Duration::seconds(at),
+    };
+    let first = s("gone@example.com", SuppressionReason::HardBounce, 1);
+    assert!(store.suppress(&first).await.unwrap());
+    assert!(
+        !store
+            .suppress(&s("gone@example.com", SuppressionReason::Complaint, 2))
+            .await
+            .unwrap(),
+        "the first reason stays"
+    );
+    let other = s("spam@example.com", SuppressionReason::Complaint, 3);
+    assert!(store.suppress(&other).await.unwrap());
+    assert_eq!(
+        store.suppression("gone@example.com").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.suppression("nobody@example.com").await.unwrap(), None);
+    assert_eq!(
+        store.list_suppressions(None, 10).await.unwrap(),
+        vec![other.clone(), first.clone()]
+    );
+    assert_eq!(
+        store.list_suppressions(Some(other.id), 10).await.unwrap(),
+        vec![first.clone()]
+    );
+    assert!(store.unsuppress("spam@example.com").await.unwrap());
+    assert!(!store.unsuppress("spam@example.com").await.unwrap());
+    store
+        .push_outbox(&message("email", "gone@example.com", t0()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.erase_outbox("gone@example.com").await.unwrap(),
+        2,
+        "the message and the suppression"
+    );
+    assert_eq!(store.suppression("gone@example.com").await.unwrap(), None);
+}

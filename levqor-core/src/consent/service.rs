@@ -460,6 +460,7 @@ impl Consent {
                         .store
                         .objects_by_email(&sub.email, ObjectionKind::Marketing)
                         .await?
+                    || self.messages.is_suppressed(&sub.email).await?
                 {
                     skipped += 1;
                     continue;

@@ -52,6 +52,7 @@ struct State {
     /// Per message being sent: the claim's token and when its lease ends.
     outbox_leases: HashMap<Uuid, (Uuid, DateTime<Utc>)>,
     outbox_attempts: HashMap<Uuid, Vec<crate::notify::Attempt>>,
+    suppressions: BTreeMap<Uuid, crate::notify::Suppression>,
     terms: Vec<TermsVersion>,
     acceptances: BTreeMap<Uuid, TermsAcceptance>,
     subscriptions: BTreeMap<Uuid, Subscription>,

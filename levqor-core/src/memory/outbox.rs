@@ -4,7 +4,7 @@ use super::MemoryStore;
 use crate::error::Result;
 use crate::notify::{ABANDONED, EXPIRED, apply_settle};
 use crate::notify::{
-    Attempt, DeliveryStatus, OutboxClaim, OutboxMessage, OutboxStore, Settle, Settled,
+    Attempt, DeliveryStatus, OutboxClaim, OutboxMessage, OutboxStore, Settle, Settled, Suppression,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -46,7 +46,9 @@ impl OutboxStore for MemoryStore {
             s.outbox_leases.remove(id);
             s.outbox_attempts.remove(id);
         }
-        Ok(gone.len() as u64)
+        let before = s.suppressions.len();
+        s.suppressions.retain(|_, x| x.email != email);
+        Ok((gone.len() + before - s.suppressions.len()) as u64)
     }
 
     async fn claim_outbox(&self, claim: &OutboxClaim) -> Result<Vec<OutboxMessage>> {
@@ -158,6 +160,50 @@ impl OutboxStore for MemoryStore {
         m.delivery.status = DeliveryStatus::Pending;
         m.delivery.next_attempt_at = now;
         Ok(true)
+    }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<bool> {
+        let mut s = self.lock();
+        if s.suppressions
+            .values()
+            .any(|x| x.email == suppression.email)
+        {
+            return Ok(false);
+        }
+        s.suppressions.insert(suppression.id, suppression.clone());
+        Ok(true)
+    }
+
+    async fn suppression(&self, email: &str) -> Result<Option<Suppression>> {
+        Ok(self
+            .lock()
+            .suppressions
+            .values()
+            .find(|x| x.email == email)
+            .cloned())
+    }
+
+    async fn list_suppressions(
+        &self,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Suppression>> {
+        Ok(self
+            .lock()
+            .suppressions
+            .values()
+            .rev()
+            .filter(|x| before.is_none_or(|b| x.id < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn unsuppress(&self, email: &str) -> Result<bool> {
+        let mut s = self.lock();
+        let before = s.suppressions.len();
+        s.suppressions.retain(|_, x| x.email != email);
+        Ok(s.suppressions.len() < before)
     }
 
     async fn list_attempts(&self, message_id: Uuid) -> Result<Vec<Attempt>> {

@@ -12,13 +12,17 @@ mod dispatch;
 mod dispatch_tests;
 mod service;
 mod store;
+mod suppression;
 mod templates;
 
 pub use area::MessagesArea;
 pub use dispatch::{DispatchConfig, DispatchHandle, DispatchTick, Dispatcher};
-pub use service::{Messages, OutboxEntry, TemplateList};
+pub use service::{Messages, OutboxEntry, ProviderEvent, TemplateList};
 pub(crate) use store::apply_settle;
 pub use store::{ABANDONED, Attempt, EXPIRED, OutboxClaim, OutboxStore, Settle, Settled};
+pub use suppression::{
+    SVIX_TOLERANCE_SECS, Suppression, SuppressionReason, sign_svix, verify_svix,
+};
 pub use templates::{Rendered, Templates};
 
 use crate::error::Result;

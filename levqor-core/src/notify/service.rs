@@ -1,7 +1,10 @@
 //! [`Messages`]: sending email for the other domains, and the admin's view of the outbox and
 //! its deliveries.
 
-use super::{Attempt, Email, EmailKind, Notifier, OutboxMessage, OutboxStore, Rendered, Templates};
+use super::{
+    Attempt, Email, EmailKind, Notifier, OutboxMessage, OutboxStore, Rendered, Suppression,
+    SuppressionReason, Templates, verify_svix,
+};
 use crate::audit::{Actor, AuditLog};
 use crate::auth::Principal;
 use crate::clock::Clock;
@@ -38,6 +41,16 @@ pub struct Messages {
     audit: Arc<AuditLog>,
     clock: Arc<dyn Clock>,
     templates: Arc<Templates>,
+    resend_webhook_secret: Option<String>,
+}
+
+/// What a provider's webhook did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderEvent {
+    /// The event's type.
+    pub event: String,
+    /// Addresses newly suppressed by it.
+    pub suppressed: usize,
 }
 
 impl Messages {
@@ -54,7 +67,126 @@ impl Messages {
             audit,
             clock,
             templates: Arc::new(Templates::default()),
+            resend_webhook_secret: None,
         }
+    }
+
+    /// Checks Resend's webhooks with `secret` (`whsec_…`).
+    pub fn with_resend_webhook_secret(mut self, secret: Option<String>) -> Self {
+        self.resend_webhook_secret = secret.filter(|s| !s.is_empty());
+        self
+    }
+
+    /// Resend's webhook (signed as Svix signs): a permanent bounce (`email.bounced` with
+    /// `bounce.type` `Permanent`) or a complaint (`email.complained`) suppresses every
+    /// recipient of the message; other events are received and ignored. A replayed event
+    /// changes nothing. `Unavailable` `webhook_not_configured` without a secret, `Invalid`
+    /// `bad_signature` for a bad signature, `bad_event` for a body that is not JSON.
+    pub async fn resend_webhook(
+        &self,
+        payload: &[u8],
+        id: &str,
+        timestamp: &str,
+        signature: &str,
+    ) -> Result<ProviderEvent> {
+        let secret = self.resend_webhook_secret.as_deref().ok_or_else(|| {
+            Error::unavailable("the Resend webhook is not configured on this deployment")
+                .with_code("webhook_not_configured")
+        })?;
+        let now = self.clock.now_micros();
+        verify_svix(payload, id, timestamp, signature, secret, now)?;
+        let event: Value = serde_json::from_slice(payload)
+            .map_err(|_| Error::invalid("bad_event", "the webhook body is not JSON"))?;
+        let kind = event["type"].as_str().unwrap_or_default().to_string();
+        let data = &event["data"];
+        let reason = match kind.as_str() {
+            "email.bounced" if data["bounce"]["type"] == "Permanent" => {
+                Some(SuppressionReason::HardBounce)
+            }
+            "email.complained" => Some(SuppressionReason::Complaint),
+            _ => None,
+        };
+        let mut suppressed = 0;
+        if let Some(reason) = reason {
+            let recipients: Vec<&str> = match &data["to"] {
+                Value::Array(to) => to.iter().filter_map(Value::as_str).collect(),
+                Value::String(to) => vec![to.as_str()],
+                _ => Vec::new(),
+            };
+            for to in recipients {
+                let Ok(email) = crate::users::normalize_email(to) else {
+                    continue;
+                };
+                let added = self
+                    .outbox
+                    .suppress(&Suppression {
+                        id: Uuid::now_v7(),
+                        email: email.clone(),
+                        reason,
+                        detail: data["bounce"]["message"].as_str().map(str::to_string),
+                        event_id: Some(id.to_string()),
+                        created_at: now,
+                    })
+                    .await?;
+                if added {
+                    suppressed += 1;
+                    self.audit
+                        .record(
+                            Actor::System,
+                            "suppression.added",
+                            None,
+                            json!({"address": hash_secret(&email), "reason": reason.as_str(), "event": kind}),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(ProviderEvent {
+            event: kind,
+            suppressed,
+        })
+    }
+
+    /// Whether `email` is suppressed (marketing skips it).
+    pub async fn is_suppressed(&self, email: &str) -> Result<bool> {
+        Ok(self.outbox.suppression(email).await?.is_some())
+    }
+
+    /// The suppressed addresses and why, newest first (admin only).
+    pub async fn list_suppressions(
+        &self,
+        who: &Principal,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Suppression>> {
+        who.require_admin()?;
+        let page = PageRequest::parse_or_fail(limit, cursor)?;
+        let items = self
+            .outbox
+            .list_suppressions(page.before, page.limit + 1)
+            .await?;
+        Ok(page.cut(items, |s| s.id))
+    }
+
+    /// Lifts an address's suppression (admin only; audited). `NotFound` when it has none.
+    pub async fn remove_suppression(&self, who: &Principal, email: &str) -> Result<Suppression> {
+        who.require_admin()?;
+        let email = crate::users::normalize_email(email)?;
+        let existing = self
+            .outbox
+            .suppression(&email)
+            .await?
+            .ok_or_else(|| Error::not_found("suppression"))?;
+        self.outbox.unsuppress(&email).await?;
+        self.audit
+            .record(
+                Actor::Admin,
+                "suppression.removed",
+                None,
+                json!({"address": hash_secret(&email), "reason": existing.reason.as_str()}),
+            )
+            .await?;
+        Ok(existing)
     }
 
     /// The same, rendering email from `templates`.

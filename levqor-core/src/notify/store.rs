@@ -1,6 +1,6 @@
 //! The [`OutboxStore`] port: the outbox as the dispatcher's queue.
 
-use super::{DeliveryStatus, OutboxMessage};
+use super::{DeliveryStatus, OutboxMessage, Suppression};
 use crate::error::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -82,7 +82,7 @@ pub trait OutboxStore: Send + Sync {
     async fn list_outbox(&self, before: Option<Uuid>, limit: usize) -> Result<Vec<OutboxMessage>>;
     /// One message.
     async fn get_outbox(&self, id: Uuid) -> Result<Option<OutboxMessage>>;
-    /// Deletes the messages to `email` (erasure); how many.
+    /// Deletes the messages to `email` and its suppression (erasure); how many rows.
     async fn erase_outbox(&self, email: &str) -> Result<u64>;
     /// Claims due messages of `claim.channels`, oldest due first, marking them `sending` under
     /// the claim's token and counting the attempt: pending messages due at `claim.now`, and
@@ -100,6 +100,18 @@ pub trait OutboxStore: Send + Sync {
     async fn retry_outbox(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool>;
     /// The attempts made to deliver a message, first first.
     async fn list_attempts(&self, message_id: Uuid) -> Result<Vec<Attempt>>;
+    /// Suppresses an address; `false` when it already was (the first reason stays).
+    async fn suppress(&self, suppression: &Suppression) -> Result<bool>;
+    /// The suppression of an address, if any.
+    async fn suppression(&self, email: &str) -> Result<Option<Suppression>>;
+    /// Suppressions newest first, older than `before` when given.
+    async fn list_suppressions(
+        &self,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Suppression>>;
+    /// Lifts an address's suppression; whether there was one.
+    async fn unsuppress(&self, email: &str) -> Result<bool>;
 }
 
 /// `last_error` of a message abandoned mid-attempt through a channel that cannot deduplicate.

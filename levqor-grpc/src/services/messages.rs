@@ -81,4 +81,32 @@ impl pb::messages_service_server::MessagesService for Messages {
         })
         .await
     }
+
+    async fn list_suppressions(
+        &self,
+        req: Request<pb::ListSuppressionsRequest>,
+    ) -> Reply<pb::ListSuppressionsResponse> {
+        authed(&self.0, req, |who, r| async move {
+            let page = self
+                .0
+                .messages()
+                .list_suppressions(&who, limit(r.limit), r.cursor.as_deref())
+                .await?;
+            Ok(pb::ListSuppressionsResponse {
+                suppressions: messages(&page.items)?,
+                next_cursor: page.next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn remove_suppression(
+        &self,
+        req: Request<pb::RemoveSuppressionRequest>,
+    ) -> Reply<pb::Suppression> {
+        authed(&self.0, req, |who, r| async move {
+            message(&self.0.messages().remove_suppression(&who, &r.email).await?)
+        })
+        .await
+    }
 }
