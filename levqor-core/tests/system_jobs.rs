@@ -171,13 +171,16 @@ async fn dunning_runs_as_a_system_job_in_the_engine() {
         levqor_core::Upserted::Created(u) | levqor_core::Upserted::Existing(u) => u,
     };
     store
-        .put_dunning(&Dunning {
-            user_id: user.id,
-            state: DunningState::PastDue,
-            since: start - Duration::days(20),
-            reminders_sent: 0,
-            updated_at: start,
-        })
+        .put_dunning(
+            &Dunning {
+                user_id: user.id,
+                state: DunningState::PastDue,
+                since: start - Duration::days(20),
+                reminders_sent: 0,
+                updated_at: start,
+            },
+            &[],
+        )
         .await
         .unwrap();
     let engine = levqor.start_engine(EngineConfig {

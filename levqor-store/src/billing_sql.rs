@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use levqor_core::billing::{BillingStore, DiscountCode, Dunning, DunningState, Revenue};
 use levqor_core::credits::EntryKind;
+use levqor_core::notify::OutboxMessage;
 use levqor_core::{Error, Result};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
@@ -110,6 +111,8 @@ where
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> serde_json::Value: Encode<'q, DB> + Type<DB>,
     for<'r> CodeRow: FromRow<'r, DB::Row>,
     for<'r> DunningRow: FromRow<'r, DB::Row>,
     for<'r> RevenueRow: FromRow<'r, DB::Row>,
@@ -183,7 +186,8 @@ where
             .map_err(db_error("dunning"))
     }
 
-    async fn put_dunning(&self, d: &Dunning) -> Result<()> {
+    async fn put_dunning(&self, d: &Dunning, messages: &[OutboxMessage]) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_error("put_dunning"))?;
         sqlx::query(
             "INSERT INTO dunning (user_id, state, since, reminders_sent, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, since = excluded.since, \
@@ -194,9 +198,12 @@ where
         .bind(Timestamp(d.since))
         .bind(d.reminders_sent)
         .bind(Timestamp(d.updated_at))
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db_error("put_dunning"))?;
+        let messages: Vec<&OutboxMessage> = messages.iter().collect();
+        crate::outbox_sql::insert_messages::<DB>(&mut tx, &messages).await?;
+        tx.commit().await.map_err(db_error("put_dunning"))?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use crate::cache::TtlCache;
 use crate::error::{Error, Result};
 use crate::jobs::intake::{IntakeContext, IntakeStage};
 use crate::jobs::steps::{StepFailure, SystemTask};
+use crate::notify::EmailKind;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -39,22 +40,24 @@ impl Billing {
                 &user.email,
                 json!({"day": day, "grace_days": policy.grace_days}),
             )?;
-            self.messages.send_transactional(email).await?;
-            // Saved after each reminder, so a later one that fails does not send this again.
+            // Each reminder is written with the count that records it, in one transaction: a
+            // crash between the two can neither lose it nor let the next tick write it again.
             d.reminders_sent += 1;
             d.updated_at = now;
-            self.store.put_dunning(&d).await?;
+            self.store
+                .put_dunning(&d, &[self.messages.queue(&email, EmailKind::Transactional)])
+                .await?;
         }
         if days >= policy.grace_days {
-            // The notice goes out before the suspension is saved: while it fails, the account
-            // stays past due and the next tick tries again.
+            // The notice is written with the suspension, in one transaction.
             let email = self
                 .messages
                 .compose("account_suspended", &user.email, json!({}))?;
-            self.messages.send_transactional(email).await?;
             d.state = DunningState::Suspended;
             d.updated_at = now;
-            self.store.put_dunning(&d).await?;
+            self.store
+                .put_dunning(&d, &[self.messages.queue(&email, EmailKind::Transactional)])
+                .await?;
             self.suspensions.forget(d.user_id);
             self.audit
                 .record(

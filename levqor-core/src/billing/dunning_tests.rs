@@ -1,4 +1,5 @@
-//! The billing service against its ports: dunning and suspension (with email that fails), the
+//! The billing service against its ports: dunning and suspension (each reminder written with
+//! its state), the
 //! profit ledger and the profit guard.
 
 use super::test_world::*;
@@ -10,27 +11,27 @@ async fn dunning_reminds_on_the_configured_days_then_suspends_until_paid() {
     let (user, who) = w.customer(to).await;
     w.ok(invoice("evt_f1", "payment_failed")).await;
     assert_eq!(w.state(&who).await, DunningState::PastDue);
-    assert_eq!(w.reminders(to), 1, "day 0");
+    assert_eq!(w.reminders(to).await, 1, "day 0");
     // A second failure neither restarts the clock nor repeats the reminder.
     w.advance(2);
     w.ok(invoice("evt_f2", "payment_failed")).await;
     assert_eq!(w.tick().await, 1, "one account past due");
-    assert_eq!(w.reminders(to), 1, "none due before day 3");
+    assert_eq!(w.reminders(to).await, 1, "none due before day 3");
     w.advance(1);
     w.tick().await;
     w.tick().await;
-    assert_eq!(w.reminders(to), 2, "day 3, once");
+    assert_eq!(w.reminders(to).await, 2, "day 3, once");
     assert!(w.intake(user).await.is_ok(), "past due still runs jobs");
     w.advance(10);
     w.tick().await;
-    let reminders = w.mail(to, FAILED);
+    let reminders = w.mail(to, FAILED).await;
     assert_eq!(reminders.len(), 3);
     assert!(reminders[2].contains("(day 7)"), "{}", reminders[2]);
     assert_eq!(w.state(&who).await, DunningState::PastDue, "day 13");
     w.advance(1);
     w.tick().await;
     assert_eq!(w.state(&who).await, DunningState::Suspended);
-    let notice = w.mail(to, "Your account is suspended");
+    let notice = w.mail(to, "Your account is suspended").await;
     assert_eq!(notice.len(), 1);
     let refused = err(w.intake(user).await);
     assert_eq!(refused, (ErrorKind::Forbidden, "account_suspended"));
@@ -41,11 +42,11 @@ async fn dunning_reminds_on_the_configured_days_then_suspends_until_paid() {
     let status = w.billing.status(&who, None).await.unwrap();
     assert_eq!((status.state, status.since), (DunningState::Active, None));
     assert!(w.intake(user).await.is_ok());
-    assert_eq!(w.mail(to, "Your payment was received").len(), 1);
+    assert_eq!(w.mail(to, "Your payment was received").await.len(), 1);
     assert_eq!(w.revenue().await, [format!("1900 eur invoice {user}")]);
     w.advance(30);
     assert_eq!(w.tick().await, 0);
-    assert_eq!(w.reminders(to), 3, "the ladder ended");
+    assert_eq!(w.reminders(to).await, 3, "the ladder ended");
 }
 
 #[tokio::test]
@@ -58,10 +59,10 @@ async fn the_ladder_follows_the_policy_in_force() {
     let to = "brief@example.com";
     let (_, who) = w.customer(to).await;
     w.ok(invoice("evt_f", "payment_failed")).await;
-    assert_eq!(w.reminders(to), 0, "no day-0 reminder");
+    assert_eq!(w.reminders(to).await, 0, "no day-0 reminder");
     w.advance(1);
     w.tick().await;
-    assert_eq!(w.reminders(to), 1);
+    assert_eq!(w.reminders(to).await, 1);
     assert_eq!(w.state(&who).await, DunningState::PastDue);
     w.advance(1);
     w.tick().await;
@@ -69,45 +70,53 @@ async fn the_ladder_follows_the_policy_in_force() {
 }
 
 #[tokio::test]
-async fn failing_email_never_stalls_the_ladder() {
+async fn each_reminder_is_written_with_the_count_that_records_it() {
     let w = World::new();
-    let to = "unreachable@example.com";
-    let (user, who) = w.customer(to).await;
-    w.fail_mail(Some(""));
-    // The deliveries may fail (the provider retries them); the state changes either way.
-    let _ = w.deliver(&invoice("evt_f", "payment_failed")).await;
-    assert_eq!(w.state(&who).await, DunningState::PastDue);
-    assert_eq!(w.reminders(to), 0);
-    w.fail_mail(None);
+    let to = "counted@example.com";
+    let (_, who) = w.customer(to).await;
+    w.ok(invoice("evt_f", "payment_failed")).await;
+    assert_eq!(w.reminders(to).await, 1, "day 0");
+    for day in 1..=13 {
+        w.advance(1);
+        w.tick().await;
+        w.tick().await;
+        let due = BillingPolicy::default()
+            .reminder_days
+            .iter()
+            .filter(|&&d| d <= day)
+            .count();
+        assert_eq!(
+            w.reminders(to).await,
+            due,
+            "day {day}: each due reminder once"
+        );
+        assert_eq!(w.state(&who).await, DunningState::PastDue);
+    }
+    w.advance(1);
     w.tick().await;
-    w.tick().await;
-    assert_eq!(w.reminders(to), 1, "sent on the next tick, once");
-    w.advance(14);
     w.tick().await;
     assert_eq!(w.state(&who).await, DunningState::Suspended);
-    w.fail_mail(Some(""));
-    let _ = w.deliver(&invoice("evt_p", "paid")).await;
-    assert_eq!(w.state(&who).await, DunningState::Active, "paid is paid");
-    assert!(w.intake(user).await.is_ok());
-    assert_eq!(w.revenue().await.len(), 1);
+    assert_eq!(
+        w.mail(to, "Your account is suspended").await.len(),
+        1,
+        "written once"
+    );
 }
 
 #[tokio::test]
-async fn a_failed_reminder_is_retried_without_resending_those_sent_before_it() {
+async fn missed_ticks_catch_up_each_reminder_once_in_order() {
     let w = World::new();
     let to = "catching-up@example.com";
     w.customer(to).await;
     w.ok(invoice("evt_f", "payment_failed")).await;
     // The ticks of days 3 to 7 were missed: day 3's and day 7's reminders are both due.
     w.advance(7);
-    w.fail_mail(Some("(day 7)"));
-    assert!(w.billing.dunning_tick().await.is_err());
-    assert_eq!(w.reminders(to), 2, "days 0 and 3");
-    w.fail_mail(None);
     w.tick().await;
-    let sent = w.mail(to, FAILED);
-    let day3: Vec<bool> = sent.iter().map(|b| b.contains("(day 3)")).collect();
-    assert_eq!(day3, [false, true, false], "day 3's is sent once");
+    w.tick().await;
+    let sent = w.mail(to, FAILED).await;
+    let days: Vec<bool> = sent.iter().map(|b| b.contains("(day 3)")).collect();
+    assert_eq!(days, [false, true, false], "days 0, 3 and 7, each once");
+    assert!(sent[2].contains("(day 7)"));
 }
 
 /// Pays a referral reward of `credits` now.

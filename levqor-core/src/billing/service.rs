@@ -445,7 +445,7 @@ impl Billing {
             reminders_sent: 0,
             updated_at: now,
         };
-        self.store.put_dunning(&d).await?;
+        self.store.put_dunning(&d, &[]).await?;
         self.audit
             .record(Actor::System, "dunning.past_due", Some(user_id), json!({}))
             .await?;
@@ -459,27 +459,33 @@ impl Billing {
         if d.state == DunningState::Active {
             return Ok(());
         }
+        // The confirmation is written with the restored state, in one transaction.
+        let confirmation = match self.users.store().get_user(user_id).await? {
+            Some(user) => vec![
+                self.messages.queue(
+                    &self
+                        .messages
+                        .compose("payment_received", &user.email, json!({}))?,
+                    crate::notify::EmailKind::Transactional,
+                ),
+            ],
+            None => Vec::new(),
+        };
         self.store
-            .put_dunning(&Dunning {
-                state: DunningState::Active,
-                reminders_sent: 0,
-                updated_at: now,
-                ..d
-            })
+            .put_dunning(
+                &Dunning {
+                    state: DunningState::Active,
+                    reminders_sent: 0,
+                    updated_at: now,
+                    ..d
+                },
+                &confirmation,
+            )
             .await?;
         self.suspensions.forget(user_id);
         self.audit
             .record(Actor::System, "dunning.active", Some(user_id), json!({}))
             .await?;
-        if let Some(user) = self.users.store().get_user(user_id).await? {
-            self.messages
-                .send_transactional(self.messages.compose(
-                    "payment_received",
-                    &user.email,
-                    json!({}),
-                )?)
-                .await?;
-        }
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 use super::{DiscountCode, Dunning, Revenue};
 use crate::credits::EntryKind;
 use crate::error::Result;
+use crate::notify::OutboxMessage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -24,7 +25,9 @@ pub trait BillingStore: Send + Sync {
     /// A user's dunning record.
     async fn dunning(&self, user_id: Uuid) -> Result<Option<Dunning>>;
     /// Inserts or replaces a dunning record.
-    async fn put_dunning(&self, dunning: &Dunning) -> Result<()>;
+    /// Saves an account's dunning state with `messages` (its reminder or notice) written to the
+    /// outbox in the same transaction: a crash cannot save one without the other.
+    async fn put_dunning(&self, dunning: &Dunning, messages: &[OutboxMessage]) -> Result<()>;
     /// Every record that is past due.
     async fn past_due(&self) -> Result<Vec<Dunning>>;
     /// Records revenue (idempotent by id).

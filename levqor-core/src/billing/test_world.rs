@@ -15,8 +15,7 @@ pub(super) use crate::error::{Error, ErrorKind, Result};
 pub(super) use crate::jobs::intake::{IntakeContext, IntakeStage, SubmitRequest};
 pub(super) use crate::jobs::model::{Job, JobStatus};
 pub(super) use crate::jobs::store::{Claim, JobStore, NewJob};
-pub(super) use crate::memory::MemoryStore;
-pub(super) use crate::notify::{Email, MockNotifier};
+pub(super) use crate::notify::OutboxStore;
 pub(super) use crate::testing::Base;
 pub(super) use chrono::{DateTime, Duration, TimeZone, Utc};
 pub(super) use serde_json::{Value, json};
@@ -58,34 +57,17 @@ pub(super) fn provider(calls: Arc<Calls>, down: Arc<AtomicBool>) -> MockPaymentP
     p
 }
 
-pub(super) type Shared<T> = Arc<Mutex<T>>;
-
 /// Billing configured with the scripted provider; email goes through a scripted notifier.
 pub(super) struct World {
     pub(super) base: Base,
     pub(super) billing: Billing,
     pub(super) calls: Arc<Calls>,
     pub(super) down: Arc<AtomicBool>,
-    /// Email fails while this holds a text its subject or body contains.
-    pub(super) failing: Shared<Option<String>>,
-    /// The email sent.
-    pub(super) mailed: Shared<Vec<Email>>,
 }
 
 impl World {
     pub(super) fn new() -> Self {
-        let (failing, mailed): (Shared<Option<String>>, Shared<Vec<Email>>) = Default::default();
-        let (fail, sent) = (failing.clone(), mailed.clone());
-        let mut notifier = MockNotifier::new();
-        notifier.expect_send_email().returning(move |email, _, _| {
-            let failing = fail.lock().unwrap().clone();
-            if failing.is_some_and(|t| email.subject.contains(&t) || email.body.contains(&t)) {
-                return Err(Error::unavailable("smtp down"));
-            }
-            sent.lock().unwrap().push(email.clone());
-            Ok(())
-        });
-        let base = Base::with_notifier(Arc::new(MemoryStore::new()), Arc::new(notifier));
+        let base = Base::new();
         let (calls, down) = (Arc::new(Calls::default()), Arc::new(AtomicBool::new(false)));
         let provider = Arc::new(provider(calls.clone(), down.clone()));
         let config = BillingConfig {
@@ -98,13 +80,7 @@ impl World {
             billing,
             calls,
             down,
-            failing,
-            mailed,
         }
-    }
-
-    pub(super) fn fail_mail(&self, containing: Option<&str>) {
-        *self.failing.lock().unwrap() = containing.map(Into::into);
     }
 
     pub(super) fn now(&self) -> DateTime<Utc> {
@@ -202,15 +178,18 @@ impl World {
         all.iter().map(line).collect()
     }
 
-    /// The bodies of the email to `to` with `subject`, oldest first.
-    pub(super) fn mail(&self, to: &str, subject: &str) -> Vec<String> {
-        let mailed = self.mailed.lock().unwrap();
-        let wanted = mailed.iter().filter(|m| m.to == to && m.subject == subject);
-        wanted.map(|m| m.body.clone()).collect()
+    /// The bodies of the email to `to` with `subject` in the outbox, oldest first.
+    pub(super) async fn mail(&self, to: &str, subject: &str) -> Vec<String> {
+        let mut all = self.base.store.list_outbox(None, 1000).await.unwrap();
+        all.reverse();
+        all.into_iter()
+            .filter(|m| m.to == to && m.subject == subject)
+            .map(|m| m.body)
+            .collect()
     }
 
-    pub(super) fn reminders(&self, to: &str) -> usize {
-        self.mail(to, FAILED).len()
+    pub(super) async fn reminders(&self, to: &str) -> usize {
+        self.mail(to, FAILED).await.len()
     }
 
     /// Whether the suspension stage lets `user_id` submit a job.

@@ -55,14 +55,34 @@ pub async fn billing_records_round_trip(store: Arc<dyn Store>) {
         reminders_sent: 1,
         updated_at: t0(),
     };
-    store.put_dunning(&d).await.unwrap();
+    let reminder = crate::notify::OutboxMessage::email(
+        &crate::notify::Email {
+            to: "billing@example.com".into(),
+            subject: "Your payment failed".into(),
+            ..Default::default()
+        },
+        crate::notify::EmailKind::Transactional,
+        t0(),
+    );
+    store
+        .put_dunning(&d, std::slice::from_ref(&reminder))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_outbox(reminder.id).await.unwrap(),
+        Some(reminder),
+        "the reminder lands with the state"
+    );
     assert_eq!(store.dunning(u.id).await.unwrap(), Some(d.clone()));
     assert_eq!(store.past_due().await.unwrap(), vec![d.clone()]);
     store
-        .put_dunning(&Dunning {
-            state: DunningState::Suspended,
-            ..d
-        })
+        .put_dunning(
+            &Dunning {
+                state: DunningState::Suspended,
+                ..d
+            },
+            &[],
+        )
         .await
         .unwrap();
     assert!(store.past_due().await.unwrap().is_empty());

@@ -4,6 +4,7 @@ use super::MemoryStore;
 use crate::billing::{BillingStore, DiscountCode, Dunning, DunningState, Revenue};
 use crate::credits::EntryKind;
 use crate::error::{Error, Result};
+use crate::notify::OutboxMessage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -49,8 +50,12 @@ impl BillingStore for MemoryStore {
         Ok(self.lock().dunning.get(&user_id).cloned())
     }
 
-    async fn put_dunning(&self, d: &Dunning) -> Result<()> {
-        self.lock().dunning.insert(d.user_id, d.clone());
+    async fn put_dunning(&self, d: &Dunning, messages: &[OutboxMessage]) -> Result<()> {
+        let mut s = self.lock();
+        s.dunning.insert(d.user_id, d.clone());
+        for m in messages {
+            s.outbox.insert(m.id, m.clone());
+        }
         Ok(())
     }
 

@@ -225,6 +225,12 @@ impl Messages {
         })
     }
 
+    /// `email` as an outbox message written now, for a store call that writes it in the same
+    /// transaction as the change that causes it (the address stays out of the logs).
+    pub fn queue(&self, email: &Email, kind: EmailKind) -> OutboxMessage {
+        OutboxMessage::email(email, kind, self.clock.now_micros())
+    }
+
     /// Sends a transactional email.
     pub async fn send_transactional(&self, email: Email) -> Result<()> {
         self.send(email, EmailKind::Transactional).await
