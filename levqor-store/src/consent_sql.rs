@@ -11,6 +11,7 @@ use levqor_core::consent::{
     ObjectionKind, Subscription, SubscriptionStatus, TermsAcceptance, TermsVersion, seal,
 };
 use levqor_core::error::to_json;
+use levqor_core::notify::OutboxMessage;
 use levqor_core::{Error, Result};
 use serde_json::Value;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
@@ -174,6 +175,8 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'q> Value: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'r> SubscriptionRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
@@ -221,6 +224,7 @@ where
         &self,
         operation: &'static str,
         entry: Option<&LedgerEntry>,
+        messages: &[OutboxMessage],
         write: F,
     ) -> Result<()>
     where
@@ -240,6 +244,8 @@ where
         if let Some(entry) = entry {
             Self::append_ledger(&mut tx, entry).await?;
         }
+        let messages: Vec<&OutboxMessage> = messages.iter().collect();
+        crate::outbox_sql::insert_messages::<DB>(&mut tx, &messages).await?;
         tx.commit().await.map_err(db_error(operation))
     }
 
@@ -304,6 +310,8 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'q> Value: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'r> SubscriptionRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
@@ -316,7 +324,7 @@ where
 {
     async fn publish_terms(&self, t: &TermsVersion, entry: &LedgerEntry) -> Result<()> {
         let t = t.clone();
-        self.with_ledger("publish_terms", Some(entry), move |c| {
+        self.with_ledger("publish_terms", Some(entry), &[], move |c| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO terms_versions (version, effective_at, changelog, material, published_at) \
@@ -357,7 +365,7 @@ where
 
     async fn accept_terms(&self, a: &TermsAcceptance, entry: &LedgerEntry) -> Result<()> {
         let a = a.clone();
-        self.with_ledger("accept_terms", Some(entry), move |c| {
+        self.with_ledger("accept_terms", Some(entry), &[], move |c| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO terms_acceptances (id, user_id, version, accepted_at, ip, user_agent) \
@@ -407,10 +415,11 @@ where
         &self,
         sub: &Subscription,
         entry: Option<&LedgerEntry>,
+        messages: &[OutboxMessage],
     ) -> Result<()> {
         let s = sub.clone();
         let categories = to_json(&s.categories)?;
-        self.with_ledger("put_subscription", entry, move |c| {
+        self.with_ledger("put_subscription", entry, messages, move |c| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO marketing_subscriptions (id, email, status, categories, token_hash, \
@@ -485,9 +494,15 @@ where
         Ok(out)
     }
 
-    async fn set_objection(&self, user_id: Uuid, o: &Objection, entry: &LedgerEntry) -> Result<()> {
+    async fn set_objection(
+        &self,
+        user_id: Uuid,
+        o: &Objection,
+        entry: &LedgerEntry,
+        messages: &[OutboxMessage],
+    ) -> Result<()> {
         let o = o.clone();
-        self.with_ledger("set_objection", Some(entry), move |c| {
+        self.with_ledger("set_objection", Some(entry), messages, move |c| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO objections (user_id, kind, objected, updated_at) VALUES ($1, $2, $3, $4) \

@@ -1,6 +1,5 @@
 //! The billing service against its ports: dunning and suspension (each reminder written with
-//! its state), the
-//! profit ledger and the profit guard.
+//! its state), the profit ledger and the profit guard.
 
 use super::test_world::*;
 

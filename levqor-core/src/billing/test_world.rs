@@ -57,7 +57,7 @@ pub(super) fn provider(calls: Arc<Calls>, down: Arc<AtomicBool>) -> MockPaymentP
     p
 }
 
-/// Billing configured with the scripted provider; email goes through a scripted notifier.
+/// Billing configured with the scripted provider; email lands in the outbox.
 pub(super) struct World {
     pub(super) base: Base,
     pub(super) billing: Billing,

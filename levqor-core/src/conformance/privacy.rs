@@ -116,7 +116,11 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
         vec![Category::Offers],
     );
     store
-        .put_subscription(&pending, Some(&entry(pending.id, "marketing.requested")))
+        .put_subscription(
+            &pending,
+            Some(&entry(pending.id, "marketing.requested")),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -135,7 +139,11 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
     );
     let clash = subscription("consent@example.com", SubscriptionStatus::Pending, vec![]);
     assert_eq!(
-        store.put_subscription(&clash, None).await.unwrap_err().code,
+        store
+            .put_subscription(&clash, None, &[])
+            .await
+            .unwrap_err()
+            .code,
         "subscription_exists"
     );
     let confirmed = Subscription {
@@ -144,7 +152,7 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
         token_used_at: Some(t0()),
         ..pending.clone()
     };
-    store.put_subscription(&confirmed, None).await.unwrap();
+    store.put_subscription(&confirmed, None, &[]).await.unwrap();
     assert_eq!(
         store.get_subscription(pending.id).await.unwrap(),
         Some(confirmed.clone())
@@ -154,7 +162,7 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
         SubscriptionStatus::Subscribed,
         vec![Category::Events],
     );
-    store.put_subscription(&other, None).await.unwrap();
+    store.put_subscription(&other, None, &[]).await.unwrap();
     let technical = store
         .list_subscribed(Category::Technical, None, 10)
         .await
@@ -174,7 +182,7 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
         updated_at: t0(),
     };
     store
-        .set_objection(u.id, &o, &entry(subject, "objection.set"))
+        .set_objection(u.id, &o, &entry(subject, "objection.set"), &[])
         .await
         .unwrap();
     assert!(
@@ -194,7 +202,7 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
         ..o
     };
     store
-        .set_objection(u.id, &withdrawn, &entry(subject, "objection.set"))
+        .set_objection(u.id, &withdrawn, &entry(subject, "objection.set"), &[])
         .await
         .unwrap();
     assert_eq!(store.list_objections(u.id).await.unwrap(), vec![withdrawn]);
@@ -210,7 +218,7 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
                 updated_at: t0(),
             };
             store
-                .set_objection(u.id, &o, &entry(subject, "objection.set"))
+                .set_objection(u.id, &o, &entry(subject, "objection.set"), &[])
                 .await
                 .unwrap();
         }));
@@ -456,7 +464,7 @@ pub async fn sweeps_keep_recent_and_held_data(store: Arc<dyn Store>) {
         }
         let mut s = subscription(email, SubscriptionStatus::Pending, vec![Category::Offers]);
         s.token_expires_at = Some(old + Duration::days(7));
-        store.put_subscription(&s, None).await.unwrap();
+        store.put_subscription(&s, None, &[]).await.unwrap();
         store
             .put_screening(&screening(owner, Verdict::Warn, old))
             .await

@@ -238,13 +238,21 @@ impl Consent {
             token_hash: Some(token_hash),
             token_expires_at: Some(now + TOKEN_TTL),
             token_used_at: None,
-            // Set once the email is accepted: one that fails does not hold back the retry.
-            last_sent_at: existing.as_ref().and_then(|s| s.last_sent_at),
+            // The confirmation is written with the request, in one transaction.
+            last_sent_at: Some(now),
             confirmed_at: None,
             created_at: existing.as_ref().map_or(now, |s| s.created_at),
             updated_at: now,
         };
         let detail = json!({"categories": categories_json(&categories)});
+        let confirm = self.messages.compose(
+            "marketing_confirm",
+            &email,
+            json!({
+                "categories": categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "confirm_url": format!("{}/v1/marketing/confirm?token={token}", self.public_url),
+            }),
+        )?;
         self.store
             .put_subscription(
                 &sub,
@@ -254,22 +262,9 @@ impl Consent {
                     "marketing.requested",
                     detail,
                 )),
+                &[self.messages.queue(&confirm, EmailKind::Transactional)],
             )
             .await?;
-        let confirm = self.messages.compose(
-            "marketing_confirm",
-            &email,
-            json!({
-                "categories": categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                "confirm_url": format!("{}/v1/marketing/confirm?token={token}", self.public_url),
-            }),
-        )?;
-        self.messages.send_transactional(confirm).await?;
-        let sent = Subscription {
-            last_sent_at: Some(now),
-            ..sub
-        };
-        self.store.put_subscription(&sent, None).await?;
         Ok(Subscribed {
             status: SubscriptionStatus::Pending,
             confirmation_sent: true,
@@ -313,6 +308,7 @@ impl Consent {
                     "marketing.confirmed",
                     detail,
                 )),
+                &[],
             )
             .await?;
         Ok(confirmed)
@@ -343,6 +339,9 @@ impl Consent {
             updated_at: now,
             ..sub
         };
+        let email = self
+            .messages
+            .compose("marketing_unsubscribed", &ended.email, json!({}))?;
         self.store
             .put_subscription(
                 &ended,
@@ -352,12 +351,9 @@ impl Consent {
                     "marketing.unsubscribed",
                     json!({}),
                 )),
+                &[self.messages.queue(&email, EmailKind::Transactional)],
             )
             .await?;
-        let email = self
-            .messages
-            .compose("marketing_unsubscribed", &ended.email, json!({}))?;
-        self.messages.send_transactional(email).await?;
         Ok(ended)
     }
 
@@ -412,6 +408,7 @@ impl Consent {
                             "marketing.categories",
                             detail,
                         )),
+                        &[],
                     )
                     .await?;
                 Ok(Preferences::of(Some(&updated)))
@@ -555,6 +552,11 @@ impl Consent {
             objected,
             updated_at: now,
         };
+        let email = self.messages.compose(
+            "objection_recorded",
+            &user.email,
+            json!({"kind": kind.as_str(), "objected": objected, "at": now.to_string()}),
+        )?;
         self.store
             .set_objection(
                 user.id,
@@ -565,6 +567,7 @@ impl Consent {
                     "objection.set",
                     json!({"kind": kind.as_str(), "objected": objected}),
                 ),
+                &[self.messages.queue(&email, EmailKind::Transactional)],
             )
             .await?;
         self.cache.forget(user.id);
@@ -574,12 +577,6 @@ impl Consent {
                 area.on_profiling_objection(user.id).await?;
             }
         }
-        let email = self.messages.compose(
-            "objection_recorded",
-            &user.email,
-            json!({"kind": kind.as_str(), "objected": objected, "at": now.to_string()}),
-        )?;
-        self.messages.send_transactional(email).await?;
         self.objections(who, Some(user.id)).await
     }
 

@@ -465,17 +465,30 @@ async fn confirming_subscribes_to_the_categories_the_email_named() {
 }
 
 #[tokio::test]
-async fn a_confirmation_that_could_not_be_sent_is_sent_on_the_next_try() {
+async fn the_confirmation_is_written_with_the_request_not_through_the_notifier() {
+    // A notifier that refuses everything: the consent's own emails do not go through it, they
+    // are written to the outbox in the transaction that records the request.
     let mut smtp = MockNotifier::new();
     smtp.expect_send_email()
-        .times(1)
         .returning(|_, _, _| Err(Error::unavailable("smtp down")));
-    smtp.expect_send_email().returning(|_, _, _| Ok(()));
-    let base = Base::with_notifier(Arc::new(MemoryStore::new()), Arc::new(smtp));
+    let store = Arc::new(MemoryStore::new());
+    let base = Base::with_notifier(store.clone(), Arc::new(smtp));
     let c = base.consent();
-    refused(c.subscribe("r@example.com", None).await, "unavailable");
     let r = c.subscribe("r@example.com", None).await.unwrap();
-    assert!(r.confirmation_sent, "the person never got a link");
+    assert!(r.confirmation_sent);
+    let outbox = store.list_outbox(None, 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].subject, "Confirm your subscription");
+    assert_eq!(
+        outbox[0].delivery.status,
+        crate::notify::DeliveryStatus::Pending
+    );
+    let again = c.subscribe("r@example.com", None).await.unwrap();
+    assert!(
+        !again.confirmation_sent,
+        "within the hour: not written twice"
+    );
+    assert_eq!(store.list_outbox(None, 10).await.unwrap().len(), 1);
 }
 
 // ---- unsubscribe ----
@@ -809,9 +822,9 @@ impl ConsentStore for Tampered {
     async fn subscription_by_email(&self, e: &str) -> Result<Option<Subscription>> { self.0.subscription_by_email(e).await }
     async fn subscription_by_token(&self, h: &str) -> Result<Option<Subscription>> { self.0.subscription_by_token(h).await }
     async fn get_subscription(&self, id: Uuid) -> Result<Option<Subscription>> { self.0.get_subscription(id).await }
-    async fn put_subscription(&self, s: &Subscription, e: Option<&LedgerEntry>) -> Result<()> { self.0.put_subscription(s, e).await }
+    async fn put_subscription(&self, s: &Subscription, e: Option<&LedgerEntry>, m: &[OutboxMessage]) -> Result<()> { self.0.put_subscription(s, e, m).await }
     async fn list_subscribed(&self, c: Category, a: Option<Uuid>, n: usize) -> Result<Vec<Subscription>> { self.0.list_subscribed(c, a, n).await }
-    async fn set_objection(&self, u: Uuid, o: &Objection, e: &LedgerEntry) -> Result<()> { self.0.set_objection(u, o, e).await }
+    async fn set_objection(&self, u: Uuid, o: &Objection, e: &LedgerEntry, m: &[OutboxMessage]) -> Result<()> { self.0.set_objection(u, o, e, m).await }
     async fn list_objections(&self, u: Uuid) -> Result<Vec<Objection>> { self.0.list_objections(u).await }
     async fn objects_by_email(&self, e: &str, k: ObjectionKind) -> Result<bool> { self.0.objects_by_email(e, k).await }
     async fn subject_of(&self, u: Uuid) -> Result<Uuid> { self.0.subject_of(u).await }

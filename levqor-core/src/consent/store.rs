@@ -6,6 +6,7 @@ use super::{
     TermsAcceptance, TermsVersion,
 };
 use crate::error::Result;
+use crate::notify::OutboxMessage;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -28,9 +29,14 @@ pub trait ConsentStore: Send + Sync {
     async fn subscription_by_token(&self, token_hash: &str) -> Result<Option<Subscription>>;
     /// A subscription by id.
     async fn get_subscription(&self, id: Uuid) -> Result<Option<Subscription>>;
-    /// Inserts or replaces a subscription (by id; the email is unique), with its ledger entry.
-    async fn put_subscription(&self, sub: &Subscription, entry: Option<&LedgerEntry>)
-    -> Result<()>;
+    /// Inserts or replaces a subscription (by id; the email is unique), with its ledger entry
+    /// and the `messages` it causes (its confirmation link), in one transaction.
+    async fn put_subscription(
+        &self,
+        sub: &Subscription,
+        entry: Option<&LedgerEntry>,
+        messages: &[OutboxMessage],
+    ) -> Result<()>;
     /// Confirmed subscriptions that include `category`, by id, after `after`.
     async fn list_subscribed(
         &self,
@@ -38,12 +44,14 @@ pub trait ConsentStore: Send + Sync {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<Subscription>>;
-    /// Sets a user's objection.
+    /// Sets a user's objection, with its ledger entry and the `messages` it causes (its
+    /// confirmation), in one transaction.
     async fn set_objection(
         &self,
         user_id: Uuid,
         objection: &Objection,
         entry: &LedgerEntry,
+        messages: &[OutboxMessage],
     ) -> Result<()>;
     /// A user's objections.
     async fn list_objections(&self, user_id: Uuid) -> Result<Vec<Objection>>;

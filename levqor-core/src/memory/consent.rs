@@ -6,6 +6,7 @@ use crate::consent::{
     ObjectionKind, Subscription, SubscriptionStatus, TermsAcceptance, TermsVersion,
 };
 use crate::error::{Error, Result};
+use crate::notify::OutboxMessage;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -72,6 +73,7 @@ impl ConsentStore for MemoryStore {
         &self,
         sub: &Subscription,
         entry: Option<&LedgerEntry>,
+        messages: &[OutboxMessage],
     ) -> Result<()> {
         let mut s = self.lock();
         if s.subscriptions
@@ -86,6 +88,9 @@ impl ConsentStore for MemoryStore {
         s.subscriptions.insert(sub.id, sub.clone());
         if let Some(e) = entry {
             s.append_ledger(e);
+        }
+        for m in messages {
+            s.outbox.insert(m.id, m.clone());
         }
         Ok(())
     }
@@ -114,11 +119,15 @@ impl ConsentStore for MemoryStore {
         user_id: Uuid,
         objection: &Objection,
         entry: &LedgerEntry,
+        messages: &[OutboxMessage],
     ) -> Result<()> {
         let mut s = self.lock();
         s.objections
             .insert((user_id, objection.kind), objection.clone());
         s.append_ledger(entry);
+        for m in messages {
+            s.outbox.insert(m.id, m.clone());
+        }
         Ok(())
     }
 
