@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::routes())
         .merge(routes::users::routes())
         .merge(routes::jobs::routes())
+        .merge(routes::messages::routes())
         .merge(routes::screening::routes())
         .merge(routes::consent::routes())
         .merge(routes::privacy::routes())

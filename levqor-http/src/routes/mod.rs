@@ -6,6 +6,7 @@ pub mod billing;
 pub mod consent;
 pub mod credits;
 pub mod jobs;
+pub mod messages;
 pub mod privacy;
 pub mod quotas;
 pub mod screening;
