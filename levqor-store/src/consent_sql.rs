@@ -322,9 +322,14 @@ where
     for<'r> LedgerRow: FromRow<'r, DB::Row>,
     for<'r> (Uuid,): FromRow<'r, DB::Row>,
 {
-    async fn publish_terms(&self, t: &TermsVersion, entry: &LedgerEntry) -> Result<()> {
+    async fn publish_terms(
+        &self,
+        t: &TermsVersion,
+        entry: &LedgerEntry,
+        messages: &[OutboxMessage],
+    ) -> Result<()> {
         let t = t.clone();
-        self.with_ledger("publish_terms", Some(entry), &[], move |c| {
+        self.with_ledger("publish_terms", Some(entry), messages, move |c| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO terms_versions (version, effective_at, changelog, material, published_at) \

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use levqor_core::Result;
 use levqor_core::error::to_json;
+use levqor_core::notify::OutboxMessage;
 use levqor_core::privacy::{DataClass, Event, ExportRecord, Held, LegalHold, PrivacyStore};
 use serde_json::Value;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
@@ -153,6 +154,10 @@ where
     for<'q> Value: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB>,
+    for<'q> Option<Timestamp>: Encode<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'r> EventRow: FromRow<'r, DB::Row>,
     for<'r> ExportRow: FromRow<'r, DB::Row>,
     for<'r> HoldRow: FromRow<'r, DB::Row>,
@@ -202,7 +207,12 @@ where
         self.erase_by_user("events", user_id).await
     }
 
-    async fn record_export(&self, e: &ExportRecord) -> Result<()> {
+    async fn record_export(&self, e: &ExportRecord, messages: &[OutboxMessage]) -> Result<()> {
+        let mut tx = self
+            .write
+            .begin()
+            .await
+            .map_err(db_error("record_export"))?;
         sqlx::query(
             "INSERT INTO exports (id, user_id, created_at, bytes, areas) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -211,9 +221,12 @@ where
         .bind(Timestamp(e.created_at))
         .bind(e.bytes)
         .bind(to_json(&e.areas)?)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db_error("record_export"))?;
+        let messages: Vec<&OutboxMessage> = messages.iter().collect();
+        crate::outbox_sql::insert_messages::<DB>(&mut tx, &messages).await?;
+        tx.commit().await.map_err(db_error("record_export"))?;
         Ok(())
     }
 

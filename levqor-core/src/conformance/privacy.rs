@@ -84,11 +84,11 @@ pub async fn consent_records_round_trip_and_chain(store: Arc<dyn Store>) {
         published_at: t0(),
     };
     store
-        .publish_terms(&terms, &entry(Uuid::nil(), "terms.published"))
+        .publish_terms(&terms, &entry(Uuid::nil(), "terms.published"), &[])
         .await
         .unwrap();
     let dup = store
-        .publish_terms(&terms, &entry(Uuid::nil(), "terms.published"))
+        .publish_terms(&terms, &entry(Uuid::nil(), "terms.published"), &[])
         .await
         .unwrap_err();
     assert_eq!(
@@ -375,8 +375,8 @@ pub async fn privacy_records_round_trip(store: Arc<dyn Store>) {
         areas: vec!["profile".into()],
     };
     let (e1, e2) = (export(t0()), export(t0() + Duration::hours(1)));
-    store.record_export(&e1).await.unwrap();
-    store.record_export(&e2).await.unwrap();
+    store.record_export(&e1, &[]).await.unwrap();
+    store.record_export(&e2, &[]).await.unwrap();
     assert_eq!(store.last_export(u).await.unwrap(), Some(e2));
 
     let hold = LegalHold {
@@ -660,13 +660,16 @@ pub async fn areas_erase_only_their_persons_rows(store: Arc<dyn Store>) {
                 .await
                 .unwrap();
             store
-                .record_export(&ExportRecord {
-                    id: Uuid::now_v7(),
-                    user_id: u,
-                    created_at: t0(),
-                    bytes: 1,
-                    areas: Vec::new(),
-                })
+                .record_export(
+                    &ExportRecord {
+                        id: Uuid::now_v7(),
+                        user_id: u,
+                        created_at: t0(),
+                        bytes: 1,
+                        areas: Vec::new(),
+                    },
+                    &[],
+                )
                 .await
                 .unwrap();
             store

@@ -71,22 +71,8 @@ impl Consent {
             material,
             published_at: now,
         };
-        let detail = json!({"version": terms.version, "material": material});
-        self.store
-            .publish_terms(
-                &terms,
-                &LedgerEntry::new(now, Uuid::nil(), "terms.published", detail),
-            )
-            .await?;
-        self.cache.forget_terms();
-        self.audit
-            .record(
-                Actor::Admin,
-                "terms.published",
-                None,
-                json!({"version": terms.version}),
-            )
-            .await?;
+        // A material change notifies every user, in the transaction that publishes it.
+        let mut notices = Vec::new();
         if material {
             let mut after = None;
             loop {
@@ -104,10 +90,27 @@ impl Consent {
                             "changelog": terms.changelog,
                         }),
                     )?;
-                    self.messages.send_transactional(email).await?;
+                    notices.push(self.messages.queue(&email, EmailKind::Transactional));
                 }
             }
         }
+        let detail = json!({"version": terms.version, "material": material});
+        self.store
+            .publish_terms(
+                &terms,
+                &LedgerEntry::new(now, Uuid::nil(), "terms.published", detail),
+                &notices,
+            )
+            .await?;
+        self.cache.forget_terms();
+        self.audit
+            .record(
+                Actor::Admin,
+                "terms.published",
+                None,
+                json!({"version": terms.version}),
+            )
+            .await?;
         Ok(terms)
     }
 

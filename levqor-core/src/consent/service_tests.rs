@@ -815,7 +815,7 @@ struct Tampered(Arc<MemoryStore>, i64);
 #[rustfmt::skip]
 #[async_trait]
 impl ConsentStore for Tampered {
-    async fn publish_terms(&self, t: &TermsVersion, e: &LedgerEntry) -> Result<()> { self.0.publish_terms(t, e).await }
+    async fn publish_terms(&self, t: &TermsVersion, e: &LedgerEntry, m: &[OutboxMessage]) -> Result<()> { self.0.publish_terms(t, e, m).await }
     async fn list_terms(&self) -> Result<Vec<TermsVersion>> { self.0.list_terms().await }
     async fn accept_terms(&self, a: &TermsAcceptance, e: &LedgerEntry) -> Result<()> { self.0.accept_terms(a, e).await }
     async fn list_acceptances(&self, u: Uuid) -> Result<Vec<TermsAcceptance>> { self.0.list_acceptances(u).await }

@@ -15,8 +15,14 @@ use uuid::Uuid;
 /// land together or not at all.
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
-    /// Stores a terms version; `Conflict` `terms_version_exists` when the name is taken.
-    async fn publish_terms(&self, terms: &TermsVersion, entry: &LedgerEntry) -> Result<()>;
+    /// Stores a terms version with `messages` (its notices to every user) in one transaction;
+    /// `Conflict` `terms_version_exists` when the name is taken.
+    async fn publish_terms(
+        &self,
+        terms: &TermsVersion,
+        entry: &LedgerEntry,
+        messages: &[OutboxMessage],
+    ) -> Result<()>;
     /// Every published version.
     async fn list_terms(&self) -> Result<Vec<TermsVersion>>;
     /// Records an acceptance.

@@ -12,7 +12,12 @@ use uuid::Uuid;
 
 #[async_trait]
 impl ConsentStore for MemoryStore {
-    async fn publish_terms(&self, terms: &TermsVersion, entry: &LedgerEntry) -> Result<()> {
+    async fn publish_terms(
+        &self,
+        terms: &TermsVersion,
+        entry: &LedgerEntry,
+        messages: &[OutboxMessage],
+    ) -> Result<()> {
         let mut s = self.lock();
         if s.terms.iter().any(|t| t.version == terms.version) {
             return Err(Error::conflict(
@@ -22,6 +27,9 @@ impl ConsentStore for MemoryStore {
         }
         s.terms.push(terms.clone());
         s.append_ledger(entry);
+        for m in messages {
+            s.outbox.insert(m.id, m.clone());
+        }
         Ok(())
     }
 

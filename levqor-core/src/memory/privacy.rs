@@ -4,6 +4,7 @@ use super::MemoryStore;
 use crate::audit::{AuditRecord, AuditStore};
 use crate::consent::SubscriptionStatus;
 use crate::error::Result;
+use crate::notify::OutboxMessage;
 use crate::privacy::{DataClass, Event, ExportRecord, Held, LegalHold, PrivacyStore};
 use crate::screening::AppealStatus;
 use crate::settings::SettingsStore;
@@ -46,8 +47,12 @@ impl PrivacyStore for MemoryStore {
         Ok((before - s.events.len()) as u64)
     }
 
-    async fn record_export(&self, export: &ExportRecord) -> Result<()> {
-        self.lock().exports.insert(export.id, export.clone());
+    async fn record_export(&self, export: &ExportRecord, messages: &[OutboxMessage]) -> Result<()> {
+        let mut s = self.lock();
+        s.exports.insert(export.id, export.clone());
+        for m in messages {
+            s.outbox.insert(m.id, m.clone());
+        }
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::consent::{Consent, ObjectionKind};
 use crate::error::{Error, Result, Violation, to_json};
-use crate::notify::{Attachment, Messages};
+use crate::notify::{Attachment, EmailKind, Messages};
 use crate::page::{Page, PageRequest};
 use crate::personal_data::{AreaErasure, Areas, Person, PersonalDataArea};
 use crate::screening::ScreeningStore;
@@ -190,8 +190,13 @@ impl Privacy {
             content_type: "application/zip".into(),
             content: zip,
         }];
-        self.messages.send_transactional(email).await?;
-        self.store.record_export(&record).await?;
+        // The email is written with the export's record, in one transaction.
+        self.store
+            .record_export(
+                &record,
+                &[self.messages.queue(&email, EmailKind::Transactional)],
+            )
+            .await?;
         self.audit
             .record(
                 Actor::of(who),

@@ -2,6 +2,7 @@
 
 use super::{DataClass, Event, ExportRecord, Held, LegalHold};
 use crate::error::Result;
+use crate::notify::OutboxMessage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -20,8 +21,9 @@ pub trait PrivacyStore: Send + Sync {
     ) -> Result<Vec<Event>>;
     /// Deletes a user's events; how many.
     async fn erase_events(&self, user_id: Uuid) -> Result<u64>;
-    /// Records a sent export.
-    async fn record_export(&self, export: &ExportRecord) -> Result<()>;
+    /// Records an export with `messages` (the email that carries it) written to the outbox in
+    /// the same transaction.
+    async fn record_export(&self, export: &ExportRecord, messages: &[OutboxMessage]) -> Result<()>;
     /// The user's newest export.
     async fn last_export(&self, user_id: Uuid) -> Result<Option<ExportRecord>>;
     /// Deletes a user's export records; how many.
