@@ -1,8 +1,8 @@
 //! Billing: checkout, the provider's webhook, billing status, discounts, the profitability
 //! ledger and the profit guard.
 
-use super::{admin_target, ok, with_status};
-use crate::error::{ApiError, ApiResult};
+use super::{admin_target, header_text, ok, webhook_reply, with_status};
+use crate::error::ApiResult;
 use crate::extract::{Caller, Fields, JsonBody, refuse};
 use crate::state::AppState;
 use axum::Router;
@@ -59,22 +59,14 @@ pub async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    match state
-        .levqor
-        .billing()
-        .handle_webhook(&body, signature)
-        .await
-    {
-        Ok(outcome) => ok(outcome),
-        Err(e) if matches!(e.code, "bad_signature" | "bad_event") => {
-            Err(ApiError::http(StatusCode::BAD_REQUEST, e.code, e.message))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let signature = header_text(&headers, "stripe-signature");
+    webhook_reply(
+        state
+            .levqor
+            .billing()
+            .handle_webhook(&body, signature)
+            .await,
+    )
 }
 
 /// `GET /v1/billing/status` (and the admin's `GET /v1/admin/users/{id}/billing`).

@@ -1,13 +1,13 @@
 //! Messages: the outbox the admin reads and retries, the email templates, the suppression list
 //! and the email provider's webhook.
 
-use super::{PageQuery, ok};
-use crate::error::{ApiError, ApiResult};
+use super::{PageQuery, header_text, ok, webhook_reply};
+use crate::error::ApiResult;
 use crate::extract::{Caller, path_id};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use serde_json::json;
@@ -95,30 +95,18 @@ pub async fn resend_webhook(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    match state
-        .levqor
-        .messages()
-        .resend_webhook(
-            &body,
-            &header("svix-id"),
-            &header("svix-timestamp"),
-            &header("svix-signature"),
-        )
-        .await
-    {
-        Ok(outcome) => ok(outcome),
-        Err(e) if matches!(e.code, "bad_signature" | "bad_event") => {
-            Err(ApiError::http(StatusCode::BAD_REQUEST, e.code, e.message))
-        }
-        Err(e) => Err(e.into()),
-    }
+    webhook_reply(
+        state
+            .levqor
+            .messages()
+            .resend_webhook(
+                &body,
+                header_text(&headers, "svix-id"),
+                header_text(&headers, "svix-timestamp"),
+                header_text(&headers, "svix-signature"),
+            )
+            .await,
+    )
 }
 
 /// `GET /v1/admin/templates`: the email templates and the parts the deployment overrides.

@@ -75,6 +75,26 @@ pub(crate) fn ok<T: Serialize>(value: T) -> ApiResult<Response> {
     Ok(Json(value).into_response())
 }
 
+/// A provider's webhook answered: its outcome, or a 400 for a bad signature or body (the
+/// provider sent something wrong and retrying it will not help), or the error's own status.
+pub(crate) fn webhook_reply<T: Serialize>(result: levqor_core::Result<T>) -> ApiResult<Response> {
+    match result {
+        Ok(outcome) => ok(outcome),
+        Err(e) if matches!(e.code, "bad_signature" | "bad_event") => {
+            Err(ApiError::http(StatusCode::BAD_REQUEST, e.code, e.message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A request header as text (empty when absent or not text).
+pub(crate) fn header_text<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> &'h str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 /// `value` as a JSON response with `status`.
 pub(crate) fn with_status<T: Serialize>(status: StatusCode, value: T) -> ApiResult<Response> {
     Ok((status, Json(value)).into_response())
