@@ -14,7 +14,7 @@
 //!   provider drops the copy. Through one that cannot (SMTP, Slack, Telegram) it becomes
 //!   `unknown` and waits for an admin: a message is never re-sent blindly.
 
-use super::{Channel, Delivered, DeliveryStatus, OutboxMessage};
+use super::{Channel, Delivered, DeliveryStatus, EmailKind, OutboxMessage};
 use super::{OutboxClaim, OutboxStore, Settle, store::Attempt};
 use crate::backoff::retry_delay;
 use crate::clock::{Clock, micros};
@@ -189,14 +189,32 @@ impl Dispatcher {
 
     async fn attempt(&self, message: OutboxMessage, token: Uuid) -> Settle {
         let started_at = self.clock.now_micros();
-        let delivered = match self.channels.get(&message.channel) {
-            Some(channel) => channel.deliver(&message).await,
-            None => Delivered::Retry {
-                error: format!("no {} channel on this node", message.channel),
+        let delivered = match self.suppressed(&message).await {
+            Some(refusal) => refusal,
+            None => match self.channels.get(&message.channel) {
+                Some(channel) => channel.deliver(&message).await,
+                None => Delivered::Retry {
+                    error: format!("no {} channel on this node", message.channel),
+                },
             },
         };
         let finished_at = self.clock.now_micros();
         self.settle(&message, token, delivered, started_at, finished_at)
+    }
+
+    /// A marketing email to an address suppressed after it was queued is refused here, before
+    /// it reaches the provider. (A lookup that fails lets the attempt go ahead: the send
+    /// already checked.)
+    async fn suppressed(&self, message: &OutboxMessage) -> Option<Delivered> {
+        if message.channel != "email" || message.kind != EmailKind::Marketing {
+            return None;
+        }
+        match self.store.suppression(&message.to).await {
+            Ok(Some(s)) => Some(Delivered::Reject {
+                error: format!("the address is suppressed ({})", s.reason.as_str()),
+            }),
+            _ => None,
+        }
     }
 
     fn settle(

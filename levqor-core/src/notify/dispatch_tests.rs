@@ -371,3 +371,70 @@ async fn a_running_dispatcher_delivers_and_stops_cleanly() {
     handle.shutdown(Duration::from_secs(5)).await;
     assert_eq!(email.seen(), vec![id]);
 }
+
+#[tokio::test]
+async fn marketing_queued_before_a_suppression_is_not_delivered() {
+    let base = Base::new();
+    let email = |to: &str| Email {
+        to: to.into(),
+        subject: "Deal".into(),
+        body: "Half price".into(),
+        ..Email::default()
+    };
+    base.messages
+        .send(email("gone@example.com"), EmailKind::Marketing)
+        .await
+        .unwrap();
+    base.messages
+        .send_transactional(email("gone@example.com"))
+        .await
+        .unwrap();
+    base.messages
+        .send(email("here@example.com"), EmailKind::Marketing)
+        .await
+        .unwrap();
+    base.store
+        .suppress(&Suppression {
+            id: Uuid::now_v7(),
+            email: "gone@example.com".into(),
+            reason: SuppressionReason::Complaint,
+            detail: None,
+            event_id: Some("msg_1".into()),
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    let channel = Scripted::new("email", false, vec![]);
+    let d = dispatcher(&base, vec![channel.clone()], config());
+    let tick = d.tick().await.unwrap();
+    assert_eq!((tick.sent, tick.failed), (2, 1));
+    let delivered: Vec<String> = base
+        .store
+        .list_outbox(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| channel.seen().contains(&m.id))
+        .map(|m| format!("{} {}", m.to, m.kind.as_str()))
+        .collect();
+    assert_eq!(
+        delivered,
+        [
+            "here@example.com marketing",
+            "gone@example.com transactional"
+        ],
+        "transactional mail still reaches a suppressed address"
+    );
+    let refused = base
+        .store
+        .list_outbox(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.delivery.status == DeliveryStatus::Failed)
+        .unwrap();
+    assert_eq!(
+        refused.delivery.last_error.as_deref(),
+        Some("the address is suppressed (complaint)")
+    );
+}
