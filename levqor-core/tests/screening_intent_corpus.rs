@@ -180,6 +180,17 @@ fn score(name: &str, part: &[Line]) -> Figures {
         *confusion.entry((l.verdict, v.as_str())).or_default() += 1;
     }
     println!("{name} expected -> decided: {confusion:?}");
+    // Where the wrong decisions are, by stratum (counts only, so the held-out part can say
+    // which kind of text the rules miss without showing a sentence).
+    let mut strata: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+    for (l, v) in &decided {
+        let wrong = (l.verdict == "block") != (*v == Verdict::Block)
+            || matches!(l.verdict, "block" | "hold") != flagged(*v);
+        if wrong {
+            *strata.entry((l.verdict, l.category, l.kind)).or_default() += 1;
+        }
+    }
+    println!("{name} wrong refuse or flag decisions by (verdict, category, kind): {strata:?}");
     if name == "tune" {
         for (l, v) in &decided {
             let wrong = (l.verdict == "block") != (*v == Verdict::Block)
@@ -244,7 +255,7 @@ fn the_default_rules_meet_the_targets_on_the_tuned_part() {
 fn the_held_out_part_keeps_its_measured_figures() {
     let floor = Figures {
         refuse: (0.95, 0.84),
-        flag: (0.95, 0.91),
+        flag: (0.97, 0.93),
         allow_flagged: 0.021,
     };
     let missed = below(&score("heldout", &heldout()), &floor);
@@ -275,8 +286,33 @@ fn your_own_corpus_from_the_environment() {
     let data = std::fs::read_to_string(&path)
         .or_else(|_| std::fs::read_to_string(&from_root))
         .expect("the corpus file");
+    let (total, differ) = differing(&data);
+    for line in &differ {
+        println!("{line}");
+    }
+    println!("{} of {total} sentences differ", differ.len());
+}
+
+/// The sentences written after the first rules were tuned on as they came (README.md): they
+/// keep the decisions they were given, so a change for new text does not undo an old one.
+#[test]
+fn the_sentences_written_after_keep_their_decisions() {
+    let (total, differ) = differing(include_str!("data/screening/written-after.tsv"));
+    assert!(total >= 700, "{total} sentences");
+    assert!(
+        differ.is_empty(),
+        "{} of {total} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}
+
+/// Screens a corpus (lines of `verdict<TAB>…<TAB>text`): how many sentences, and each one
+/// whose refuse or flag decision differs from its label, with what decided it.
+fn differing(data: &str) -> (usize, Vec<String>) {
     let screener = Screener::new(&default_rules()).expect("the default rules compile");
-    let (mut total, mut differ) = (0, 0);
+    let mut total = 0;
+    let mut differ = Vec::new();
     for line in data
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -290,13 +326,15 @@ fn your_own_corpus_from_the_environment() {
         if (expected == "block") != (decided == Verdict::Block)
             || flag(expected) != flag(decided.as_str())
         {
-            differ += 1;
             let why: Vec<String> = matches
                 .iter()
                 .map(|m| format!("{}:{}", m.term, m.severity.as_str()))
                 .collect();
-            println!("{expected} -> {}: {text} {why:?}", decided.as_str());
+            differ.push(format!(
+                "{expected} -> {}: {text} {why:?}",
+                decided.as_str()
+            ));
         }
     }
-    println!("{differ} of {total} sentences differ");
+    (total, differ)
 }

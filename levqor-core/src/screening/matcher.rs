@@ -123,6 +123,14 @@ impl Matcher {
         }
     }
 
+    /// `word` (one word of a normalized stream) with its id, placed nowhere.
+    pub(super) fn word(&self, word: &[u8]) -> Word {
+        Word {
+            start: 0,
+            id: self.ids.get(word).copied().unwrap_or(NONE),
+        }
+    }
+
     /// The one-word patterns that `word` is.
     pub(super) fn single(&self, word: &[u8]) -> &[u32] {
         let Some(&id) = self.ids.get(word) else {

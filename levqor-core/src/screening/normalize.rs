@@ -189,6 +189,19 @@ pub(super) struct Canon {
     /// spelled with a joiner inside ("p-r.e s_c-ription"): where the first starts, the space,
     /// and where the second ends.
     pub(super) splits: Vec<(usize, usize, usize)>,
+    /// The pieces of compound words ("repeat-prescription", "dose_adjustment"): where each
+    /// piece starts and ends, with where its word starts, in text order. A word spelled with
+    /// joiners is searched joined; one with two or more pieces of two or more letters between
+    /// its hyphens and underscores is also searched as those words (not between dots:
+    /// "the.rapist" is one word).
+    pub(super) pieces: Vec<(usize, usize, usize)>,
+    /// The bytes of the pieces (`pieces` indexes here).
+    pub(super) piece_bytes: Vec<u8>,
+    /// Where the open word's pieces after the first start (a hyphen or an underscore stood
+    /// before each).
+    piece_starts: Vec<usize>,
+    /// A hyphen or an underscore was among the joiners pending in the open word.
+    hyphen_pending: bool,
     /// Whether the open word has a joiner between two of its letters.
     joined: bool,
     /// A joiner was seen in the open word and no letter since.
@@ -228,6 +241,10 @@ impl Canon {
         self.run_words = 0;
         self.runs.clear();
         self.splits.clear();
+        self.pieces.clear();
+        self.piece_bytes.clear();
+        self.piece_starts.clear();
+        self.hyphen_pending = false;
         self.joined = false;
         self.join_pending = false;
         self.last_piece = None;
@@ -272,6 +289,12 @@ impl Canon {
                     self.unicode(c);
                 }
                 _ => {
+                    if b == b'{'
+                        && let Some(len) = self.placeholder(&bytes[i..])
+                    {
+                        i += len;
+                        continue;
+                    }
                     self.ascii(b);
                     i += 1;
                 }
@@ -291,7 +314,7 @@ impl Canon {
         match CLASS[i] {
             WORD => self.letter(MAP[i]),
             SPACE => self.space(),
-            JOIN if !self.split_joiners => self.joiner(),
+            JOIN if !self.split_joiners => self.joiner(b == b'-' || b == b'_'),
             LEET => {
                 self.spaces = 0;
                 self.pending.push(MAP[i]);
@@ -306,11 +329,12 @@ impl Canon {
 
     /// Punctuation dropped inside words.
     #[inline]
-    fn joiner(&mut self) {
+    fn joiner(&mut self, hyphen: bool) {
         self.spaces = 0;
         self.pending.clear();
         if self.in_word {
             self.join_pending = true;
+            self.hyphen_pending |= hyphen;
         } else {
             self.gap_other = true;
         }
@@ -322,6 +346,10 @@ impl Canon {
         if self.join_pending {
             self.joined = true;
             self.join_pending = false;
+            if self.hyphen_pending {
+                self.hyphen_pending = false;
+                self.piece_starts.push(self.buf.len());
+            }
         }
     }
 
@@ -389,6 +417,8 @@ impl Canon {
         self.wide_gap = false;
         self.joined = false;
         self.join_pending = false;
+        self.hyphen_pending = false;
+        self.piece_starts.clear();
         self.piece_before = if self.gap_spaces == 1 && !self.gap_other {
             self.last_piece
         } else {
@@ -412,6 +442,9 @@ impl Canon {
         self.gap_spaces = 0;
         self.gap_other = false;
         self.last_piece = None;
+        if !self.piece_starts.is_empty() {
+            self.compound_pieces();
+        }
         if self.word_chars >= 2 {
             let end = self.buf.len();
             if let Some((start, middle, joined)) = self.piece_before
@@ -439,6 +472,75 @@ impl Canon {
         } else {
             self.close_run();
         }
+    }
+
+    /// Records the pieces of the word just closed when two or more of them have two or more
+    /// letters: "dose-adjustment" gives "dose" and "adjustment", while a word spelled letter
+    /// by letter ("d-o-s-e", "p-r.e s_c-ription") gives none.
+    #[cold]
+    fn compound_pieces(&mut self) {
+        let end = self.buf.len();
+        let bounds = std::iter::once(self.word_start)
+            .chain(self.piece_starts.iter().copied())
+            .chain(std::iter::once(end));
+        let mut from = None;
+        let first = self.pieces.len();
+        let mut long = 0;
+        for at in bounds {
+            if let Some(start) = from {
+                let len = at - start;
+                if len >= 2 {
+                    long += 1;
+                }
+                let from = self.piece_bytes.len();
+                self.piece_bytes.extend_from_slice(&self.buf[start..at]);
+                self.pieces
+                    .push((self.word_start, from, self.piece_bytes.len()));
+            }
+            from = Some(at);
+        }
+        if long < 2 {
+            self.pieces.truncate(first);
+        }
+    }
+
+    /// A template placeholder at the start of `rest` (`{{patient.name}}`: two braces, up to
+    /// 64 letters, digits, dots, underscores, hyphens and spaces, two braces) is one word, its
+    /// letters and digits run together ("patientname"), that also reads as "them": a
+    /// placeholder stands for someone, so "start {{patient.name}} on" is "start them on".
+    /// Returns how many bytes it took, or `None` when `rest` holds no placeholder.
+    #[cold]
+    fn placeholder(&mut self, rest: &[u8]) -> Option<usize> {
+        const MOST: usize = 64;
+        let inner_end = rest
+            .get(2..)?
+            .iter()
+            .take(MOST + 1)
+            .position(|&b| b == b'}')?
+            + 2;
+        if rest.get(1) != Some(&b'{') || rest.get(inner_end + 1) != Some(&b'}') {
+            return None;
+        }
+        let inner = &rest[2..inner_end];
+        let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b' ');
+        if !inner.iter().all(plain)
+            || inner.iter().filter(|b| b.is_ascii_alphanumeric()).count() < 2
+        {
+            return None;
+        }
+        self.separator();
+        self.open_word();
+        for &b in inner.iter().filter(|b| b.is_ascii_alphanumeric()) {
+            self.buf.push(MAP[usize::from(b)]);
+            self.word_chars += 1;
+        }
+        self.spaces = 0;
+        self.close_word();
+        let from = self.piece_bytes.len();
+        self.piece_bytes.extend_from_slice(b"them");
+        self.pieces
+            .push((self.word_start, from, self.piece_bytes.len()));
+        Some(inner_end + 2)
     }
 
     fn close_run(&mut self) {
@@ -482,7 +584,7 @@ impl Canon {
         match fold {
             Fold::Skip => {}
             Fold::Joiner if self.split_joiners => self.separator(),
-            Fold::Joiner => self.joiner(),
+            Fold::Joiner => self.joiner(false),
             Fold::Ascii(b) => self.ascii(b),
             Fold::Letter(e) => self.unicode_letter(e),
             Fold::Separator => {

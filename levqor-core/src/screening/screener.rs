@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+/// How many words on each side of a compound word are searched again with its pieces.
+const COMPOUND_REACH: usize = 4;
+
 /// A compiled, immutable rule set: every normalized term and list word in one word matcher,
 /// and the intents over them. `Send + Sync`; build it once and share it in an `Arc`.
 #[derive(Debug, Clone)]
@@ -227,6 +230,10 @@ impl Screener {
         scratch
             .hits
             .sort_unstable_by_key(|h| (h.first_word, h.last_word, h.pattern));
+        // A compound's pieces can find what its joined form found.
+        scratch
+            .hits
+            .dedup_by_key(|h| (h.first_word, h.last_word, h.pattern));
         if scratch.by_list.len() != self.rules.lists.len() {
             scratch.by_list.clear();
             scratch
@@ -385,7 +392,7 @@ impl Screener {
                 pattern,
             })
         });
-        if canon.runs.is_empty() && canon.splits.is_empty() {
+        if canon.runs.is_empty() && canon.splits.is_empty() && canon.pieces.is_empty() {
             return;
         }
         // The word that starts at `start` in the normalized text.
@@ -428,6 +435,47 @@ impl Screener {
                     probe(&run[skip_lead..run.len() - skip_trail], at, at, hits);
                 }
             }
+        }
+        // A compound word ("repeat-prescription", "small-claims form") also reads as its
+        // pieces: its neighbourhood is searched again with the pieces as words, and what
+        // touches them is placed at the compound.
+        let pieces = &canon.pieces;
+        let mut i = 0;
+        while i < pieces.len() {
+            let word = pieces[i].0;
+            let n = pieces[i..].iter().take_while(|p| p.0 == word).count();
+            let at = word_at(word) as usize;
+            let before = at.min(COMPOUND_REACH);
+            let after = words.len().saturating_sub(at + 1).min(COMPOUND_REACH);
+            let mut local = Vec::with_capacity(before + n + after);
+            local.extend_from_slice(&words[at - before..at]);
+            local.extend(
+                pieces[i..i + n]
+                    .iter()
+                    .map(|&(_, start, end)| self.matcher.word(&canon.piece_bytes[start..end])),
+            );
+            local.extend_from_slice(&words[at + 1..at + 1 + after]);
+            let place = |k: u32| {
+                let k = k as usize;
+                (if k < before {
+                    at - before + k
+                } else if k < before + n {
+                    at
+                } else {
+                    at + 1 + (k - before - n)
+                }) as u32
+            };
+            self.matcher.find(&local, |first, last, pattern| {
+                let touches = (first as usize) < before + n && last as usize >= before;
+                if touches {
+                    hits.push(Hit {
+                        first_word: place(first),
+                        last_word: place(last),
+                        pattern,
+                    });
+                }
+            });
+            i += n;
         }
         // Pieces of one word split by spaces and spelled with joiners, as in "p-r.e s_c-ription"
         // or "p-r e.s c_r-ibe": try every run of two to four adjacent pieces joined, placed

@@ -137,8 +137,64 @@ fn punctuation_inside_words_matches() {
         ["money laundering", "laundering"]
     );
     assert_eq!(terms(&s, "fen·tan·yl"), ["fentanyl"]);
-    assert_eq!(terms(&s, "tax-evasion"), ["tax evasion"]);
+    // A compound reads as its words too: "tax-evasion" finds what "tax evasion" finds.
+    assert_eq!(terms(&s, "tax-evasion"), terms(&s, "tax evasion"));
+    assert_eq!(terms(&s, "tax-evasion"), ["tax evasion", "tax"]);
     assert_eq!(terms(&s, "moneylaundering"), ["money laundering"]);
+}
+
+#[test]
+fn compound_words_read_as_their_pieces_too() {
+    let s = screener(&[
+        ("prescription", Category::Medical, Severity::High),
+        ("small claims court", Category::Legal, Severity::Medium),
+        ("laundering", Category::Financial, Severity::Critical),
+    ]);
+    // Each piece of a hyphenated or underscored compound is a word, and a phrase may run
+    // through the compound.
+    assert_eq!(
+        terms(&s, "forward repeat-prescription requests"),
+        ["prescription"]
+    );
+    assert_eq!(terms(&s, "a repeat_prescription"), ["prescription"]);
+    assert_eq!(
+        terms(&s, "file it at the small-claims court"),
+        ["small claims court"]
+    );
+    // A disguise still joins, and the pieces do not report it twice.
+    assert_eq!(terms(&s, "money laun-dering"), ["laundering"]);
+    // Letters spelled out one by one, dots, and pieces of one letter are not compounds.
+    assert!(terms(&s, "p-r-e-s-c-r-i-p-t-i-o-n").contains(&"prescription".to_owned()));
+    assert!(terms(&s, "re.prescription").is_empty());
+    assert!(terms(&s, "e-mail the re-order form").is_empty());
+    // The match is placed at the compound (its pointer is the string's).
+    let found = s.screen_text("one two repeat-prescription", "/steps/0");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].pointer, "/steps/0");
+}
+
+#[test]
+fn a_template_placeholder_reads_as_a_person() {
+    let s = screener(&[
+        ("start them on", Category::Medical, Severity::High),
+        ("patientname", Category::Medical, Severity::Low),
+    ]);
+    for text in [
+        "Start {{patient.name}} on 50 mg",
+        "start {{ patient.name }} on it",
+        "start {{patient_name}} on it",
+    ] {
+        assert_eq!(
+            terms(&s, text),
+            ["start them on", "patientname"],
+            "{text:?}"
+        );
+    }
+    // Not placeholders: one brace, one letter, or what a template name cannot hold.
+    assert!(terms(&s, "start {patient} on it").is_empty());
+    assert!(terms(&s, "start {{x}} on it").is_empty());
+    assert!(terms(&s, "start {{patient/name}} on it").is_empty());
+    assert_eq!(terms(&s, "start {{patient.name on"), ["patientname"]);
 }
 
 #[test]
