@@ -23,6 +23,7 @@ cd "$(dirname "$0")/.."
 CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-15}
 ROUNDS=${ROUNDS:-2}
+POOL=${POOL:-4}
 PORT=${PORT:-18080}
 GRPC_PORT=${GRPC_PORT:-18051}
 tmp=$(mktemp -d)
@@ -108,6 +109,11 @@ grpc_one_channel() {
     -H 'content-type: application/grpc' -H 'te: trailers' \
     "http://127.0.0.1:$GRPC_PORT/levqor.v1.JobsService/Submit"
 }
+grpc_pool() {
+  measure levqor-grpc-${POOL}conn -c "$POOL" -m "$((CONCURRENCY / POOL))" -d "$tmp/submit.grpc" \
+    -H 'content-type: application/grpc' -H 'te: trailers' \
+    "http://127.0.0.1:$GRPC_PORT/levqor.v1.JobsService/Submit"
+}
 grpc_many_channels() {
   measure levqor-grpc-${CONCURRENCY}conn -c "$CONCURRENCY" -m 1 -d "$tmp/submit.grpc" \
     -H 'content-type: application/grpc' -H 'te: trailers' \
@@ -120,8 +126,8 @@ DURATION=2 rest > /dev/null; DURATION=2 grpc_one_channel > /dev/null
 for round in $(seq 1 "$ROUNDS"); do
   echo "# round $round"
   if [ $((round % 2)) -eq 1 ]; then
-    rest; grpc_one_channel; grpc_many_channels; rest_h2
+    rest; grpc_one_channel; grpc_pool; grpc_many_channels; rest_h2
   else
-    rest_h2; grpc_many_channels; grpc_one_channel; rest
+    rest_h2; grpc_many_channels; grpc_pool; grpc_one_channel; rest
   fi
 done

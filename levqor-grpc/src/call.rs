@@ -91,9 +91,12 @@ fn finish<Out>(
     }
 }
 
-/// The request id and, for a metered caller, where they stand against their quota.
+/// The request id and, for a metered caller, where they stand against their quota. The id is
+/// new on every call, so HPACK is told never to index it (it would only evict the fields that
+/// repeat).
 fn stamp(m: &mut MetadataMap, id: &str, quota: Option<&QuotaStatus>) {
-    if let Ok(v) = MetadataValue::try_from(id) {
+    if let Ok(mut v) = MetadataValue::try_from(id) {
+        v.set_sensitive(true);
         m.insert("x-request-id", v);
     }
     for (name, value) in quota

@@ -8,7 +8,6 @@
 
 use crate::pb;
 use chrono::{DateTime, Utc};
-use levqor_core::credits::Quote;
 use levqor_core::{Error, Job, Result};
 use pbjson_types::value::Kind;
 use serde_json::{Map, Number, Value};
@@ -16,15 +15,17 @@ use serde_json::{Map, Number, Value};
 /// Integers up to this magnitude survive a trip through a proto `double` exactly.
 const EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
+// The conversions take their input by value: its strings move into the output.
+
 /// A JSON document as a `google.protobuf.Value` (numbers become doubles, as in proto3 JSON).
-pub(crate) fn value(v: &Value) -> pbjson_types::Value {
+pub(crate) fn value(v: Value) -> pbjson_types::Value {
     let kind = match v {
         Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Bool(b) => Kind::BoolValue(b),
         Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
-        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::String(s) => Kind::StringValue(s),
         Value::Array(items) => Kind::ListValue(pbjson_types::ListValue {
-            values: items.iter().map(value).collect(),
+            values: items.into_iter().map(value).collect(),
         }),
         Value::Object(map) => Kind::StructValue(structure(map)),
     };
@@ -32,28 +33,28 @@ pub(crate) fn value(v: &Value) -> pbjson_types::Value {
 }
 
 /// A JSON object as a `google.protobuf.Struct`.
-pub(crate) fn structure(map: &Map<String, Value>) -> pbjson_types::Struct {
+pub(crate) fn structure(map: Map<String, Value>) -> pbjson_types::Struct {
     pbjson_types::Struct {
-        fields: map.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
+        fields: map.into_iter().map(|(k, v)| (k, value(v))).collect(),
     }
 }
 
 /// A `google.protobuf.Value` as JSON. A whole number that a double holds exactly reads as an
 /// integer (`1`, not `1.0`), as a client that sent `{"n": 1}` meant; an unset kind is `null`.
-pub(crate) fn json(v: &pbjson_types::Value) -> Value {
-    match &v.kind {
+pub(crate) fn json(v: pbjson_types::Value) -> Value {
+    match v.kind {
         None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(b)) => Value::Bool(*b),
-        Some(Kind::NumberValue(n)) => number(*n),
-        Some(Kind::StringValue(s)) => Value::String(s.clone()),
-        Some(Kind::ListValue(list)) => Value::Array(list.values.iter().map(json).collect()),
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::NumberValue(n)) => number(n),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::ListValue(list)) => Value::Array(list.values.into_iter().map(json).collect()),
         Some(Kind::StructValue(s)) => json_object(s),
     }
 }
 
 /// A `google.protobuf.Struct` as a JSON object.
-pub(crate) fn json_object(s: &pbjson_types::Struct) -> Value {
-    Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), json(v))).collect())
+pub(crate) fn json_object(s: pbjson_types::Struct) -> Value {
+    Value::Object(s.fields.into_iter().map(|(k, v)| (k, json(v))).collect())
 }
 
 fn number(n: f64) -> Value {
@@ -74,54 +75,88 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> pbjson_types::Timestamp {
 }
 
 /// A job as its message.
-pub(crate) fn job(job: &Job) -> pb::Job {
+pub(crate) fn job(job: Job) -> pb::Job {
+    #[cfg(debug_assertions)]
+    let core = job.clone();
     let message = pb::Job {
         id: job.id.to_string(),
         owner_id: job.owner_id.to_string(),
-        workflow: match &job.workflow {
+        workflow: match job.workflow {
             Value::Object(map) => Some(structure(map)),
             _ => None,
         },
-        input: Some(value(&job.input)),
+        input: Some(value(job.input)),
         status: job.status.as_str().to_string(),
         attempts: job.attempts,
         max_attempts: job.max_attempts,
         run_after: Some(timestamp(job.run_after)),
-        result: job.result.as_ref().map(value),
-        error: job.error.clone(),
+        result: job.result.map(value),
+        error: job.error,
         cancel_requested: job.cancel_requested,
-        idempotency_key: job.idempotency_key.clone(),
+        idempotency_key: job.idempotency_key,
         created_at: Some(timestamp(job.created_at)),
         updated_at: Some(timestamp(job.updated_at)),
         started_at: job.started_at.map(timestamp),
         finished_at: job.finished_at.map(timestamp),
     };
     #[cfg(debug_assertions)]
-    same_as_bridge(job, &message);
+    same_as_bridge(&core, &message);
     message
 }
 
-/// A quote (as intake reports it, JSON) as its message.
-pub(crate) fn quote(quote: &Value) -> Result<pb::Quote> {
-    let q: Quote = serde_json::from_value(quote.clone())
-        .map_err(|e| Error::internal(format!("a quote that does not read as one: {e}")))?;
-    let message = pb::Quote {
-        credits: q.credits,
-        components: q
-            .components
+/// A quote (as intake reports it, JSON) as its message, read field by field.
+pub(crate) fn quote(quote: Value) -> Result<pb::Quote> {
+    #[cfg(debug_assertions)]
+    let core = quote.clone();
+    let bad = |what: &str| Error::internal(format!("a quote whose {what} does not read"));
+    let Value::Object(mut q) = quote else {
+        return Err(bad("document"));
+    };
+    let int = |v: Option<&Value>, what: &str| v.and_then(Value::as_i64).ok_or_else(|| bad(what));
+    let present = |v: Option<Value>| v.filter(|v| !v.is_null());
+    let components = match q.remove("components") {
+        Some(Value::Array(items)) => items
             .into_iter()
-            .map(|c| pb::QuoteComponent {
-                name: c.name,
-                credits: c.credits,
-                factor: c.factor,
-                detail: c.detail,
+            .map(|c| {
+                let Value::Object(mut c) = c else {
+                    return Err(bad("component"));
+                };
+                let text = |v: Option<Value>, what: &str| match v {
+                    Some(Value::String(s)) => Ok(s),
+                    _ => Err(bad(what)),
+                };
+                Ok(pb::QuoteComponent {
+                    name: text(c.remove("name"), "component name")?,
+                    credits: present(c.remove("credits"))
+                        .map(|v| int(Some(&v), "component credits"))
+                        .transpose()?,
+                    factor: present(c.remove("factor"))
+                        .map(|v| v.as_f64().ok_or_else(|| bad("component factor")))
+                        .transpose()?,
+                    detail: text(c.remove("detail"), "component detail")?,
+                })
             })
-            .collect(),
-        step_prices: q.step_prices.into_iter().collect(),
-        factor_bp: q.factor_bp,
+            .collect::<Result<_>>()?,
+        _ => return Err(bad("components")),
+    };
+    let step_prices = match q.remove("step_prices") {
+        Some(Value::Object(prices)) => prices
+            .into_iter()
+            .map(|(step, price)| Ok((step, int(Some(&price), "step price")?)))
+            .collect::<Result<_>>()?,
+        _ => return Err(bad("step prices")),
+    };
+    let message = pb::Quote {
+        credits: int(q.get("credits"), "credits")?,
+        components,
+        step_prices,
+        factor_bp: int(q.get("factor_bp"), "factor")?,
     };
     #[cfg(debug_assertions)]
-    same_as_bridge(quote, &message);
+    same_as_bridge(
+        &serde_json::from_value::<levqor_core::credits::Quote>(core).expect("a quote"),
+        &message,
+    );
     Ok(message)
 }
 
@@ -149,8 +184,11 @@ mod tests {
     fn json_documents_survive_the_trip_through_proto_values() {
         let doc = json!({"n": 1, "big": 9007199254740991i64, "half": 0.5, "neg": -3,
             "s": "x", "b": true, "none": null, "list": [1, "two", {"three": [3.25]}], "empty": {}});
-        assert_eq!(json(&value(&doc)), doc);
-        assert_eq!(json_object(&structure(doc.as_object().unwrap())), doc);
+        assert_eq!(json(value(doc.clone())), doc);
+        assert_eq!(
+            json_object(structure(doc.as_object().unwrap().clone())),
+            doc
+        );
     }
 
     #[test]
@@ -158,8 +196,8 @@ mod tests {
         let nan = pbjson_types::Value {
             kind: Some(Kind::NumberValue(f64::NAN)),
         };
-        assert_eq!(json(&nan), Value::Null);
-        assert_eq!(json(&pbjson_types::Value { kind: None }), Value::Null);
+        assert_eq!(json(nan), Value::Null);
+        assert_eq!(json(pbjson_types::Value { kind: None }), Value::Null);
     }
 
     #[test]

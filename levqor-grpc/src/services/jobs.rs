@@ -22,20 +22,23 @@ impl pb::jobs_service_server::JobsService for Jobs {
             let run_after = checks.time(r.run_after.as_ref(), "run_after");
             checks.finish()?;
             let request = SubmitRequest {
-                workflow: r.workflow.as_ref().map_or(Value::Null, direct::json_object),
-                input: r.input.as_ref().map_or_else(|| json!({}), direct::json),
+                workflow: r.workflow.map_or(Value::Null, direct::json_object),
+                input: r.input.map_or_else(|| json!({}), direct::json),
                 max_attempts: r.max_attempts,
                 run_after,
                 idempotency_key: r.idempotency_key,
             };
             let submitted = self.0.jobs().submit(&who, request).await?;
-            let replayed = matches!(submitted.admission, Admission::Replayed(_));
+            let (replayed, job) = match submitted.admission {
+                Admission::Created(job) => (false, job),
+                Admission::Replayed(job) => (true, job),
+            };
             Ok(pb::SubmitResponse {
-                job: Some(direct::job(submitted.admission.job())),
+                job: Some(direct::job(job)),
                 replayed,
                 warnings: messages(&submitted.warnings)?,
                 screening: submitted.screening.map(from_json).transpose()?,
-                quote: submitted.quote.as_ref().map(direct::quote).transpose()?,
+                quote: submitted.quote.map(direct::quote).transpose()?,
             })
         })
         .await
@@ -44,7 +47,7 @@ impl pb::jobs_service_server::JobsService for Jobs {
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Reply<pb::Job> {
         authed(&self.0, req, |who, r| async move {
             Ok(direct::job(
-                &self.0.jobs().get(&who, id(&r.id, "job")?).await?,
+                self.0.jobs().get(&who, id(&r.id, "job")?).await?,
             ))
         })
         .await
@@ -63,7 +66,7 @@ impl pb::jobs_service_server::JobsService for Jobs {
                 )
                 .await?;
             Ok(pb::ListJobsResponse {
-                jobs: page.items.iter().map(direct::job).collect(),
+                jobs: page.items.into_iter().map(direct::job).collect(),
                 next_cursor: page.next_cursor,
             })
         })
@@ -73,7 +76,7 @@ impl pb::jobs_service_server::JobsService for Jobs {
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Reply<pb::Job> {
         authed(&self.0, req, |who, r| async move {
             Ok(direct::job(
-                &self.0.jobs().cancel(&who, id(&r.id, "job")?).await?,
+                self.0.jobs().cancel(&who, id(&r.id, "job")?).await?,
             ))
         })
         .await
@@ -127,7 +130,7 @@ impl pb::jobs_service_server::JobsService for Jobs {
     async fn approve_job(&self, req: Request<pb::ApproveJobRequest>) -> Reply<pb::Job> {
         authed(&self.0, req, |who, r| async move {
             Ok(direct::job(
-                &self.0.jobs().approve(&who, id(&r.id, "job")?).await?,
+                self.0.jobs().approve(&who, id(&r.id, "job")?).await?,
             ))
         })
         .await
