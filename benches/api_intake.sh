@@ -9,8 +9,8 @@
 #   CONCURRENCY=64 DURATION=15 ROUNDS=2 benches/api_intake.sh
 #   DATABASE_URL=postgres://… benches/api_intake.sh
 #
-# gRPC runs as 64 streams on one connection (what one client channel does) and as 64
-# connections of one stream each; REST as 64 HTTP/1.1 keep-alive connections and as 64
+# gRPC runs as 64 streams on one connection (what one client channel does), on a pool of POOL
+# connections (4: CONCURRENCY/POOL streams each) and as 64 connections of one stream each; REST as 64 HTTP/1.1 keep-alive connections and as 64
 # streams on one HTTP/2 connection (the same client work per call as gRPC's). Each run's
 # p50/p99 come from h2load's per-request log; its admitted jobs are counted in the database,
 # so a call that answered HTTP 200 with a gRPC error is seen (`answered_not_admitted`). The
