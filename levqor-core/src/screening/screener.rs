@@ -382,7 +382,11 @@ impl Screener {
     /// one-letter word or a split may hide, into `scratch.hits`.
     fn find_hits(&self, scratch: &mut Scratch) {
         let Scratch {
-            canon, hits, words, ..
+            canon,
+            hits,
+            words,
+            local,
+            ..
         } = scratch;
         self.matcher.words(&canon.buf, words);
         self.matcher.find(words, |first_word, last_word, pattern| {
@@ -447,7 +451,7 @@ impl Screener {
             let at = word_at(word) as usize;
             let before = at.min(COMPOUND_REACH);
             let after = words.len().saturating_sub(at + 1).min(COMPOUND_REACH);
-            let mut local = Vec::with_capacity(before + n + after);
+            local.clear();
             local.extend_from_slice(&words[at - before..at]);
             local.extend(
                 pieces[i..i + n]
@@ -465,7 +469,7 @@ impl Screener {
                     at + 1 + (k - before - n)
                 }) as u32
             };
-            self.matcher.find(&local, |first, last, pattern| {
+            self.matcher.find(local, |first, last, pattern| {
                 let touches = (first as usize) < before + n && last as usize >= before;
                 if touches {
                     hits.push(Hit {
@@ -604,6 +608,8 @@ struct Scratch {
     canon: Canon,
     /// The words of the normalized text.
     words: Vec<Word>,
+    /// A compound word's neighbourhood, with its pieces as words.
+    local: Vec<Word>,
     hits: Vec<Hit>,
     /// List index → its words found in the current string.
     by_list: Vec<Vec<Occurrence>>,
