@@ -231,9 +231,11 @@ impl Screener {
             .hits
             .sort_unstable_by_key(|h| (h.first_word, h.last_word, h.pattern));
         // A compound's pieces can find what its joined form found.
-        scratch
-            .hits
-            .dedup_by_key(|h| (h.first_word, h.last_word, h.pattern));
+        if !scratch.canon.pieces.is_empty() {
+            scratch
+                .hits
+                .dedup_by_key(|h| (h.first_word, h.last_word, h.pattern));
+        }
         if scratch.by_list.len() != self.rules.lists.len() {
             scratch.by_list.clear();
             scratch
