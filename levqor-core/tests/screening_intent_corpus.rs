@@ -254,8 +254,8 @@ fn the_default_rules_meet_the_targets_on_the_tuned_part() {
 #[test]
 fn the_held_out_part_keeps_its_measured_figures() {
     let floor = Figures {
-        refuse: (0.95, 0.84),
-        flag: (0.97, 0.93),
+        refuse: (0.95, 0.88),
+        flag: (0.97, 0.95),
         allow_flagged: 0.021,
     };
     let missed = below(&score("heldout", &heldout()), &floor);
