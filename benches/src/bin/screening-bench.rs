@@ -3,10 +3,10 @@
 //! with the default rules several times, and prints `<system> <metric>=<number>` lines.
 //!
 //! ```text
-//! screening-bench [--runs 20] [--bytes 1048576]
+//! screening-bench [--runs 20] [--bytes 1048576] [--rules rules.json]
 //! ```
 
-use levqor_core::screening::{Screener, default_rules};
+use levqor_core::screening::{RuleSet, Screener, default_rules};
 use serde_json::Value;
 use std::time::Instant;
 
@@ -95,11 +95,15 @@ fn corpus(bytes: usize) -> String {
     text
 }
 
-fn arg(name: &str, default: usize) -> usize {
+/// The value after `name` on the command line.
+fn flag(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    flag(name)
         .map(|v| {
             v.parse()
                 .unwrap_or_else(|_| panic!("{name} takes a number, got {v:?}"))
@@ -121,11 +125,22 @@ fn measure(runs: usize, bytes: usize, mut screen: impl FnMut() -> usize) -> (f64
     (mb_per_s[runs / 2], mb_per_s[0], mb_per_s[runs - 1], matches)
 }
 
+/// The rule set named by `--rules FILE` (a rule document, as `PUT /v1/admin/screening/rules`
+/// takes), else the default rules: compares two rule sets on the same build.
+fn rules() -> RuleSet {
+    let Some(path) = flag("--rules") else {
+        return default_rules();
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    RuleSet::from_json(value).unwrap_or_else(|e| panic!("{path}: {e:?}"))
+}
+
 fn main() {
     let runs = arg("--runs", 20).max(1);
     let bytes = arg("--bytes", 1 << 20);
     let text = corpus(bytes);
-    let screener = Screener::new(&default_rules()).expect("the default rules are valid");
+    let screener = Screener::new(&rules()).expect("the rules are valid");
 
     // One string of ~1 MiB: the normalizer and the automaton at full stride.
     let (median, min, max, matches) = measure(runs, text.len(), || {
