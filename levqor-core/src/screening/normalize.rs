@@ -66,6 +66,11 @@ const fn byte_tables() -> ([u8; 256], [u8; 256]) {
 
 const TABLES: ([u8; 256], [u8; 256]) = byte_tables();
 
+/// Byte → class (`WORD`, `SEP`, `SPACE`, `JOIN`, `LEET`, `NON_ASCII`).
+static CLASS: [u8; 256] = TABLES.0;
+/// ASCII byte → the byte it stands for in the stream (lowercase, leet undone).
+static MAP: [u8; 256] = TABLES.1;
+
 /// Of eight bytes of text (the first in the lowest byte): how many at the start are ASCII
 /// letters, and the eight bytes as `MAP` gives letters (lowercase, "l" read as "i"), computed
 /// a machine word at a time. Only the first `letters` mapped bytes mean anything.
@@ -86,10 +91,6 @@ fn letters8(chunk: u64) -> (usize, u64) {
     let is_l = (!nonzero & HIGH) >> 7;
     (count, lower - is_l * u64::from(b'l' - b'i'))
 }
-/// Byte → class (`WORD`, `SEP`, `SPACE`, `JOIN`, `LEET`, `NON_ASCII`).
-static CLASS: [u8; 256] = TABLES.0;
-/// ASCII byte → the byte it stands for in the stream (lowercase, leet undone).
-static MAP: [u8; 256] = TABLES.1;
 
 /// Invisible characters dropped outright, so "fen\u{200b}tanyl" is "fentanyl".
 fn is_invisible(c: char) -> bool {
