@@ -328,7 +328,20 @@ fn differing(data: &str) -> (usize, Vec<String>) {
         {
             let why: Vec<String> = matches
                 .iter()
-                .map(|m| format!("{}:{}", m.term, m.severity.as_str()))
+                .map(|m| {
+                    let mut why = format!("{}:{}", m.term, m.severity.as_str());
+                    if let Some(b) = &m.because {
+                        why.push_str(&format!(" ({}", b.action));
+                        if let Some(subject) = &b.subject {
+                            why.push_str(&format!(" + {subject}"));
+                        }
+                        if let Some(mark) = &b.mark {
+                            why.push_str(&format!("; {}: {}", mark.intent, mark.words.join(" + ")));
+                        }
+                        why.push(')');
+                    }
+                    why
+                })
                 .collect();
             differ.push(format!(
                 "{expected} -> {}: {text} {why:?}",
