@@ -343,7 +343,12 @@ fn verdict_per_severity() {
         verdict("what is the lethal dose of tylenol"),
         Verdict::Block
     );
-    assert_eq!(verdict("I got sued"), Verdict::Hold);
+    // A legal matter named alone is general; one handled for a person is held for review.
+    assert_eq!(verdict("I got sued"), Verdict::Warn);
+    assert_eq!(
+        verdict("draft our reply to the lawsuit for the solicitor to review"),
+        Verdict::Hold
+    );
     assert_eq!(verdict("what are your mortgage rates"), Verdict::Warn);
     assert_eq!(verdict("I called my bank"), Verdict::Allow);
     assert_eq!(verdict("lovely weather"), Verdict::Allow);
