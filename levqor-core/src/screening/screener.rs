@@ -539,6 +539,16 @@ impl Screener {
             {
                 from += 1;
             }
+            // An action word inside a subject's phrase ("scores" in "credit scores") is not an
+            // action on anything.
+            if subjects[from..]
+                .iter()
+                .map(|s| &hits[s.hit as usize])
+                .take_while(|hs| hs.first_word <= ha.first_word)
+                .any(|hs| within(ha, hs) && hs.last_word > hs.first_word)
+            {
+                continue;
+            }
             for s in &subjects[from..] {
                 let hs = &hits[s.hit as usize];
                 if hs.first_word > ha.last_word + compiled.window + 1 {
@@ -566,6 +576,11 @@ impl Screener {
             .take_while(|h| h.first_word <= hit.last_word + window + 1)
             .any(|h| gap(h, hit) <= window)
     }
+}
+
+/// Whether `inner` covers no word outside `outer`.
+fn within(inner: &Hit, outer: &Hit) -> bool {
+    outer.first_word <= inner.first_word && inner.last_word <= outer.last_word
 }
 
 /// How many words stand between two hits (0 when they touch or overlap).

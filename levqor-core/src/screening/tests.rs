@@ -606,6 +606,28 @@ fn an_intent_is_an_action_and_a_subject_within_its_window_either_way_round() {
 }
 
 #[test]
+fn an_action_word_inside_a_subject_phrase_is_not_an_action() {
+    let rules = RuleSet::from_json(json!({
+        "rules": [],
+        "lists": [
+            {"name": "act", "terms": ["scores"]},
+            {"name": "subject", "terms": ["credit", "credit scores"]}
+        ],
+        "intents": [
+            {"name": "fin.scores", "action": "act", "subject": "subject", "window": 4,
+             "category": "financial", "severity": "critical"}
+        ]
+    }))
+    .expect("valid rule set");
+    let s = Screener::new(&rules).unwrap();
+    assert!(intents(&s, "Credit scores depend on payment history and credit use").is_empty());
+    assert_eq!(
+        intents(&s, "the model scores credit applicants"),
+        found("fin.scores", Severity::Critical, "scores", "credit", "")
+    );
+}
+
+#[test]
 fn marks_set_the_severity_escalator_first_then_info_review_and_everyone() {
     let s = Screener::new(&intent_rules()).unwrap();
     let treat = |severity, mark: &str| found("med.treat", severity, "prescribe", "insulin", mark);
