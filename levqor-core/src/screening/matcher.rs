@@ -23,8 +23,11 @@ pub(super) struct Word {
 /// The compiled patterns.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Matcher {
-    /// Word → id.
-    ids: FxHashMap<Box<[u8]>, u32>,
+    /// Word of up to eight bytes, packed into a machine word (see [`packed`]) → id: most words
+    /// are short, and a short key is hashed and compared in a few instructions.
+    short: FxHashMap<u64, u32>,
+    /// Longer word → id.
+    long: FxHashMap<Box<[u8]>, u32>,
     /// Word id → the trie node of the patterns that start with it.
     root: Vec<u32>,
     /// (node, next word id) → node.
@@ -47,8 +50,11 @@ impl Matcher {
                 .filter(|w| !w.is_empty())
                 .enumerate()
             {
-                let fresh = m.ids.len() as u32;
-                let id = *m.ids.entry(word.into()).or_insert(fresh);
+                let fresh = (m.short.len() + m.long.len()) as u32;
+                let id = match packed(word) {
+                    Some(key) => *m.short.entry(key).or_insert(fresh),
+                    None => *m.long.entry(word.into()).or_insert(fresh),
+                };
                 if id as usize >= m.root.len() {
                     m.root.resize(id as usize + 1, NONE);
                 }
@@ -75,27 +81,42 @@ impl Matcher {
         m
     }
 
+    /// The id of `word`, or `NONE`.
+    fn id(&self, word: &[u8]) -> u32 {
+        match packed(word) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(word),
+        }
+        .copied()
+        .unwrap_or(NONE)
+    }
+
     /// Splits the normalized `buf` (`" w w w "`) into `words`, each with its id.
     pub(super) fn words(&self, buf: &[u8], words: &mut Vec<Word>) {
         words.clear();
         let mut start = 0;
-        for (i, &b) in buf.iter().enumerate() {
-            if b == b' ' {
-                if i > start {
-                    let id = self.ids.get(&buf[start..i]).copied().unwrap_or(NONE);
-                    words.push(Word {
-                        start: start as u32,
-                        id,
-                    });
-                }
-                start = i + 1;
+        while let Some(end) = next_space(buf, start) {
+            if end > start {
+                // A short word is read as one machine word where eight bytes are there.
+                let id = match buf.get(start..start + 8) {
+                    Some(eight) if end - start <= 8 => {
+                        let all = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+                        let key = all & (u64::MAX >> (8 * (8 - (end - start))));
+                        self.short.get(&key).copied().unwrap_or(NONE)
+                    }
+                    _ => self.id(&buf[start..end]),
+                };
+                words.push(Word {
+                    start: start as u32,
+                    id,
+                });
             }
+            start = end + 1;
         }
         if start < buf.len() {
-            let id = self.ids.get(&buf[start..]).copied().unwrap_or(NONE);
             words.push(Word {
                 start: start as u32,
-                id,
+                id: self.id(&buf[start..]),
             });
         }
     }
@@ -127,20 +148,90 @@ impl Matcher {
     pub(super) fn word(&self, word: &[u8]) -> Word {
         Word {
             start: 0,
-            id: self.ids.get(word).copied().unwrap_or(NONE),
+            id: self.id(word),
         }
     }
 
     /// The one-word patterns that `word` is.
     pub(super) fn single(&self, word: &[u8]) -> &[u32] {
-        let Some(&id) = self.ids.get(word) else {
+        let id = self.id(word);
+        if id == NONE {
             return &[];
-        };
+        }
         match self.root[id as usize] {
             NONE => &[],
             node => {
                 let (from, to) = self.ends[node as usize];
                 &self.outputs[from as usize..to as usize]
+            }
+        }
+    }
+}
+
+/// Where the first space at or after `from` in `buf` is: eight bytes at a time (a zero byte of
+/// the bytes xor spaces, found by the carry of subtracting one from each), then byte by byte.
+#[inline]
+fn next_space(buf: &[u8], from: usize) -> Option<usize> {
+    const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut i = from;
+    while let Some(eight) = buf.get(i..i + 8) {
+        let x = u64::from_le_bytes(eight.try_into().expect("eight bytes")) ^ SPACES;
+        // The lowest set bit is exact; bits above it may be borrows and are not read.
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(i + (zero.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    buf.get(i..)?.iter().position(|&b| b == b' ').map(|p| i + p)
+}
+
+/// A word of one to eight bytes as a machine word, its bytes in order from the low end and zeros
+/// after them (a normalized word holds no zero byte, so no two words share a key); `None` for
+/// longer words.
+fn packed(word: &[u8]) -> Option<u64> {
+    if word.len() > 8 {
+        return None;
+    }
+    let mut bytes = [0u8; 8];
+    bytes[..word.len()].copy_from_slice(word);
+    Some(u64::from_le_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A word read in place as a machine word has the id of the same word looked up alone,
+        /// wherever it stands in the stream and whatever its length.
+        #[test]
+        fn words_read_in_place_have_the_ids_of_the_words_alone(
+            vocabulary in prop::collection::vec("[a-z]{1,12}", 1..20),
+            picks in prop::collection::vec((0usize..40, any::<bool>()), 0..30),
+        ) {
+            let patterns: Vec<Vec<u8>> =
+                vocabulary.iter().map(|w| format!(" {w} ").into_bytes()).collect();
+            let m = Matcher::new(&patterns);
+            // Words of the vocabulary and others, each with and without a letter more.
+            let text: Vec<String> = picks
+                .iter()
+                .map(|&(k, longer)| {
+                    let w = vocabulary.get(k).cloned().unwrap_or_else(|| "zq".repeat(k % 7 + 1));
+                    if longer { format!("{w}s") } else { w }
+                })
+                .collect();
+            let buf = format!(" {} ", text.join(" ")).into_bytes();
+            let mut words = Vec::new();
+            m.words(&buf, &mut words);
+            prop_assert_eq!(words.len(), text.len());
+            for (word, expected) in words.iter().zip(&text) {
+                prop_assert_eq!(word.id, m.word(expected.as_bytes()).id, "{}", expected);
+                let known = vocabulary.contains(expected);
+                prop_assert_eq!(word.id != NONE, known, "{}", expected);
             }
         }
     }

@@ -230,8 +230,8 @@ pub(super) struct Canon {
     join_pending: bool,
     /// The last closed word of two or more letters: start, end, and whether it was joined.
     last_piece: Option<(usize, usize, bool)>,
-    /// `last_piece` when the open word follows it after exactly one space.
-    piece_before: Option<(usize, usize, bool)>,
+    /// Whether the open word follows the last closed word after exactly one space.
+    one_space_before: bool,
     /// White space characters, and whether anything else, seen since the last word closed.
     gap_spaces: u8,
     gap_other: bool,
@@ -270,7 +270,7 @@ impl Canon {
         self.joined = false;
         self.join_pending = false;
         self.last_piece = None;
-        self.piece_before = None;
+        self.one_space_before = false;
         self.gap_spaces = 0;
         self.gap_other = false;
         let bytes = text.as_bytes();
@@ -454,11 +454,7 @@ impl Canon {
         self.join_pending = false;
         self.hyphen_pending = false;
         self.piece_starts.clear();
-        self.piece_before = if self.gap_spaces == 1 && !self.gap_other {
-            self.last_piece
-        } else {
-            None
-        };
+        self.one_space_before = self.gap_spaces == 1 && !self.gap_other;
     }
 
     fn separator(&mut self) {
@@ -476,13 +472,14 @@ impl Canon {
         self.in_word = false;
         self.gap_spaces = 0;
         self.gap_other = false;
-        self.last_piece = None;
+        // The word before this one, when one space stands between them.
+        let before = self.last_piece.take().filter(|_| self.one_space_before);
         if !self.piece_starts.is_empty() {
             self.compound_pieces();
         }
         if self.word_chars >= 2 {
             let end = self.buf.len();
-            if let Some((start, middle, joined)) = self.piece_before
+            if let Some((start, middle, joined)) = before
                 && middle + 1 == self.word_start
                 && (joined || self.joined)
             {
