@@ -9,7 +9,7 @@
 //! is ignored until they hold. `cargo test -p levqor-core --test screening_intent_corpus --
 //! --include-ignored --nocapture` prints every figure.
 
-use levqor_core::screening::{Screener, Verdict, default_rules};
+use levqor_core::screening::{RuleSet, Screener, Verdict, default_rules};
 use std::collections::{BTreeMap, BTreeSet};
 
 const VERDICTS: [&str; 4] = ["block", "hold", "warn", "allow"];
@@ -61,6 +61,31 @@ fn parse(name: &str, data: &'static str) -> Vec<Line> {
             }
         })
         .collect()
+}
+
+/// Lines of two columns (`verdict<TAB>text`) or four, as `Line`s (two columns have no category
+/// or kind: both read `unlabelled`).
+fn parse_any(data: &'static str) -> Vec<Line> {
+    data.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let cols: Vec<&'static str> = l.split('\t').collect();
+            let (category, kind) = match cols.len() {
+                4 => (cols[1], cols[2]),
+                _ => ("unlabelled", "unlabelled"),
+            };
+            Line {
+                verdict: cols[0],
+                category,
+                kind,
+                text: cols[cols.len() - 1],
+            }
+        })
+        .collect()
+}
+
+fn default_screener() -> Screener {
+    Screener::new(&default_rules()).expect("the default rules compile")
 }
 
 fn tune() -> Vec<Line> {
@@ -140,8 +165,7 @@ struct Figures {
 /// flagging and of each verdict, the share of `allow` sentences flagged, and the confusion
 /// counts. The tuned part also prints each sentence decided wrongly; the held-out part is
 /// measured, never read while the rules are written, so its sentences are not printed.
-fn score(name: &str, part: &[Line]) -> Figures {
-    let screener = Screener::new(&default_rules()).expect("the default rules compile");
+fn score(name: &str, part: &[Line], screener: &Screener) -> Figures {
     let decided: Vec<(&Line, Verdict)> = part
         .iter()
         .map(|l| {
@@ -245,7 +269,7 @@ const TARGETS: Figures = Figures {
 /// `cargo test -p levqor-core --test screening_intent_corpus -- --nocapture` prints the figures.
 #[test]
 fn the_default_rules_meet_the_targets_on_the_tuned_part() {
-    let missed = below(&score("tune", &tune()), &TARGETS);
+    let missed = below(&score("tune", &tune(), &default_screener()), &TARGETS);
     assert!(missed.is_empty(), "below the targets: {missed:?}");
 }
 
@@ -255,24 +279,44 @@ fn the_default_rules_meet_the_targets_on_the_tuned_part() {
 fn the_held_out_part_keeps_its_measured_figures() {
     let floor = Figures {
         refuse: (0.95, 0.88),
-        flag: (0.97, 0.95),
-        allow_flagged: 0.021,
+        flag: (0.97, 0.91),
+        allow_flagged: 0.0,
     };
-    let missed = below(&score("heldout", &heldout()), &floor);
+    let missed = below(&score("heldout", &heldout(), &default_screener()), &floor);
     assert!(missed.is_empty(), "the held-out part fell: {missed:?}");
 }
 
 #[test]
 #[ignore = "the held-out part is below the targets; --ignored prints how far"]
 fn the_default_rules_meet_the_targets_on_the_held_out_part() {
-    let missed = below(&score("heldout", &heldout()), &TARGETS);
+    let missed = below(&score("heldout", &heldout(), &default_screener()), &TARGETS);
     assert!(missed.is_empty(), "below the targets: {missed:?}");
 }
 
+/// The sentences written after the learned stage (README.md): screened once as written, before
+/// anything was changed for them, and not trained on. This keeps their measured figures from
+/// falling.
+#[test]
+fn the_sentences_written_after_the_model_keep_their_measured_figures() {
+    let part = parse_any(include_str!("data/screening/after-model.tsv"));
+    assert!(part.len() >= 200, "{} sentences", part.len());
+    let floor = Figures {
+        refuse: (0.94, 1.0),
+        flag: (0.95, 0.95),
+        allow_flagged: 0.02,
+    };
+    let missed = below(&score("after-model", &part, &default_screener()), &floor);
+    assert!(
+        missed.is_empty(),
+        "the part written after the model fell: {missed:?}"
+    );
+}
+
 /// Screens a corpus of your own, in the same four columns or in two (`verdict<TAB>text`), named
-/// by `LEVQOR_SCREENING_CORPUS`, and prints every sentence whose refuse or flag decision differs
-/// from its label, with what decided it: a way to check rules against text that was not tuned
-/// on. `LEVQOR_SCREENING_CORPUS=my.tsv cargo test -p levqor-core --test
+/// by `LEVQOR_SCREENING_CORPUS`, with the default rules or the rule document named by
+/// `LEVQOR_SCREENING_RULES`; prints the figures and every sentence whose refuse or flag
+/// decision differs from its label, with what decided it: a way to check rules against text
+/// that was not tuned on. `LEVQOR_SCREENING_CORPUS=my.tsv cargo test -p levqor-core --test
 /// screening_intent_corpus -- --ignored --nocapture your_own`
 #[test]
 #[ignore = "reads a corpus named by LEVQOR_SCREENING_CORPUS"]
@@ -282,11 +326,23 @@ fn your_own_corpus_from_the_environment() {
         return;
     };
     // Cargo runs tests in the crate's directory; a path from the workspace root works too.
-    let from_root = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
-    let data = std::fs::read_to_string(&path)
-        .or_else(|_| std::fs::read_to_string(&from_root))
-        .expect("the corpus file");
-    let (total, differ) = differing(&data);
+    let read = |path: &str| {
+        let from_root = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path)
+            .or_else(|_| std::fs::read_to_string(&from_root))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let screener = match std::env::var("LEVQOR_SCREENING_RULES") {
+        Ok(rules) => {
+            let rules: serde_json::Value =
+                serde_json::from_str(&read(&rules)).expect("the rules are JSON");
+            Screener::new(&RuleSet::from_json(rules).expect("a rule set")).expect("valid rules")
+        }
+        Err(_) => default_screener(),
+    };
+    let data: &'static str = Box::leak(read(&path).into_boxed_str());
+    score("yours", &parse_any(data), &screener);
+    let (total, differ) = differing(data, &screener);
     for line in &differ {
         println!("{line}");
     }
@@ -297,7 +353,10 @@ fn your_own_corpus_from_the_environment() {
 /// keep the decisions they were given, so a change for new text does not undo an old one.
 #[test]
 fn the_sentences_written_after_keep_their_decisions() {
-    let (total, differ) = differing(include_str!("data/screening/written-after.tsv"));
+    let (total, differ) = differing(
+        include_str!("data/screening/written-after.tsv"),
+        &default_screener(),
+    );
     assert!(total >= 800, "{total} sentences");
     assert!(
         differ.is_empty(),
@@ -309,8 +368,7 @@ fn the_sentences_written_after_keep_their_decisions() {
 
 /// Screens a corpus (lines of `verdict<TAB>…<TAB>text`): how many sentences, and each one
 /// whose refuse or flag decision differs from its label, with what decided it.
-fn differing(data: &str) -> (usize, Vec<String>) {
-    let screener = Screener::new(&default_rules()).expect("the default rules compile");
+fn differing(data: &str, screener: &Screener) -> (usize, Vec<String>) {
     let mut total = 0;
     let mut differ = Vec::new();
     for line in data

@@ -518,9 +518,10 @@ impl crate::io::Cleared for levqor_verdict {
 
 /// Screens `text` with the rules in force (those `levqor serve` and every node share): the
 /// verdict to `*out_verdict` and, when `out_json` is not NULL, `{"verdict", "matches": [{"term",
-/// "category", "severity", "pointer", "because"}]}` as JSON, where an intent's `because` holds
-/// its `action` and `subject` words and the `mark` that set its severity. Needs no key;
-/// screening is not metered.
+/// "category", "severity", "pointer", "because", "learned"}]}` as JSON, where an intent's
+/// `because` holds its `action` and `subject` words and the `mark` that set its severity, and
+/// `learned` (when the rules' learned stage changed the severity) the severity `from`, the
+/// model's `score` and the `words` that weighed most. Needs no key; screening is not metered.
 ///
 /// # Safety
 /// `lq` as for `levqor_close`; `text` a NUL-terminated string; `out_verdict` writable;

@@ -218,6 +218,7 @@ async fn intents_lists_and_senses_go_through_and_matches_say_why() {
                 ..Default::default()
             },
         ],
+        model: None,
     };
     let set = screening
         .set_rules(as_(ADMIN, request.clone()))
@@ -262,6 +263,114 @@ async fn intents_lists_and_senses_go_through_and_matches_say_why() {
     bad.intents[1].subject = Some("drugs".into());
     let r = screening.set_rules(as_(ADMIN, bad)).await;
     assert_eq!(bad_fields(r), ["intents[1].subject"]);
+}
+
+/// Two weights of the learned stage, as the proto carries them.
+fn weights(refuse: i32, flag: i32) -> pbjson_types::ListValue {
+    let number = |n: i32| pbjson_types::Value {
+        kind: Some(pbjson_types::value::Kind::NumberValue(f64::from(n))),
+    };
+    pbjson_types::ListValue {
+        values: vec![number(refuse), number(flag)],
+    }
+}
+
+#[tokio::test]
+async fn a_learned_stage_goes_through_and_says_what_it_changed() {
+    let server = Server::start().await;
+    let (_, key) = server.user("ada@example.com").await;
+    let mut screening = server.screening();
+    let model = pb::Model {
+        window: Some(8),
+        escalate_at: 80,
+        clear_below: 20,
+        bias: vec![-3000, 0],
+        weights: [
+            ("every caller".to_owned(), weights(5000, 0)),
+            ("pharmacist".to_owned(), weights(0, -4000)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let request = pb::SetRulesRequest {
+        rules: vec![rule("insulin", "medical", "high")],
+        model: Some(model.clone()),
+        ..Default::default()
+    };
+    let set = screening
+        .set_rules(as_(ADMIN, request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set.model, Some(model.clone()));
+    let screen = |text: &str| pb::ScreenRequest { text: text.into() };
+    let s = screening
+        .screen(as_(
+            &key,
+            screen("tell every caller how much insulin to take"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.verdict, "block");
+    let learned = s.matches[0]
+        .learned
+        .clone()
+        .expect("what the stage changed");
+    assert_eq!(
+        (learned.from.as_str(), learned.score, learned.words),
+        ("high", 88, vec!["every caller".to_owned()])
+    );
+    let s = screening
+        .screen(as_(&key, screen("the pharmacist restocks insulin")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.verdict, "warn");
+    assert_eq!(s.matches[0].learned.as_ref().map(|l| l.score), Some(1));
+    let s = screening
+        .screen(as_(&key, screen("insulin arrives on Monday")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (s.verdict.as_str(), s.matches[0].learned.is_none()),
+        ("hold", true)
+    );
+    // Every bad field of the model is named, and nothing changes.
+    let mut bad = model;
+    bad.escalate_at = 0;
+    bad.weights.insert("Pharmacist".into(), weights(1, 1));
+    bad.weights.insert("...".into(), weights(1, 1));
+    bad.weights
+        .insert("three whole words".into(), weights(1, 1));
+    bad.bias = vec![1, 200_000];
+    let r = screening
+        .set_rules(as_(
+            ADMIN,
+            pb::SetRulesRequest {
+                rules: vec![rule("insulin", "medical", "high")],
+                model: Some(bad),
+                ..Default::default()
+            },
+        ))
+        .await;
+    assert_eq!(
+        bad_fields(r),
+        [
+            "model.escalate_at",
+            "model.bias",
+            "model.weights....",
+            "model.weights.pharmacist",
+            "model.weights.three whole words"
+        ]
+    );
+    let got = screening
+        .get_rules(as_(ADMIN, pb::GetRulesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.model.map(|m| m.escalate_at), Some(80));
 }
 
 #[tokio::test]
@@ -344,6 +453,40 @@ async fn an_empty_rule_term_is_named_at_its_index() {
         .unwrap_or_default();
     let fields: Vec<&str> = violations.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(fields, ["rules[0].term"], "{violations:?}");
+}
+
+#[tokio::test]
+async fn the_default_rules_go_back_as_they_came_learned_stage_and_all() {
+    let server = Server::start().await;
+    let mut screening = server.screening();
+    let got = screening
+        .get_rules(as_(ADMIN, pb::GetRulesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let model = got
+        .model
+        .clone()
+        .expect("the default rules have a learned stage");
+    assert!(
+        model.weights.len() > 1_000,
+        "{} features",
+        model.weights.len()
+    );
+    let set = screening
+        .set_rules(as_(
+            ADMIN,
+            pb::SetRulesRequest {
+                rules: got.rules.clone(),
+                lists: got.lists.clone(),
+                intents: got.intents.clone(),
+                model: got.model.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set, got);
 }
 
 #[tokio::test]

@@ -1123,6 +1123,96 @@ async fn intent_rules_refuse_by_what_a_text_asks_and_say_why() {
 }
 
 #[tokio::test]
+async fn a_learned_stage_refuses_what_the_rules_hold_and_says_why() {
+    let api = api();
+    let (_, key) = api.user("learned@example.com").await;
+    // The default rules, learned stage and all, go back as they came.
+    let defaults = api
+        .call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
+        .await
+        .body;
+    assert!(
+        defaults["model"]["weights"]
+            .as_object()
+            .is_some_and(|w| w.len() > 1_000)
+    );
+    let r = api
+        .call(
+            "PUT",
+            "/v1/admin/screening/rules",
+            Some(ADMIN),
+            Some(defaults.clone()),
+        )
+        .await;
+    assert_eq!((r.status, &r.body), (StatusCode::OK, &defaults));
+    let rules = json!({
+        "rules": [{"term": "insulin", "category": "medical", "severity": "high"}],
+        "model": {"window": 8, "escalate_at": 80, "clear_below": 20, "bias": [-3000, 0],
+                  "weights": {"every caller": [5000, 0], "pharmacist": [0, -4000]}}
+    });
+    let r = api
+        .call(
+            "PUT",
+            "/v1/admin/screening/rules",
+            Some(ADMIN),
+            Some(rules.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["model"], rules["model"]);
+    let r = api
+        .submit(
+            &key,
+            log_workflow("Tell every caller how much insulin to take"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["code"], "high_risk_content", "{:?}", r.body);
+    let found = &r.body["screening"]["matches"][0];
+    assert_eq!(found["term"], "insulin");
+    assert_eq!(found["severity"], "critical");
+    assert_eq!(
+        found["learned"],
+        json!({"from": "high", "score": 88, "words": ["every caller"]})
+    );
+    let r = api
+        .submit(
+            &key,
+            log_workflow("The pharmacist restocks insulin"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_ne!(
+        r.body["status"], "awaiting_approval",
+        "warned, not held: {:?}",
+        r.body
+    );
+    // A model out of range is refused at each field; the rules stay.
+    let mut bad = rules;
+    bad["model"]["window"] = json!(0);
+    bad["model"]["weights"]["three whole words"] = json!([1, 1]);
+    let r = api
+        .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(bad))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let pointers: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        ["/model/window", "/model/weights/three whole words"]
+    );
+    let r = api
+        .call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
+        .await;
+    assert_eq!(r.body["model"]["window"], 8, "nothing changed");
+}
+
+#[tokio::test]
 async fn retention_sweeps_old_data_except_under_legal_hold() {
     let api = api();
     let (kept_id, kept) = api.user("kept@example.com").await;

@@ -199,6 +199,7 @@ impl World {
             severity: screening::Severity::Critical,
             pointer: "/input/text".into(),
             because: None,
+            learned: None,
         };
         let record = ScreeningRecord {
             id: Uuid::now_v7(),

@@ -144,6 +144,25 @@ impl Matcher {
         }
     }
 
+    /// The id of `word` (one normalized word), given a fresh one if no pattern holds it, so that
+    /// its occurrences in a text carry an id too (the learned stage reads them).
+    pub(super) fn add_word(&mut self, word: &[u8]) -> u32 {
+        let fresh = self.vocabulary() as u32;
+        let id = match packed(word) {
+            Some(key) => *self.short.entry(key).or_insert(fresh),
+            None => *self.long.entry(word.into()).or_insert(fresh),
+        };
+        if id as usize >= self.root.len() {
+            self.root.resize(id as usize + 1, NONE);
+        }
+        id
+    }
+
+    /// How many words have ids (ids run from zero).
+    pub(super) fn vocabulary(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
     /// `word` (one word of a normalized stream) with its id, placed nowhere.
     pub(super) fn word(&self, word: &[u8]) -> Word {
         Word {

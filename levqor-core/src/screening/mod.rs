@@ -58,6 +58,7 @@
 //! ```
 
 mod area;
+mod learned;
 mod matcher;
 mod normalize;
 mod rules;
@@ -71,6 +72,7 @@ mod store;
 mod tests;
 
 pub use area::ScreeningsArea;
+pub use learned::features;
 pub use rules::default_rules;
 pub use screener::Screener;
 pub use service::{AppealDecision, Screenings};
@@ -291,7 +293,53 @@ pub struct RuleSet {
     /// The intents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intents: Vec<Intent>,
+    /// The learned second stage, when there is one: it may refuse what the rules hold or warn
+    /// about, and warn about what they hold, never touching text the rules found nothing in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Model>,
 }
+
+/// The most features a [`Model`] may hold.
+pub const MAX_MODEL_FEATURES: usize = 50_000;
+
+/// The largest weight (or bias) of a [`Model`], in thousandths.
+pub const MAX_MODEL_WEIGHT: i32 = 100_000;
+
+/// A learned second stage over the rules' verdict: two logistic models over the words and the
+/// pairs of adjacent words of the normalized text around the match that decided it. One
+/// scores how likely the text asks for an act that must be refused, the other how likely it
+/// must be flagged (refused or held). A string the rules hold or warn about is refused when
+/// the first scores at least `escalate_at` percent; a string they hold is warned about when
+/// the second scores below `clear_below` percent. A string with no match, or one the rules
+/// already refuse, is left as the rules decided, and every change names the rule it changed
+/// and the words that weighed most ([`Learned`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Words read on each side of the deciding match (at most [`MAX_WINDOW`]).
+    #[serde(default = "default_model_window")]
+    pub window: u32,
+    /// A hold or warning is refused from this score of refusal, in percent (1–100; 100
+    /// never refuses).
+    pub escalate_at: u8,
+    /// A hold is warned about below this score of flagging, in percent (0–99; 0 never
+    /// lowers).
+    pub clear_below: u8,
+    /// The intercepts of the two models (refuse, flag), in thousandths of a logit.
+    pub bias: [i32; 2],
+    /// Feature → its weights in the two models (refuse, flag), in thousandths of a logit. A
+    /// feature is one word (`"insulin"`) or two adjacent ones (`"no doctor"`), read as the
+    /// text is (normalized: `"every caller"` is the `"every caiier"` of [`features`]); each
+    /// counts once however often it occurs.
+    pub weights: std::collections::BTreeMap<String, [i32; 2]>,
+}
+
+fn default_model_window() -> u32 {
+    DEFAULT_MODEL_WINDOW
+}
+
+/// The words read on each side of the deciding match by default: a long sentence.
+pub const DEFAULT_MODEL_WINDOW: u32 = 32;
 
 impl From<Vec<Rule>> for RuleSet {
     /// A rule set of terms alone.
@@ -300,6 +348,7 @@ impl From<Vec<Rule>> for RuleSet {
             rules,
             lists: Vec::new(),
             intents: Vec::new(),
+            model: None,
         }
     }
 }
@@ -460,6 +509,9 @@ impl RuleSet {
                 }
             }
         }
+        if let Some(model) = &self.model {
+            model.check(&mut canon, &mut violations);
+        }
         if violations.is_empty() {
             Ok(())
         } else {
@@ -468,6 +520,80 @@ impl RuleSet {
                 "the rule set is invalid",
                 violations,
             ))
+        }
+    }
+}
+
+impl Model {
+    /// Adds a violation for every field out of range, every feature that is not one or two
+    /// words after normalization, and every feature that normalizes as an earlier one did.
+    fn check(&self, canon: &mut Canon, violations: &mut Vec<Violation>) {
+        if self.window == 0 || self.window > MAX_WINDOW {
+            violations.push(Violation::new(
+                "/model/window",
+                format!("{} words; from 1 to {MAX_WINDOW} are allowed", self.window),
+            ));
+        }
+        if !(1..=100).contains(&self.escalate_at) {
+            violations.push(Violation::new(
+                "/model/escalate_at",
+                "a percentage from 1 to 100 (100 never refuses)",
+            ));
+        }
+        if self.clear_below > 99 {
+            violations.push(Violation::new(
+                "/model/clear_below",
+                "a percentage from 0 to 99 (0 never lowers)",
+            ));
+        }
+        let too_heavy = |w: &[i32; 2]| w.iter().any(|w| w.unsigned_abs() > MAX_MODEL_WEIGHT as u32);
+        if too_heavy(&self.bias) {
+            violations.push(Violation::new(
+                "/model/bias",
+                format!("at most {MAX_MODEL_WEIGHT} thousandths either way"),
+            ));
+        }
+        if self.weights.len() > MAX_MODEL_FEATURES {
+            violations.push(Violation::new(
+                "/model/weights",
+                format!(
+                    "{} features; at most {MAX_MODEL_FEATURES} are allowed",
+                    self.weights.len()
+                ),
+            ));
+        }
+        let mut first_seen: HashMap<Vec<u8>, &str> = HashMap::new();
+        for (feature, weights) in &self.weights {
+            let pointer = || {
+                format!(
+                    "/model/weights/{}",
+                    feature.replace('~', "~0").replace('/', "~1")
+                )
+            };
+            if too_heavy(weights) {
+                violations.push(Violation::new(
+                    pointer(),
+                    format!("at most {MAX_MODEL_WEIGHT} thousandths either way"),
+                ));
+            }
+            let normalized = canon.normalize_term(feature, false);
+            let words = normalized.split(|&b| b == b' ').count();
+            if normalized.is_empty() || words > 2 {
+                violations.push(Violation::new(
+                    pointer(),
+                    format!(
+                        "a feature is one or two words; this one reads as {:?}",
+                        String::from_utf8_lossy(&normalized)
+                    ),
+                ));
+            } else if let Some(first) = first_seen.get(&normalized) {
+                violations.push(Violation::new(
+                    pointer(),
+                    format!("reads as the feature {first:?} after normalization"),
+                ));
+            } else {
+                first_seen.insert(normalized, feature);
+            }
         }
     }
 }
@@ -558,6 +684,21 @@ pub struct Match {
     /// For an intent, why: the words that made it and the marks that set its severity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub because: Option<Because>,
+    /// When the learned stage changed the severity the rule gave: from what, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Learned>,
+}
+
+/// How the learned stage ([`Model`]) changed a match's severity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learned {
+    /// The severity the rule gave.
+    pub from: Severity,
+    /// The model's score, in percent: of refusal when it raised the severity, of flagging
+    /// when it lowered it.
+    pub score: u8,
+    /// The features of the text that weighed most toward the change, heaviest first.
+    pub words: Vec<String>,
 }
 
 /// Why an intent was found, in the words of the rule set's lists (as written there), all in

@@ -1,9 +1,10 @@
 //! The [`Screener`]: every normalized term and list word, found in the normalized text of every
 //! string in the screened documents, then the intents over them.
 
+use super::learned::{LearnScratch, Learner};
 use super::matcher::{Matcher, Word};
 use super::normalize::{Canon, is_one_letter_word};
-use super::{Because, Mark, MarkFound, Match, RuleSet, Screening, Verdict};
+use super::{Because, Learned, Mark, MarkFound, Match, RuleSet, Screening, Severity, Verdict};
 use crate::error::Result;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,8 @@ pub struct Screener {
     unless: Vec<Option<u32>>,
     /// The intents, their lists resolved to indices; marking intents first.
     intents: Vec<Compiled>,
+    /// The learned stage, when the rules have a model.
+    learner: Option<Learner>,
 }
 
 /// What a pattern stands for.
@@ -111,7 +114,11 @@ impl Screener {
             .map(|p| p.iter().filter(|&&b| b == b' ').count() as u32 - 1)
             .max()
             .unwrap_or(0);
-        let matcher = Matcher::new(&patterns);
+        let mut matcher = Matcher::new(&patterns);
+        let learner = rules
+            .model
+            .as_ref()
+            .map(|model| Learner::new(model, &mut canon, &mut matcher));
         let list_index: HashMap<&str, u32> = rules
             .lists
             .iter()
@@ -146,7 +153,19 @@ impl Screener {
             longest_words,
             unless,
             intents,
+            learner,
         })
+    }
+
+    /// The learned stage's logits over the whole of `text` (for tests).
+    #[cfg(test)]
+    pub(super) fn learned_logits(&self, text: &str) -> Option<[i64; 2]> {
+        let learner = self.learner.as_ref()?;
+        let mut scratch = Scratch::default();
+        scratch.canon.normalize(text);
+        self.matcher.words(&scratch.canon.buf, &mut scratch.words);
+        let all = (0, scratch.words.len());
+        Some(learner.logits(&scratch.words, all, &mut scratch.learn))
     }
 
     /// The rule set this screener was built from.
@@ -247,11 +266,13 @@ impl Screener {
             scratch.seen.resize(self.rules.rules.len(), false);
         }
         let Scratch {
+            words,
             hits,
             by_list,
             touched,
             found,
             seen,
+            learn,
             ..
         } = scratch;
         for (h, hit) in hits.iter().enumerate() {
@@ -297,6 +318,7 @@ impl Screener {
                 category: r.category,
                 severity: r.severity,
                 name: None,
+                learned: None,
             });
         }
         // Intents: the marks first, then every finding with the severity its marks give it.
@@ -351,10 +373,14 @@ impl Screener {
                 category,
                 severity,
                 name: Some(compiled.intent),
+                learned: None,
             });
         }
         // Text order; at one place, terms in rule-set order, then intents in theirs.
         found.sort_by_key(|f| (f.at, f.term.is_none(), f.term, f.name));
+        if let Some(learner) = &self.learner {
+            learn_from(learner, words, found, learn);
+        }
         for f in found.iter() {
             if let Some(rule) = f.term {
                 seen[rule as usize] = false;
@@ -372,6 +398,7 @@ impl Screener {
                 severity: f.severity,
                 pointer: pointer.to_owned(),
                 because: f.because,
+                learned: f.learned,
             });
         }
         for &list in touched.iter() {
@@ -617,6 +644,7 @@ struct Found {
     because: Option<Because>,
     category: super::Category,
     severity: super::Severity,
+    learned: Option<Learned>,
 }
 
 /// Buffers reused across the strings of one call.
@@ -635,6 +663,42 @@ struct Scratch {
     found: Vec<Found>,
     /// Rule index → already found in the current string.
     seen: Vec<bool>,
+    learn: LearnScratch,
+}
+
+/// The learned stage over one string's findings (in text order): the model reads the words
+/// around the first finding of the worst severity and may refuse it, or lower every hold to a
+/// warning; the finding keeps what the rule gave in its [`Learned`].
+fn learn_from(learner: &Learner, words: &[Word], found: &mut [Found], scratch: &mut LearnScratch) {
+    let Some(worst) = found.iter().map(|f| f.severity).max() else {
+        return;
+    };
+    let Some(decider) = found.iter().position(|f| f.severity == worst) else {
+        return;
+    };
+    let at = found[decider].at as usize;
+    let reach = learner.window as usize;
+    let window = (at.saturating_sub(reach), (at + reach + 1).min(words.len()));
+    let Some(change) = learner.decide(words, window, worst, scratch) else {
+        return;
+    };
+    let learned = |from| {
+        Some(Learned {
+            from,
+            score: change.score,
+            words: change.words.clone(),
+        })
+    };
+    if change.to == Severity::Critical {
+        let f = &mut found[decider];
+        f.learned = learned(f.severity);
+        f.severity = Severity::Critical;
+    } else {
+        for f in found.iter_mut().filter(|f| f.severity == Severity::High) {
+            f.learned = learned(Severity::High);
+            f.severity = change.to;
+        }
+    }
 }
 
 /// Appends `key` escaped as an RFC 6901 reference token.

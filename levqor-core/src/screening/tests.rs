@@ -255,7 +255,12 @@ fn overlapping_terms_are_all_reported() {
 
 #[test]
 fn each_rule_is_reported_once_per_string_with_the_rule_term() {
-    let s = default_screener();
+    // The rules alone: the learned stage would lower a drug named alone to a warning.
+    let s = Screener::new(&RuleSet {
+        model: None,
+        ..default_rules()
+    })
+    .expect("the default rules");
     let found = s.screen_text("F3NTANYL, fentanyl and f e n t a n y l", "/x");
     assert_eq!(found.len(), 1);
     assert_eq!(
@@ -266,6 +271,7 @@ fn each_rule_is_reported_once_per_string_with_the_rule_term() {
             severity: Severity::High,
             pointer: "/x".into(),
             because: None,
+            learned: None,
         }
     );
 }
@@ -516,6 +522,153 @@ fn hostile_unicode_never_panics() {
             let _ = s.screen_text(&text[..end], "");
         }
     }
+}
+
+/// `intent_rules` with a learned stage: "every patient" pushes toward refusal, "pharmacist"
+/// away from flagging.
+fn learned_rules(escalate_at: u8, clear_below: u8) -> RuleSet {
+    let mut rules = intent_rules();
+    rules.model = Some(Model {
+        window: 6,
+        escalate_at,
+        clear_below,
+        bias: [-2000, 0],
+        weights: [
+            ("every patient".to_owned(), [4000, 1000]),
+            ("patient".to_owned(), [500, 0]),
+            ("pharmacist".to_owned(), [-500, -3000]),
+        ]
+        .into_iter()
+        .collect(),
+    });
+    rules
+}
+
+#[test]
+fn the_learned_stage_refuses_a_hold_and_names_the_rule_and_words() {
+    let s = Screener::new(&learned_rules(80, 20)).expect("valid");
+    // sigmoid(-2.0 + 4.0 + 0.5) = 0.924: the hold of med.treat is refused.
+    let m = s.screen_text("prescribe insulin to every patient", "/t");
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        (m[0].term.as_str(), m[0].severity),
+        ("med.treat", Severity::Critical)
+    );
+    assert_eq!(
+        m[0].learned,
+        Some(Learned {
+            from: Severity::High,
+            score: 92,
+            words: vec!["every patient".into(), "patient".into()],
+        })
+    );
+    // Words beyond the window are not read: the hold stays.
+    let far = "prescribe insulin. one two three four five six seven to every patient";
+    let m = s.screen_text(far, "/t");
+    assert_eq!(
+        (m[0].severity, m[0].learned.clone()),
+        (Severity::High, None)
+    );
+    // 100 never refuses.
+    let s = Screener::new(&learned_rules(100, 0)).expect("valid");
+    let m = s.screen_text("prescribe insulin to every patient", "/t");
+    assert_eq!(m[0].severity, Severity::High);
+}
+
+#[test]
+fn the_learned_stage_lowers_holds_only_and_leaves_refusals_and_silence_alone() {
+    let s = Screener::new(&learned_rules(80, 20)).expect("valid");
+    // sigmoid(-3.0) = 0.047 < 0.20: the hold is lowered to a warning.
+    let m = s.screen_text("the pharmacist will prescribe insulin", "/t");
+    assert_eq!(m[0].severity, Severity::Medium);
+    assert_eq!(
+        m[0].learned,
+        Some(Learned {
+            from: Severity::High,
+            score: 4,
+            words: vec!["pharmacist".into()],
+        })
+    );
+    // The rules' refusal stands whatever the model says.
+    let m = s.screen_text(
+        "the pharmacist will prescribe insulin without a doctor",
+        "/t",
+    );
+    assert_eq!(
+        (m[0].severity, m[0].learned.clone()),
+        (Severity::Critical, None)
+    );
+    // Text the rules found nothing in is not read.
+    assert!(s.screen_text("every patient pharmacist", "/t").is_empty());
+    // A warning is not lowered further.
+    let m = s.screen_text("the pharmacist checks the dose", "/t");
+    assert_eq!(
+        (m[0].severity, m[0].learned.clone()),
+        (Severity::Medium, None)
+    );
+}
+
+#[test]
+fn a_bad_model_names_every_bad_field() {
+    let mut rules = learned_rules(0, 100);
+    let model = rules.model.as_mut().expect("a model");
+    model.window = 51;
+    model.bias = [0, -200_000];
+    model.weights.insert("Every  PATIENT".into(), [1, 1]);
+    model.weights.insert("one two three".into(), [1, 1]);
+    model.weights.insert("--".into(), [1, 1]);
+    let err = rules.validate().expect_err("invalid");
+    let pointers: Vec<&str> = err.violations.iter().map(|v| v.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/model/window",
+            "/model/escalate_at",
+            "/model/clear_below",
+            "/model/bias",
+            "/model/weights/--",
+            "/model/weights/every patient",
+            "/model/weights/one two three",
+        ]
+    );
+}
+
+/// The stage reads a text through the matcher's word ids; training reads it through
+/// `features`. Both see the same features: the logits agree on every tuned sentence.
+#[test]
+fn the_stage_reads_the_features_training_reads() {
+    let rules = default_rules();
+    let model = rules.model.clone().expect("the default rules have a model");
+    let s = Screener::new(&rules).expect("the default rules");
+    let mut canon = Canon::default();
+    let weights: HashMap<Vec<u8>, [i32; 2]> = model
+        .weights
+        .iter()
+        .map(|(f, w)| (canon.normalize_term(f, false), *w))
+        .collect();
+    let corpus = include_str!("../../tests/data/screening/tune.tsv");
+    let mut checked = 0;
+    for line in corpus.lines().filter(|l| !l.starts_with('#')) {
+        let text = line.rsplit('\t').next().expect("a text");
+        let mut expected = [i64::from(model.bias[0]), i64::from(model.bias[1])];
+        for feature in features(text) {
+            if let Some(w) = weights.get(feature.as_bytes()) {
+                expected[0] += i64::from(w[0]);
+                expected[1] += i64::from(w[1]);
+            }
+        }
+        assert_eq!(s.learned_logits(text), Some(expected), "{text}");
+        checked += 1;
+    }
+    assert!(checked > 400);
+}
+
+#[test]
+fn features_are_the_normalized_words_and_pairs_once_each() {
+    assert_eq!(
+        features("Stop  st0pping, stop!"),
+        ["stop", "stop stopping", "stopping", "stopping stop"]
+    );
 }
 
 /// A small rule set with every kind of intent and mark.

@@ -118,7 +118,37 @@ fn rule_set_document(r: pb::SetRulesRequest) -> Value {
             intent
         })
         .collect();
-    json!({"rules": rules, "lists": lists, "intents": intents})
+    let mut doc = json!({"rules": rules, "lists": lists, "intents": intents});
+    put(&mut doc, "model", r.model.map(model_document));
+    doc
+}
+
+/// The learned stage as the core reads it: each feature's weights a list of integers (a
+/// `ListValue` carries numbers as doubles; one that is not a whole number stays as it is, for
+/// the core to refuse with its pointer).
+fn model_document(m: pb::Model) -> Value {
+    let number = |v: &pbjson_types::Value| match &v.kind {
+        Some(pbjson_types::value::Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 1e15 => {
+            Value::from(*n as i64)
+        }
+        _ => serde_json::to_value(v).unwrap_or(Value::Null),
+    };
+    let weights: serde_json::Map<String, Value> = m
+        .weights
+        .into_iter()
+        .map(|(feature, list)| {
+            let values: Vec<Value> = list.values.iter().map(number).collect();
+            (feature, Value::from(values))
+        })
+        .collect();
+    let mut doc = json!({
+        "escalate_at": m.escalate_at,
+        "clear_below": m.clear_below,
+        "bias": m.bias,
+        "weights": weights,
+    });
+    put(&mut doc, "window", m.window.map(Value::from));
+    doc
 }
 
 /// Sets `field` of the object `doc` when there is a value.
