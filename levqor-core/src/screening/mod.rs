@@ -6,9 +6,11 @@
 //! [`Intent`]s, and the validation of a [`RuleSet`]), the [`default_rules`], the text
 //! normalization that defeats the common evasions, and the [`Screener`], which finds every term
 //! and list word in one pass over the normalized words, reads the intents over them, and turns
-//! the worst severity found into a [`Verdict`], each match saying why ([`Because`]). It is
-//! pure: no I/O, no clock, no global state; what to do with a [`Screening`] is the caller's
-//! decision.
+//! the worst severity found into a [`Verdict`], each match saying why ([`Because`]). A rule set
+//! may carry a learned second stage ([`Model`]) that reads the words around a string's deciding
+//! match and may refuse a hold or warning, or lower a hold to a warning, saying so in the match
+//! ([`Learned`]); [`features`] reads text as it does, for training. It is pure: no I/O, no
+//! clock, no global state; what to do with a [`Screening`] is the caller's decision.
 //!
 //! It must never: log, store or alter the text it screens; report a term that starts or ends
 //! inside a word ("therapist" is not "rapist"); or panic, whatever the input (hostile Unicode
