@@ -1102,12 +1102,7 @@ async fn intent_rules_refuse_by_what_a_text_asks_and_say_why() {
         .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(bad))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let pointers: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
+    let pointers = r.pointers();
     assert_eq!(
         pointers,
         [
@@ -1196,12 +1191,7 @@ async fn a_learned_stage_refuses_what_the_rules_hold_and_says_why() {
         .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(bad))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let pointers: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
+    let pointers = r.pointers();
     assert_eq!(
         pointers,
         ["/model/window", "/model/weights/three whole words"]

@@ -130,12 +130,7 @@ async fn users_are_upserted_by_normalized_email() {
         )
         .await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let pointers: Vec<&str> = bad.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
+    let pointers = bad.pointers();
     assert_eq!(pointers, vec!["/extra"]);
     let bad = api
         .call(
@@ -332,12 +327,7 @@ async fn bad_job_submissions_report_every_problem_and_write_nothing() {
     ]}, "input": [1], "max_attempts": 99});
     let r = api.call("POST", "/v1/jobs", Some(&key), Some(body)).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let pointers: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
+    let pointers = r.pointers();
     for p in [
         "/workflow/steps/0/type",
         "/workflow/steps/1",

@@ -40,6 +40,19 @@ impl Reply {
     pub fn pair(self) -> (StatusCode, Value) {
         (self.status, self.body)
     }
+
+    /// The pointers of a problem's `errors`, in order (empty when it has none).
+    pub fn pointers(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["pointer"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl App {
