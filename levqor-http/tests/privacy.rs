@@ -46,6 +46,19 @@ fn api() -> Api {
 }
 
 impl Api {
+    /// The screening rules in force, as the admin reads them.
+    async fn rules(&self) -> Value {
+        self.call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
+            .await
+            .body
+    }
+
+    /// Replaces the screening rules as the admin.
+    async fn put_rules(&self, rules: Value) -> Reply {
+        self.call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(rules))
+            .await
+    }
+
     async fn user(&self, email: &str) -> (String, String) {
         let u = self
             .call(
@@ -1009,9 +1022,7 @@ async fn admins_replace_the_screening_rules() {
     let api = api();
     let (_, key) = api.user("rules@example.com").await;
     let rules = json!({"rules": [{"term": "quantum widget", "category": "financial", "severity": "critical"}]});
-    let r = api
-        .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(rules))
-        .await;
+    let r = api.put_rules(rules).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let r = api
         .submit(&key, log_workflow("sell the Quantum-Widget"), json!({}))
@@ -1022,15 +1033,11 @@ async fn admins_replace_the_screening_rules() {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "the old rules are gone");
     let bad = json!({"rules": [{"term": "", "category": "legal", "severity": "low"}, {"term": "x", "category": "astrology", "severity": "low"}]});
-    let r = api
-        .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(bad))
-        .await;
+    let r = api.put_rules(bad).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = api
-        .call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
-        .await;
+    let r = api.rules().await;
     assert_eq!(
-        r.body["rules"][0]["term"], "quantum widget",
+        r["rules"][0]["term"], "quantum widget",
         "a refused set changes nothing"
     );
 }
@@ -1054,14 +1061,7 @@ async fn intent_rules_refuse_by_what_a_text_asks_and_say_why() {
              "category": "medical", "severity": "high", "to_everyone": "critical"}
         ]
     });
-    let r = api
-        .call(
-            "PUT",
-            "/v1/admin/screening/rules",
-            Some(ADMIN),
-            Some(rules.clone()),
-        )
-        .await;
+    let r = api.put_rules(rules.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["intents"][1]["to_everyone"], "critical");
     let r = api
@@ -1098,9 +1098,7 @@ async fn intent_rules_refuse_by_what_a_text_asks_and_say_why() {
     bad["intents"][1]["subject"] = json!("drugs");
     bad["intents"][1]["window"] = json!(500);
     bad["lists"][1]["terms"] = json!(["insulin", "INSULIN"]);
-    let r = api
-        .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(bad))
-        .await;
+    let r = api.put_rules(bad).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let pointers = r.pointers();
     assert_eq!(
@@ -1111,10 +1109,8 @@ async fn intent_rules_refuse_by_what_a_text_asks_and_say_why() {
             "/intents/1/window"
         ]
     );
-    let r = api
-        .call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
-        .await;
-    assert_eq!(r.body["intents"][1]["subject"], "drug", "nothing changed");
+    let r = api.rules().await;
+    assert_eq!(r["intents"][1]["subject"], "drug", "nothing changed");
 }
 
 #[tokio::test]
@@ -1122,37 +1118,20 @@ async fn a_learned_stage_refuses_what_the_rules_hold_and_says_why() {
     let api = api();
     let (_, key) = api.user("learned@example.com").await;
     // The default rules, learned stage and all, go back as they came.
-    let defaults = api
-        .call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
-        .await
-        .body;
+    let defaults = api.rules().await;
     assert!(
         defaults["model"]["weights"]
             .as_object()
             .is_some_and(|w| w.len() > 1_000)
     );
-    let r = api
-        .call(
-            "PUT",
-            "/v1/admin/screening/rules",
-            Some(ADMIN),
-            Some(defaults.clone()),
-        )
-        .await;
+    let r = api.put_rules(defaults.clone()).await;
     assert_eq!((r.status, &r.body), (StatusCode::OK, &defaults));
     let rules = json!({
         "rules": [{"term": "insulin", "category": "medical", "severity": "high"}],
         "model": {"window": 8, "escalate_at": 80, "clear_below": 20, "bias": [-3000, 0],
                   "weights": {"every caller": [5000, 0], "pharmacist": [0, -4000]}}
     });
-    let r = api
-        .call(
-            "PUT",
-            "/v1/admin/screening/rules",
-            Some(ADMIN),
-            Some(rules.clone()),
-        )
-        .await;
+    let r = api.put_rules(rules.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["model"], rules["model"]);
     let r = api
@@ -1187,19 +1166,15 @@ async fn a_learned_stage_refuses_what_the_rules_hold_and_says_why() {
     let mut bad = rules;
     bad["model"]["window"] = json!(0);
     bad["model"]["weights"]["three whole words"] = json!([1, 1]);
-    let r = api
-        .call("PUT", "/v1/admin/screening/rules", Some(ADMIN), Some(bad))
-        .await;
+    let r = api.put_rules(bad).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let pointers = r.pointers();
     assert_eq!(
         pointers,
         ["/model/window", "/model/weights/three whole words"]
     );
-    let r = api
-        .call("GET", "/v1/admin/screening/rules", Some(ADMIN), None)
-        .await;
-    assert_eq!(r.body["model"]["window"], 8, "nothing changed");
+    let r = api.rules().await;
+    assert_eq!(r["model"]["window"], 8, "nothing changed");
 }
 
 #[tokio::test]
