@@ -299,11 +299,11 @@ fn the_default_rules_meet_the_targets_on_the_held_out_part() {
 #[test]
 fn the_sentences_written_after_the_model_keep_their_measured_figures() {
     let part = parse_any(include_str!("data/screening/after-model.tsv"));
-    assert!(part.len() >= 200, "{} sentences", part.len());
+    assert!(part.len() >= 600, "{} sentences", part.len());
     let floor = Figures {
-        refuse: (0.94, 1.0),
-        flag: (0.95, 0.95),
-        allow_flagged: 0.02,
+        refuse: (0.95, 0.92),
+        flag: (0.98, 0.90),
+        allow_flagged: 0.014,
     };
     let missed = below(&score("after-model", &part, &default_screener()), &floor);
     assert!(
