@@ -8,6 +8,7 @@ use crate::services::{
     billing, consent, credits, jobs, messages, privacy, quotas, screening, users,
 };
 use levqor_core::Levqor;
+use levqor_core::screening::MAX_RULES_DOCUMENT_BYTES;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,9 +78,11 @@ pub async fn services(levqor: Arc<Levqor>) -> (Routes, HealthGuard) {
         .add_service(limited!(pb::jobs_service_server::JobsServiceServer::new(
             jobs::Jobs(l())
         )))
-        .add_service(limited!(
+        // Rule documents may be larger; its other calls keep the limit (`screening.rs`).
+        .add_service(
             pb::screening_service_server::ScreeningServiceServer::new(screening::Screening(l()))
-        ))
+                .max_decoding_message_size(MAX_RULES_DOCUMENT_BYTES),
+        )
         .add_service(limited!(
             pb::consent_service_server::ConsentServiceServer::new(consent::Consent(l()))
         ))

@@ -487,6 +487,28 @@ async fn the_default_rules_go_back_as_they_came_learned_stage_and_all() {
         .unwrap()
         .into_inner();
     assert_eq!(set, got);
+    // A rule document may outgrow the limit of every other message; the service's other calls
+    // keep it.
+    let mut big = model;
+    for i in 0..30_000 {
+        big.weights.insert(format!("padding{i}"), weights(1, 1));
+    }
+    let request = pb::SetRulesRequest {
+        rules: got.rules.clone(),
+        lists: got.lists.clone(),
+        intents: got.intents.clone(),
+        model: Some(big),
+    };
+    assert!(prost::Message::encoded_len(&request) > levqor_grpc::MAX_MESSAGE_BYTES);
+    let set = screening.set_rules(as_(ADMIN, request)).await.unwrap();
+    assert!(set.into_inner().model.unwrap().weights.len() > 30_000);
+    let text = "x".repeat(levqor_grpc::MAX_MESSAGE_BYTES + 1);
+    let (_, key) = server.user("ada@example.com").await;
+    let refused = screening
+        .screen(as_(&key, pb::ScreenRequest { text }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
 }
 
 #[tokio::test]

@@ -1126,6 +1126,26 @@ async fn a_learned_stage_refuses_what_the_rules_hold_and_says_why() {
     );
     let r = api.put_rules(defaults.clone()).await;
     assert_eq!((r.status, &r.body), (StatusCode::OK, &defaults));
+    // A rule document may outgrow the body limit of every other request; the rest keep it.
+    let mut big = defaults.clone();
+    for i in 0..30_000 {
+        big["model"]["weights"][format!("padding{i}")] = json!([1, 1]);
+    }
+    assert!(big.to_string().len() > levqor_http::MAX_BODY_BYTES);
+    let r = api.put_rules(big).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = "x".repeat(levqor_http::MAX_BODY_BYTES);
+    let r = api
+        .call(
+            "POST",
+            "/v1/screen",
+            Some(&key),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = api.put_rules(defaults.clone()).await;
+    assert_eq!(r.status, StatusCode::OK);
     let rules = json!({
         "rules": [{"term": "insulin", "category": "medical", "severity": "high"}],
         "model": {"window": 8, "escalate_at": 80, "clear_below": 20, "bias": [-3000, 0],

@@ -301,6 +301,10 @@ pub struct RuleSet {
     pub model: Option<Model>,
 }
 
+/// The largest rule document the adapters accept, in bytes (4 MiB): with a learned stage a rule
+/// document outgrows the limit of every other request (512 KiB).
+pub const MAX_RULES_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
 /// The most features a [`Model`] may hold.
 pub const MAX_MODEL_FEATURES: usize = 50_000;
 

@@ -1,12 +1,13 @@
 //! `levqor.v1.ScreeningService`: free-text screening, the rule set and appeals.
 
+use crate::MAX_MESSAGE_BYTES;
 use crate::call::{Reply, authed};
 use crate::convert::{id, message, messages};
 use crate::pb;
 use levqor_core::Levqor;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tonic::Request;
+use tonic::{Request, Status};
 
 /// Screening over gRPC.
 pub struct Screening(pub Arc<Levqor>);
@@ -14,6 +15,7 @@ pub struct Screening(pub Arc<Levqor>);
 #[tonic::async_trait]
 impl pb::screening_service_server::ScreeningService for Screening {
     async fn screen(&self, req: Request<pb::ScreenRequest>) -> Reply<pb::Screening> {
+        within_limit(&req)?;
         authed(&self.0, req, |_, r| async move {
             message(&self.0.screenings().screen_text(&r.text).await?)
         })
@@ -41,6 +43,7 @@ impl pb::screening_service_server::ScreeningService for Screening {
     }
 
     async fn appeal(&self, req: Request<pb::AppealRequest>) -> Reply<pb::ScreeningRecord> {
+        within_limit(&req)?;
         authed(&self.0, req, |who, r| async move {
             let job = id(&r.job_id, "refused job")?;
             message(&self.0.screenings().appeal(&who, job, &r.reason).await?)
@@ -65,6 +68,7 @@ impl pb::screening_service_server::ScreeningService for Screening {
         &self,
         req: Request<pb::DecideAppealRequest>,
     ) -> Reply<pb::AppealDecision> {
+        within_limit(&req)?;
         authed(&self.0, req, |who, r| async move {
             let appeal = id(&r.id, "appeal")?;
             let decision = self
@@ -80,6 +84,18 @@ impl pb::screening_service_server::ScreeningService for Screening {
 
 /// The request as the core's rule set document: every field as sent, empty ones included (so
 /// the core names a blank term), unset optional ones left out (so their defaults apply).
+/// The service decodes messages up to the rule documents' limit; every call but `SetRules`
+/// keeps the limit of every other service, refused as tonic refuses a message over it.
+fn within_limit<T: prost::Message>(req: &Request<T>) -> Result<(), Status> {
+    let len = req.get_ref().encoded_len();
+    if len > MAX_MESSAGE_BYTES {
+        return Err(Status::out_of_range(format!(
+            "the message is {len} bytes; at most {MAX_MESSAGE_BYTES} are allowed"
+        )));
+    }
+    Ok(())
+}
+
 fn rule_set_document(r: pb::SetRulesRequest) -> Value {
     let rules: Vec<Value> = r
         .rules

@@ -5,10 +5,11 @@ use crate::error::ApiResult;
 use crate::extract::{Caller, Fields, JsonBody, path_id};
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use levqor_core::screening::MAX_RULES_DOCUMENT_BYTES;
 use serde_json::{Value, json};
 
 /// The routes of screening.
@@ -17,7 +18,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/screen", post(screen))
         .route(
             "/v1/admin/screening/rules",
-            get(screening_rules).put(set_screening_rules),
+            get(screening_rules)
+                .put(set_screening_rules)
+                .layer(DefaultBodyLimit::max(MAX_RULES_DOCUMENT_BYTES)),
         )
         .route("/v1/jobs/{id}/appeal", post(appeal))
         .route("/v1/admin/appeals", get(appeals))
