@@ -293,22 +293,17 @@ fn the_default_rules_meet_the_targets_on_the_held_out_part() {
     assert!(missed.is_empty(), "below the targets: {missed:?}");
 }
 
-/// The sentences written after the learned stage (README.md): screened once as written, before
-/// anything was changed for them, and not trained on. This keeps their measured figures from
-/// falling.
+/// The sentences written after the learned stage (README.md), in two rounds, each screened as
+/// written and never trained or tuned on: the default rules meet the targets on them, and this
+/// keeps it so.
 #[test]
-fn the_sentences_written_after_the_model_keep_their_measured_figures() {
+fn the_sentences_written_after_the_model_meet_the_targets() {
     let part = parse_any(include_str!("data/screening/after-model.tsv"));
-    assert!(part.len() >= 600, "{} sentences", part.len());
-    let floor = Figures {
-        refuse: (0.95, 0.92),
-        flag: (0.98, 0.90),
-        allow_flagged: 0.014,
-    };
-    let missed = below(&score("after-model", &part, &default_screener()), &floor);
+    assert!(part.len() >= 900, "{} sentences", part.len());
+    let missed = below(&score("after-model", &part, &default_screener()), &TARGETS);
     assert!(
         missed.is_empty(),
-        "the part written after the model fell: {missed:?}"
+        "the part written after the model is below the targets: {missed:?}"
     );
 }
 
