@@ -278,8 +278,8 @@ fn the_default_rules_meet_the_targets_on_the_tuned_part() {
 #[test]
 fn the_held_out_part_keeps_its_measured_figures() {
     let floor = Figures {
-        refuse: (0.95, 0.88),
-        flag: (0.97, 0.91),
+        refuse: (0.95, 0.92),
+        flag: (0.97, 0.95),
         allow_flagged: 0.0,
     };
     let missed = below(&score("heldout", &heldout(), &default_screener()), &floor);
