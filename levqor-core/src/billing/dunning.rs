@@ -72,14 +72,33 @@ impl Billing {
     }
 
     /// One dunning tick: every past-due account advances (the engine runs it as a system job).
+    /// An account that fails does not hold up the others: each is tried, and the tick then
+    /// fails with the first error and how many failed, so the system job retries it (an
+    /// account that advanced is not advanced twice: its reminders are counted in its record).
     pub async fn dunning_tick(&self) -> Result<usize> {
         let now = self.clock.now_micros();
         let due = self.store.past_due().await?;
         let n = due.len();
+        let mut failed = 0;
+        let mut first = None;
         for d in due {
-            self.advance_dunning(d, now).await?;
+            let user_id = d.user_id;
+            if let Err(e) = self.advance_dunning(d, now).await {
+                tracing::warn!(%user_id, code = e.code, "dunning could not advance an account");
+                failed += 1;
+                first.get_or_insert(e);
+            }
         }
-        Ok(n)
+        match first {
+            None => Ok(n),
+            Some(mut e) => {
+                e.message = format!(
+                    "{failed} of {n} past-due accounts failed; the first: {}",
+                    e.message
+                );
+                Err(e)
+            }
+        }
     }
 }
 

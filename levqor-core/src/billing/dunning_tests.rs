@@ -267,3 +267,51 @@ async fn autoscaling_is_allowed_only_while_the_trailing_margin_holds() {
     );
     assert_eq!(err(w.billing.autoscale(&who).await).1, "admin_only");
 }
+
+#[tokio::test]
+async fn an_account_that_fails_does_not_hold_up_the_others() {
+    use super::Dunning;
+    use super::store::MockBillingStore;
+    let base = Base::new();
+    let (first, _) = base.user("first@example.com").await;
+    let (second, _) = base.user("second@example.com").await;
+    let now = base.clock.now_micros();
+    let past_due = |user_id| Dunning {
+        user_id,
+        state: DunningState::PastDue,
+        since: now,
+        reminders_sent: 0,
+        updated_at: now,
+    };
+    let due = vec![past_due(first.id), past_due(second.id)];
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let mut store = MockBillingStore::new();
+    store.expect_past_due().returning(move || Ok(due.clone()));
+    let seen = saved.clone();
+    store.expect_put_dunning().returning(move |d, messages| {
+        if d.user_id == first.id {
+            return Err(Error::unavailable("the first account's row is locked"));
+        }
+        seen.lock()
+            .unwrap()
+            .push((d.user_id, d.reminders_sent, messages.len()));
+        Ok(())
+    });
+    let billing = Billing {
+        store: Arc::new(store),
+        ..base.billing(None)
+    };
+    let e = billing.dunning_tick().await.unwrap_err();
+    assert_eq!((e.kind, e.code), (ErrorKind::Unavailable, "unavailable"));
+    assert!(
+        e.message.starts_with("1 of 2 past-due accounts failed"),
+        "{}",
+        e.message
+    );
+    let reminded = saved.lock().unwrap().clone();
+    assert_eq!(
+        reminded,
+        [(second.id, 1, 1)],
+        "the second account still got its reminder"
+    );
+}

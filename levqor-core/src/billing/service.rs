@@ -534,13 +534,14 @@ impl Billing {
         }
         let codes: Vec<String> = match (code.as_deref(), count) {
             (Some(c), None) => {
+                if prefix.is_some() {
+                    bad.push(Violation::new(
+                        "/prefix",
+                        "a prefix is for generated codes: send a count instead of a code",
+                    ));
+                }
                 let c = c.trim().to_uppercase();
-                if c.len() < 4
-                    || c.len() > 64
-                    || !c
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-                {
+                if !code_like(&c, 4..=64) {
                     bad.push(Violation::new(
                         "/code",
                         "must be 4 to 64 letters, digits, - or _",
@@ -550,6 +551,12 @@ impl Billing {
             }
             (None, Some(n)) if (1..=10_000).contains(&n) => {
                 let prefix = prefix.as_deref().unwrap_or("LQ").trim().to_uppercase();
+                if !code_like(&prefix, 1..=20) {
+                    bad.push(Violation::new(
+                        "/prefix",
+                        "must be 1 to 20 letters, digits, - or _",
+                    ));
+                }
                 (0..n)
                     .map(|_| {
                         let (token, _) = new_token();
@@ -640,4 +647,12 @@ impl Billing {
         });
         Ok(q)
     }
+}
+
+/// Whether `s` has a length in `len` and only letters, digits, `-` or `_` (what a customer can
+/// type as a discount code).
+fn code_like(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
+    len.contains(&s.len())
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
 }

@@ -230,6 +230,19 @@ async fn bad_discounts_are_refused_and_nothing_is_stored() {
         (good(|d| (d.code, d.count) = (None, Some(0))), vec![""]),
         (good(|d| (d.code, d.count) = (None, Some(10_001))), vec![""]),
         (good(|d| d.code = None), vec![""]),
+        (good(|d| d.prefix = Some("FALL".into())), vec!["/prefix"]),
+        (
+            good(|d| (d.code, d.count, d.prefix) = (None, Some(2), Some("no way!".into()))),
+            vec!["/prefix"],
+        ),
+        (
+            good(|d| (d.code, d.count, d.prefix) = (None, Some(2), Some("  ".into()))),
+            vec!["/prefix"],
+        ),
+        (
+            good(|d| (d.code, d.count, d.prefix) = (None, Some(2), Some("P".repeat(21)))),
+            vec!["/prefix"],
+        ),
     ];
     for (bad, expected) in cases {
         let e = w.discounts(ADMIN, bad).await.unwrap_err();
