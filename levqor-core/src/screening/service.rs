@@ -1,7 +1,7 @@
 //! [`Screenings`]: free-text screening, the rule set in force, appeals against refusals and
 //! their decisions. What happens to a job at intake is the [stage](super::ScreenStage).
 
-use super::stage::{RULES_KEY, RuleCache, request_from_document};
+use super::stage::{RULES_KEY, RULES_VERSION_KEY, RuleCache, request_from_document};
 use super::{AppealStatus, RuleSet, Screener, Screening, ScreeningRecord, ScreeningStore, Verdict};
 use crate::audit::{Actor, AuditLog};
 use crate::auth::Principal;
@@ -62,8 +62,14 @@ impl Screenings {
         let rules = RuleSet::from_json(rules)?;
         let screener = Screener::new(&rules)?;
         let stored = serde_json::to_value(&rules).map_err(|e| Error::internal(e.to_string()))?;
+        // The document first, then its new version: a node that sees the version reads the
+        // document it names (or a later one).
         self.settings.put_setting(RULES_KEY, &stored).await?;
-        self.rules.install(screener, stored);
+        let version = json!(Uuid::now_v7().to_string());
+        self.settings
+            .put_setting(RULES_VERSION_KEY, &version)
+            .await?;
+        self.rules.install(screener, version);
         self.audit
             .record(
                 Actor::Admin,

@@ -605,3 +605,33 @@ async fn an_approval_the_user_cannot_pay_for_admits_nothing_and_stays_pending() 
     assert!(w.mails_to("ada@example.com").await.is_empty());
     assert!(w.audit("screening.appeal_approved").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_node_reads_the_rule_document_again_only_when_its_version_changes() {
+    use super::stage::{RULES_KEY, RULES_VERSION_KEY};
+    let w = world();
+    w.s.set_rules(ADMIN, custom()).await.unwrap();
+    let node = RuleCache::new(w.base.store.clone());
+    let expected: RuleSet = serde_json::from_value(custom()).unwrap();
+    assert_eq!(node.current().await.unwrap().rules(), &expected);
+    // A document written without a new version is not read: the version is all a node
+    // compares.
+    let store = &w.base.store;
+    let other = json!({"rules": [{"term": "gizmo", "category": "legal", "severity": "low"}]});
+    store.put_setting(RULES_KEY, &other).await.unwrap();
+    node.expire();
+    assert_eq!(node.current().await.unwrap().rules(), &expected);
+    // A new version is, and the node builds the document it names.
+    store
+        .put_setting(RULES_VERSION_KEY, &json!("another"))
+        .await
+        .unwrap();
+    assert_eq!(
+        node.current().await.unwrap().rules(),
+        &expected,
+        "not yet stale"
+    );
+    node.expire();
+    let now: RuleSet = serde_json::from_value(other).unwrap();
+    assert_eq!(node.current().await.unwrap().rules(), &now);
+}

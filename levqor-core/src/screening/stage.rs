@@ -12,17 +12,24 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 pub(crate) const RULES_KEY: &str = "screening_rules";
+/// A new value each time the rules are stored: what a node compares to know whether the
+/// (large) rule document changed, without reading it.
+pub(crate) const RULES_VERSION_KEY: &str = "screening_rules_version";
 /// How often a node looks for rules another node stored.
 pub const RULES_REFRESH: Duration = Duration::from_secs(5);
 
 struct Loaded {
     screener: Arc<Screener>,
-    /// The stored document the screener was built from (`None`: the default rules).
-    stored: Option<Value>,
+    /// The stored version the screener was built at: `None` until the store was first read,
+    /// `Some(None)` when no version is stored (the default rules, or rules stored before
+    /// versions were).
+    version: Option<Option<Value>>,
     checked: Instant,
 }
 
-/// The rule set in force: the stored one, else the default; re-read every [`RULES_REFRESH`].
+/// The rule set in force: the stored one, else the default. Every [`RULES_REFRESH`] a node reads
+/// the stored version, and the document only when the version changed; the screener is built
+/// outside the lock, so screening goes on meanwhile with the rules it has.
 pub(crate) struct RuleCache {
     settings: Arc<dyn SettingsStore>,
     loaded: RwLock<Loaded>,
@@ -35,8 +42,8 @@ impl RuleCache {
             settings,
             loaded: RwLock::new(Loaded {
                 screener: Arc::new(screener),
-                stored: None,
-                // Stale at once, so the first screening reads what is stored.
+                // Never read, and stale at once: the first screening reads what is stored.
+                version: None,
                 checked: Instant::now() - RULES_REFRESH * 2,
             }),
         }
@@ -50,26 +57,38 @@ impl RuleCache {
                 return Ok(l.screener.clone());
             }
         }
-        let stored = self.settings.get_setting(RULES_KEY).await?;
-        let mut l = self.loaded.write().expect("rules lock");
-        if stored != l.stored {
-            let rules = match &stored {
-                Some(doc) => serde_json::from_value::<RuleSet>(doc.clone())
-                    .map_err(|e| Error::internal(format!("stored screening rules: {e}")))?,
-                None => default_rules(),
-            };
-            l.screener = Arc::new(Screener::new(&rules)?);
-            l.stored = stored;
+        let version = self.settings.get_setting(RULES_VERSION_KEY).await?;
+        {
+            let mut l = self.loaded.write().expect("rules lock");
+            if l.version.as_ref() == Some(&version) {
+                l.checked = Instant::now();
+                return Ok(l.screener.clone());
+            }
         }
+        let rules = match self.settings.get_setting(RULES_KEY).await? {
+            Some(doc) => serde_json::from_value::<RuleSet>(doc)
+                .map_err(|e| Error::internal(format!("stored screening rules: {e}")))?,
+            None => default_rules(),
+        };
+        let screener = Arc::new(Screener::new(&rules)?);
+        let mut l = self.loaded.write().expect("rules lock");
+        l.screener = screener.clone();
+        l.version = Some(version);
         l.checked = Instant::now();
-        Ok(l.screener.clone())
+        Ok(screener)
     }
 
-    /// Uses `screener` at once on this node (it was stored as `stored`).
-    pub(crate) fn install(&self, screener: Screener, stored: Value) {
+    /// Makes the next screening look at the store again (tests: no waiting out the refresh).
+    #[cfg(test)]
+    pub(crate) fn expire(&self) {
+        self.loaded.write().expect("rules lock").checked = Instant::now() - RULES_REFRESH * 2;
+    }
+
+    /// Uses `screener` at once on this node (it was stored at `version`).
+    pub(crate) fn install(&self, screener: Screener, version: Value) {
         *self.loaded.write().expect("rules lock") = Loaded {
             screener: Arc::new(screener),
-            stored: Some(stored),
+            version: Some(Some(version)),
             checked: Instant::now(),
         };
     }
