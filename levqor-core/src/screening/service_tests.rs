@@ -635,3 +635,45 @@ async fn a_node_reads_the_rule_document_again_only_when_its_version_changes() {
     let now: RuleSet = serde_json::from_value(other).unwrap();
     assert_eq!(node.current().await.unwrap().rules(), &now);
 }
+
+/// A settings store that counts the settings read through it.
+struct CountingSettings {
+    inner: Arc<dyn SettingsStore>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SettingsStore for CountingSettings {
+    async fn get_setting(&self, key: &str) -> crate::error::Result<Option<Value>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get_setting(key).await
+    }
+    async fn put_setting(&self, key: &str, value: &Value) -> crate::error::Result<()> {
+        self.inner.put_setting(key, value).await
+    }
+    async fn put_setting_if_absent(&self, key: &str, value: &Value) -> crate::error::Result<()> {
+        self.inner.put_setting_if_absent(key, value).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_first_screenings_read_the_store_once_and_keep_the_compiled_defaults() {
+    let w = world();
+    let settings = Arc::new(CountingSettings {
+        inner: w.base.store.clone(),
+        reads: Default::default(),
+    });
+    let node = Arc::new(RuleCache::new(settings.clone()));
+    let calls = (0..16).map(|_| {
+        let node = node.clone();
+        tokio::spawn(async move { node.current().await.unwrap() })
+    });
+    let screeners: Vec<Arc<Screener>> = futures::future::try_join_all(calls).await.unwrap();
+    let reads = settings.reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(reads, 2, "the version and the (absent) document, once");
+    assert!(
+        screeners.iter().all(|s| Arc::ptr_eq(s, &screeners[0])),
+        "one screener, the defaults compiled when the cache was made"
+    );
+    assert_eq!(screeners[0].rules(), &default_rules());
+}

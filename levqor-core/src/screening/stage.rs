@@ -27,35 +27,49 @@ struct Loaded {
     checked: Instant,
 }
 
-/// The rule set in force: the stored one, else the default. Every [`RULES_REFRESH`] a node reads
-/// the stored version, and the document only when the version changed; the screener is built
-/// outside the lock, so screening goes on meanwhile with the rules it has.
+/// The rule set in force: the stored one, else the default. Every [`RULES_REFRESH`] one caller
+/// reads the stored version (the others keep screening with the rules they have), and the
+/// document only when the version changed; the screener is built outside the lock.
 pub(crate) struct RuleCache {
     settings: Arc<dyn SettingsStore>,
     loaded: RwLock<Loaded>,
+    /// The default rules, compiled once (used whenever no document is stored).
+    defaults: Arc<Screener>,
+    /// Held by the caller that refreshes, so that the store is read once per refresh.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl RuleCache {
     pub(crate) fn new(settings: Arc<dyn SettingsStore>) -> Self {
-        let screener = Screener::new(&default_rules()).expect("the default rules compile");
+        let defaults =
+            Arc::new(Screener::new(&default_rules()).expect("the default rules compile"));
         Self {
             settings,
             loaded: RwLock::new(Loaded {
-                screener: Arc::new(screener),
+                screener: defaults.clone(),
                 // Never read, and stale at once: the first screening reads what is stored.
                 version: None,
                 checked: Instant::now() - RULES_REFRESH * 2,
             }),
+            defaults,
+            refreshing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The screener in force, unless it is due to be checked against the store.
+    fn fresh(&self) -> Option<Arc<Screener>> {
+        let l = self.loaded.read().expect("rules lock");
+        (l.checked.elapsed() < RULES_REFRESH).then(|| l.screener.clone())
     }
 
     /// The screener to use now.
     pub(crate) async fn current(&self) -> Result<Arc<Screener>> {
-        {
-            let l = self.loaded.read().expect("rules lock");
-            if l.checked.elapsed() < RULES_REFRESH {
-                return Ok(l.screener.clone());
-            }
+        if let Some(screener) = self.fresh() {
+            return Ok(screener);
+        }
+        let _one = self.refreshing.lock().await;
+        if let Some(screener) = self.fresh() {
+            return Ok(screener); // refreshed by the caller this one waited for
         }
         let version = self.settings.get_setting(RULES_VERSION_KEY).await?;
         {
@@ -65,12 +79,14 @@ impl RuleCache {
                 return Ok(l.screener.clone());
             }
         }
-        let rules = match self.settings.get_setting(RULES_KEY).await? {
-            Some(doc) => serde_json::from_value::<RuleSet>(doc)
-                .map_err(|e| Error::internal(format!("stored screening rules: {e}")))?,
-            None => default_rules(),
+        let screener = match self.settings.get_setting(RULES_KEY).await? {
+            Some(doc) => {
+                let rules = serde_json::from_value::<RuleSet>(doc)
+                    .map_err(|e| Error::internal(format!("stored screening rules: {e}")))?;
+                Arc::new(Screener::new(&rules)?)
+            }
+            None => self.defaults.clone(),
         };
-        let screener = Arc::new(Screener::new(&rules)?);
         let mut l = self.loaded.write().expect("rules lock");
         l.screener = screener.clone();
         l.version = Some(version);
