@@ -677,3 +677,55 @@ async fn concurrent_first_screenings_read_the_store_once_and_keep_the_compiled_d
     );
     assert_eq!(screeners[0].rules(), &default_rules());
 }
+
+/// A settings store whose reads wait at a gate while it is closed.
+struct GatedSettings {
+    inner: Arc<dyn SettingsStore>,
+    closed: std::sync::atomic::AtomicBool,
+    open: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl SettingsStore for GatedSettings {
+    async fn get_setting(&self, key: &str) -> crate::error::Result<Option<Value>> {
+        while self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.open.notified().await;
+        }
+        self.inner.get_setting(key).await
+    }
+    async fn put_setting(&self, key: &str, value: &Value) -> crate::error::Result<()> {
+        self.inner.put_setting(key, value).await
+    }
+    async fn put_setting_if_absent(&self, key: &str, value: &Value) -> crate::error::Result<()> {
+        self.inner.put_setting_if_absent(key, value).await
+    }
+}
+
+#[tokio::test]
+async fn screening_goes_on_with_the_rules_in_force_while_one_caller_refreshes_them() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let w = world();
+    w.s.set_rules(ADMIN, custom()).await.unwrap();
+    let settings = Arc::new(GatedSettings {
+        inner: w.base.store.clone(),
+        closed: Default::default(),
+        open: tokio::sync::Notify::new(),
+    });
+    let node = Arc::new(RuleCache::new(settings.clone()));
+    let custom_rules: RuleSet = serde_json::from_value(custom()).unwrap();
+    assert_eq!(node.current().await.unwrap().rules(), &custom_rules);
+    // The store stalls; the rules are due for a check and one caller is stuck reading them.
+    settings.closed.store(true, SeqCst);
+    node.expire();
+    let stuck = tokio::spawn({
+        let node = node.clone();
+        async move { node.current().await.unwrap() }
+    });
+    tokio::task::yield_now().await;
+    let meanwhile = tokio::time::timeout(std::time::Duration::from_secs(5), node.current());
+    let meanwhile = meanwhile.await.expect("not kept waiting").unwrap();
+    assert_eq!(meanwhile.rules(), &custom_rules, "the rules in force");
+    settings.closed.store(false, SeqCst);
+    settings.open.notify_waiters();
+    assert_eq!(stuck.await.unwrap().rules(), &custom_rules);
+}

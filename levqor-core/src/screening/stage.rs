@@ -28,8 +28,9 @@ struct Loaded {
 }
 
 /// The rule set in force: the stored one, else the default. Every [`RULES_REFRESH`] one caller
-/// reads the stored version (the others keep screening with the rules they have), and the
-/// document only when the version changed; the screener is built outside the lock.
+/// reads the stored version (the others keep screening with the rules they have; before the
+/// first read, they wait for it), and the document only when the version changed; the screener
+/// is built outside the lock.
 pub(crate) struct RuleCache {
     settings: Arc<dyn SettingsStore>,
     loaded: RwLock<Loaded>,
@@ -62,12 +63,26 @@ impl RuleCache {
         (l.checked.elapsed() < RULES_REFRESH).then(|| l.screener.clone())
     }
 
+    /// The screener in force, if the store was read before.
+    fn read_before(&self) -> Option<Arc<Screener>> {
+        let l = self.loaded.read().expect("rules lock");
+        l.version.is_some().then(|| l.screener.clone())
+    }
+
     /// The screener to use now.
     pub(crate) async fn current(&self) -> Result<Arc<Screener>> {
         if let Some(screener) = self.fresh() {
             return Ok(screener);
         }
-        let _one = self.refreshing.lock().await;
+        let _one = match self.refreshing.try_lock() {
+            Ok(one) => one,
+            Err(_) => {
+                if let Some(screener) = self.read_before() {
+                    return Ok(screener); // another caller is refreshing
+                }
+                self.refreshing.lock().await // nothing read yet: wait for the first read
+            }
+        };
         if let Some(screener) = self.fresh() {
             return Ok(screener); // refreshed by the caller this one waited for
         }
