@@ -636,16 +636,33 @@ async fn a_node_reads_the_rule_document_again_only_when_its_version_changes() {
     assert_eq!(node.current().await.unwrap().rules(), &now);
 }
 
-/// A settings store that counts the settings read through it.
-struct CountingSettings {
+/// A settings store over another that counts the settings read through it, and whose reads
+/// wait at a gate while it is closed.
+struct WatchedSettings {
     inner: Arc<dyn SettingsStore>,
     reads: std::sync::atomic::AtomicUsize,
+    closed: std::sync::atomic::AtomicBool,
+    open: tokio::sync::Notify,
+}
+
+impl WatchedSettings {
+    fn over(inner: Arc<dyn SettingsStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            reads: Default::default(),
+            closed: Default::default(),
+            open: tokio::sync::Notify::new(),
+        })
+    }
 }
 
 #[async_trait::async_trait]
-impl SettingsStore for CountingSettings {
+impl SettingsStore for WatchedSettings {
     async fn get_setting(&self, key: &str) -> crate::error::Result<Option<Value>> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        while self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.open.notified().await;
+        }
         self.inner.get_setting(key).await
     }
     async fn put_setting(&self, key: &str, value: &Value) -> crate::error::Result<()> {
@@ -659,10 +676,7 @@ impl SettingsStore for CountingSettings {
 #[tokio::test]
 async fn concurrent_first_screenings_read_the_store_once_and_keep_the_compiled_defaults() {
     let w = world();
-    let settings = Arc::new(CountingSettings {
-        inner: w.base.store.clone(),
-        reads: Default::default(),
-    });
+    let settings = WatchedSettings::over(w.base.store.clone());
     let node = Arc::new(RuleCache::new(settings.clone()));
     let calls = (0..16).map(|_| {
         let node = node.clone();
@@ -678,39 +692,12 @@ async fn concurrent_first_screenings_read_the_store_once_and_keep_the_compiled_d
     assert_eq!(screeners[0].rules(), &default_rules());
 }
 
-/// A settings store whose reads wait at a gate while it is closed.
-struct GatedSettings {
-    inner: Arc<dyn SettingsStore>,
-    closed: std::sync::atomic::AtomicBool,
-    open: tokio::sync::Notify,
-}
-
-#[async_trait::async_trait]
-impl SettingsStore for GatedSettings {
-    async fn get_setting(&self, key: &str) -> crate::error::Result<Option<Value>> {
-        while self.closed.load(std::sync::atomic::Ordering::SeqCst) {
-            self.open.notified().await;
-        }
-        self.inner.get_setting(key).await
-    }
-    async fn put_setting(&self, key: &str, value: &Value) -> crate::error::Result<()> {
-        self.inner.put_setting(key, value).await
-    }
-    async fn put_setting_if_absent(&self, key: &str, value: &Value) -> crate::error::Result<()> {
-        self.inner.put_setting_if_absent(key, value).await
-    }
-}
-
 #[tokio::test]
 async fn screening_goes_on_with_the_rules_in_force_while_one_caller_refreshes_them() {
     use std::sync::atomic::Ordering::SeqCst;
     let w = world();
     w.s.set_rules(ADMIN, custom()).await.unwrap();
-    let settings = Arc::new(GatedSettings {
-        inner: w.base.store.clone(),
-        closed: Default::default(),
-        open: tokio::sync::Notify::new(),
-    });
+    let settings = WatchedSettings::over(w.base.store.clone());
     let node = Arc::new(RuleCache::new(settings.clone()));
     let custom_rules: RuleSet = serde_json::from_value(custom()).unwrap();
     assert_eq!(node.current().await.unwrap().rules(), &custom_rules);
