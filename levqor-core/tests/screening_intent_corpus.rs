@@ -7,7 +7,7 @@
 //!
 //! The tuned part is `tune.tsv` and `written-after.tsv`: the rules were changed for them and
 //! the learned stage trained on them. The held-out fifth is every sentence never tuned or
-//! trained on: `heldout.tsv` (a fifth of the first corpus) and the three rounds written after
+//! trained on: `heldout.tsv` (a fifth of the first corpus) and the rounds written after
 //! the learned stage (`after-model*.tsv`). `cargo test -p levqor-core --test
 //! screening_intent_corpus -- --nocapture` prints every figure; the held-out sentences are
 //! never printed.
@@ -105,7 +105,7 @@ fn written_after() -> Vec<Line> {
     parse_any(include_str!("data/screening/written-after.tsv"))
 }
 
-fn after_model() -> [(&'static str, Vec<Line>); 2] {
+fn after_model() -> [(&'static str, Vec<Line>); 3] {
     [
         (
             "after-model (rounds 3 and 4)",
@@ -114,6 +114,10 @@ fn after_model() -> [(&'static str, Vec<Line>); 2] {
         (
             "after-model (round 5)",
             parse_any(include_str!("data/screening/after-model-round5.tsv")),
+        ),
+        (
+            "after-model (round 6)",
+            parse_any(include_str!("data/screening/after-model-round6.tsv")),
         ),
     ]
 }
