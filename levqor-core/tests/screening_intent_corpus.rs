@@ -105,7 +105,7 @@ fn written_after() -> Vec<Line> {
     parse_any(include_str!("data/screening/written-after.tsv"))
 }
 
-fn after_model() -> [(&'static str, Vec<Line>); 3] {
+fn after_model() -> [(&'static str, Vec<Line>); 4] {
     [
         (
             "after-model (rounds 3 and 4)",
@@ -118,6 +118,10 @@ fn after_model() -> [(&'static str, Vec<Line>); 3] {
         (
             "after-model (round 6)",
             parse_any(include_str!("data/screening/after-model-round6.tsv")),
+        ),
+        (
+            "after-model (round 7)",
+            parse_any(include_str!("data/screening/after-model-round7.tsv")),
         ),
     ]
 }

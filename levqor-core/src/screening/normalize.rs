@@ -207,9 +207,9 @@ pub(super) struct Canon {
     split_joiners: bool,
     /// Scratch for re-searching a run.
     pub(super) probe: Vec<u8>,
-    /// Two words of two or more letters with one space between them, at least one of them
-    /// spelled with a joiner inside ("p-r.e s_c-ription"): where the first starts, the space,
-    /// and where the second ends.
+    /// Two words with one space between them, at least one of them spelled with a joiner inside
+    /// ("p-r.e s_c-ription", "g-u_a.r-a n"): where the first starts, the space, and where the
+    /// second ends.
     pub(super) splits: Vec<(usize, usize, usize)>,
     /// The pieces of compound words ("repeat-prescription", "dose_adjustment"): where each
     /// piece starts and ends, with where its word starts, in text order. A word spelled with
@@ -228,7 +228,7 @@ pub(super) struct Canon {
     joined: bool,
     /// A joiner was seen in the open word and no letter since.
     join_pending: bool,
-    /// The last closed word of two or more letters: start, end, and whether it was joined.
+    /// The last closed word that can be a split's piece: start, end, and whether it was joined.
     last_piece: Option<(usize, usize, bool)>,
     /// Whether the open word follows the last closed word after exactly one space.
     one_space_before: bool,
@@ -477,7 +477,9 @@ impl Canon {
         if !self.piece_starts.is_empty() {
             self.compound_pieces();
         }
-        if self.word_chars >= 2 {
+        // A letter standing alone between spelled-out pieces ("g-u_a.r-a n t.e-e-d") is a piece
+        // too, unless it continues a run of one-letter words (whose spaces are removed below).
+        if self.word_chars >= 2 || (self.word_chars == 1 && !self.run_open) {
             let end = self.buf.len();
             if let Some((start, middle, joined)) = before
                 && middle + 1 == self.word_start

@@ -928,6 +928,8 @@ fn letters_split_by_hyphens_underscores_or_a_mix_are_read_as_one_word() {
         "f-e-n t_a_n-y-l",
         "f-e n.t a_n y-l",
         "f-e n.t an-yl",
+        "f-e-n t a-n-y-l",
+        "fe_n t a.n-yl",
     ] {
         assert!(
             terms(&s, text).contains(&"fentanyl".to_owned()),
@@ -936,6 +938,7 @@ fn letters_split_by_hyphens_underscores_or_a_mix_are_read_as_one_word() {
         );
     }
     assert!(terms(&s, "forge a p-r.e s_c-ription").contains(&"prescription".to_owned()));
+    assert!(terms(&s, "o-x.y c o_d-o.n-e for all").contains(&"oxycodone".to_owned()));
 }
 
 #[test]
