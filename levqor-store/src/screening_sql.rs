@@ -90,6 +90,22 @@ where
         Ok(())
     }
 
+    async fn move_appeal(&self, r: &ScreeningRecord, from: AppealStatus) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE screenings SET appeal_status = $1, decision_note = $2, updated_at = $3 \
+             WHERE id = $4 AND appeal_status = $5",
+        )
+        .bind(r.appeal_status.map(AppealStatus::as_str))
+        .bind(r.decision_note.as_deref())
+        .bind(Timestamp(r.updated_at))
+        .bind(r.id)
+        .bind(from.as_str())
+        .execute(&self.write)
+        .await
+        .map_err(db_error("move_appeal"))?;
+        Ok(moved.rows() == 1)
+    }
+
     async fn get_screening(&self, id: Uuid) -> Result<Option<ScreeningRecord>> {
         let sql = format!("SELECT {SCREENING_COLUMNS} FROM screenings WHERE id = $1");
         sqlx::query(sqlx::AssertSqlSafe(sql))

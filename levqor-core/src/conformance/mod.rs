@@ -30,7 +30,7 @@ macro_rules! conformance_suite {
             outbox_claims_due_messages_and_fences_settles, concurrent_outbox_claims_never_share_a_message,
             abandoned_and_stale_messages_are_settled_by_the_sweep, step_messages_land_with_their_checkpoint_only,
             suppressions_keep_the_first_reason_and_go_with_erasure,
-            consent_records_round_trip_and_chain, privacy_records_round_trip,
+            consent_records_round_trip_and_chain, privacy_records_round_trip, an_appeal_is_decided_once,
             sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept,
             areas_erase_only_their_persons_rows,
             credit_entries_are_idempotent_and_never_overdraw, admission_holds_what_fits_and_settles_what_ran,

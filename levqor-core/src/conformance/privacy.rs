@@ -408,6 +408,67 @@ pub async fn privacy_records_round_trip(store: Arc<dyn Store>) {
     );
 }
 
+pub async fn an_appeal_is_decided_once(store: Arc<dyn Store>) {
+    let mut pending = screening(Uuid::now_v7(), Verdict::Block, t0());
+    pending.appeal_status = Some(AppealStatus::Pending);
+    pending.appeal_reason = Some("why".into());
+    store.put_screening(&pending).await.unwrap();
+    let decide = |status, note: &str, minutes| ScreeningRecord {
+        appeal_status: Some(status),
+        decision_note: Some(note.into()),
+        updated_at: t0() + Duration::minutes(minutes),
+        ..pending.clone()
+    };
+    let denied = decide(AppealStatus::Denied, "no", 1);
+    let approved = decide(AppealStatus::Approved, "yes", 2);
+    // Two decisions from pending: the first moves it, the second finds it decided.
+    assert!(
+        store
+            .move_appeal(&denied, AppealStatus::Pending)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .move_appeal(&approved, AppealStatus::Pending)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_screening(pending.id).await.unwrap(),
+        Some(denied.clone())
+    );
+    // A decision moves back to pending only from what it is.
+    assert!(
+        !store
+            .move_appeal(&pending, AppealStatus::Approved)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .move_appeal(&pending, AppealStatus::Denied)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_screening(pending.id).await.unwrap(),
+        Some(pending.clone())
+    );
+    // No record: nothing moves.
+    let absent = ScreeningRecord {
+        id: Uuid::now_v7(),
+        ..denied
+    };
+    assert!(
+        !store
+            .move_appeal(&absent, AppealStatus::Pending)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_screening(absent.id).await.unwrap(), None);
+}
+
 pub async fn sweeps_keep_recent_and_held_data(store: Arc<dyn Store>) {
     let old = t0();
     let now = t0() + Duration::days(100);

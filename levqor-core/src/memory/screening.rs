@@ -2,7 +2,7 @@
 
 use super::MemoryStore;
 use crate::error::Result;
-use crate::screening::{ScreeningRecord, ScreeningStore};
+use crate::screening::{AppealStatus, ScreeningRecord, ScreeningStore};
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -11,6 +11,19 @@ impl ScreeningStore for MemoryStore {
     async fn put_screening(&self, record: &ScreeningRecord) -> Result<()> {
         self.lock().screenings.insert(record.id, record.clone());
         Ok(())
+    }
+
+    async fn move_appeal(&self, record: &ScreeningRecord, from: AppealStatus) -> Result<bool> {
+        let mut s = self.lock();
+        match s.screenings.get_mut(&record.id) {
+            Some(stored) if stored.appeal_status == Some(from) => {
+                stored.appeal_status = record.appeal_status;
+                stored.decision_note = record.decision_note.clone();
+                stored.updated_at = record.updated_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn get_screening(&self, id: Uuid) -> Result<Option<ScreeningRecord>> {

@@ -152,7 +152,8 @@ impl Screenings {
 
     /// Decides an appeal (admin): approving admits the job as it was submitted, under the id
     /// it was refused with, holding its price; denying keeps the refusal. The user is told
-    /// either way.
+    /// either way. An appeal is decided once: a second decision, even one taken at the same
+    /// moment on another node, is refused (`no_pending_appeal`) and changes nothing.
     pub async fn decide_appeal(
         &self,
         who: &Principal,
@@ -161,39 +162,50 @@ impl Screenings {
         note: Option<&str>,
     ) -> Result<AppealDecision> {
         who.require_admin()?;
-        let mut record = self
+        let pending = self
             .store
             .get_screening(job_id)
             .await?
             .ok_or_else(|| Error::not_found("appeal"))?;
-        if record.appeal_status != Some(AppealStatus::Pending) {
-            return Err(Error::conflict(
-                "no_pending_appeal",
-                "this job has no pending appeal",
-            ));
+        let no_pending = || Error::conflict("no_pending_appeal", "this job has no pending appeal");
+        if pending.appeal_status != Some(AppealStatus::Pending) {
+            return Err(no_pending());
         }
-        let job = if approve {
-            let request = request_from_document(&record.request.clone().unwrap_or_default());
-            let hold = self
-                .credits
-                .hold_for(&request.workflow, record.user_id)
-                .await?;
-            Some(
-                self.jobs
-                    .admit_approved(job_id, record.user_id, request, Some(hold))
-                    .await?,
-            )
-        } else {
-            None
-        };
-        record.appeal_status = Some(if approve {
+        let decided = if approve {
             AppealStatus::Approved
         } else {
             AppealStatus::Denied
-        });
-        record.decision_note = note.map(str::to_string);
-        record.updated_at = self.clock.now_micros();
-        self.store.put_screening(&record).await?;
+        };
+        let record = ScreeningRecord {
+            appeal_status: Some(decided),
+            decision_note: note.map(str::to_string),
+            updated_at: self.clock.now_micros(),
+            ..pending.clone()
+        };
+        // The decision is taken before anything is admitted or sent: of two admins deciding at
+        // once, the one whose decision moves the appeal out of pending goes on.
+        if !self
+            .store
+            .move_appeal(&record, AppealStatus::Pending)
+            .await?
+        {
+            return Err(no_pending());
+        }
+        let job = if approve {
+            match self.admit_appealed(&record).await {
+                Ok(job) => Some(job),
+                Err(e) => {
+                    // Nothing was admitted (credits, quota, the store): the appeal is pending
+                    // again, as it was.
+                    self.store
+                        .move_appeal(&pending, AppealStatus::Approved)
+                        .await?;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let action = if approve {
             "screening.appeal_approved"
         } else {
@@ -220,5 +232,18 @@ impl Screenings {
             appeal: record,
             job,
         })
+    }
+
+    /// Admits a refused request whose appeal was approved, under the id it was refused with,
+    /// holding its price.
+    async fn admit_appealed(&self, record: &ScreeningRecord) -> Result<Job> {
+        let request = request_from_document(&record.request.clone().unwrap_or_default());
+        let hold = self
+            .credits
+            .hold_for(&request.workflow, record.user_id)
+            .await?;
+        self.jobs
+            .admit_approved(record.id, record.user_id, request, Some(hold))
+            .await
     }
 }

@@ -606,6 +606,68 @@ async fn an_approval_the_user_cannot_pay_for_admits_nothing_and_stays_pending() 
     assert!(w.audit("screening.appeal_approved").await.is_empty());
 }
 
+/// A screening store that answers reads with a record as it was before (what a second admin's
+/// read of an appeal returns while the first admin's decision is being stored).
+struct StaleReads {
+    inner: Arc<dyn ScreeningStore>,
+    before: ScreeningRecord,
+}
+
+#[async_trait::async_trait]
+impl ScreeningStore for StaleReads {
+    async fn put_screening(&self, record: &ScreeningRecord) -> crate::error::Result<()> {
+        self.inner.put_screening(record).await
+    }
+    async fn move_appeal(
+        &self,
+        record: &ScreeningRecord,
+        from: AppealStatus,
+    ) -> crate::error::Result<bool> {
+        self.inner.move_appeal(record, from).await
+    }
+    async fn get_screening(&self, _: Uuid) -> crate::error::Result<Option<ScreeningRecord>> {
+        Ok(Some(self.before.clone()))
+    }
+    async fn list_screenings(
+        &self,
+        user_id: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> crate::error::Result<Vec<ScreeningRecord>> {
+        self.inner.list_screenings(user_id, before, limit).await
+    }
+    async fn erase_screenings(&self, user_id: Uuid) -> crate::error::Result<u64> {
+        self.inner.erase_screenings(user_id).await
+    }
+}
+
+#[tokio::test]
+async fn of_two_admins_deciding_one_appeal_at_once_only_the_first_decision_counts() {
+    let mut w = world();
+    let (ada, who) = w.base.user("ada@example.com").await;
+    w.fund(ada.id, 100).await;
+    let id = w.appealed(&who).await;
+    let before = w.record(id).await.unwrap();
+    w.s.decide_appeal(ADMIN, id, false, Some("no"))
+        .await
+        .unwrap();
+    // The second admin read the appeal while it was pending, and approves it.
+    w.s.store = Arc::new(StaleReads {
+        inner: w.base.store.clone(),
+        before,
+    });
+    let r = w.s.decide_appeal(ADMIN, id, true, Some("yes")).await;
+    assert_eq!(failure(r), NO_PENDING);
+    let record = w.record(id).await.unwrap();
+    assert_eq!(record.appeal_status, Some(AppealStatus::Denied));
+    assert_eq!(record.decision_note.as_deref(), Some("no"));
+    assert_eq!(failure(w.jobs.get(&who, id).await), NOT_FOUND);
+    assert_eq!(w.held(&who).await, 0, "nothing held");
+    assert_eq!(w.mails_to("ada@example.com").await.len(), 1, "one email");
+    assert_eq!(w.audit("screening.appeal_denied").await.len(), 1);
+    assert!(w.audit("screening.appeal_approved").await.is_empty());
+}
+
 #[tokio::test]
 async fn a_node_reads_the_rule_document_again_only_when_its_version_changes() {
     use super::stage::{RULES_KEY, RULES_VERSION_KEY};

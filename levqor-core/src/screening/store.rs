@@ -67,6 +67,10 @@ pub struct ScreeningRecord {
 pub trait ScreeningStore: Send + Sync {
     /// Inserts or replaces a screening record.
     async fn put_screening(&self, record: &ScreeningRecord) -> Result<()>;
+    /// Stores the decision of `record`'s appeal (its status, note and time) only while the stored
+    /// appeal is still `from`: whether it did. Of two admins deciding one appeal at once, one
+    /// moves it.
+    async fn move_appeal(&self, record: &ScreeningRecord, from: AppealStatus) -> Result<bool>;
     /// A screening record by id.
     async fn get_screening(&self, id: Uuid) -> Result<Option<ScreeningRecord>>;
     /// Screening records (one user's, or all), newest first, older than `before`.
