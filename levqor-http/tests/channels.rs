@@ -285,10 +285,19 @@ async fn deliver_one(channel: Arc<dyn Channel>, to: &str, body: &str) -> OutboxM
 #[tokio::test]
 async fn providers_answers_are_retried_or_refused_and_internal_targets_are_refused() {
     let r = Recorder::start().await;
+    // A provider that asks for a wait gets it (the first backoff is 1-2 s): Telegram in its
+    // answer, Slack and the others in `Retry-After`.
+    let waits_at_least = |m: &OutboxMessage, secs: i64| {
+        let wait = m.delivery.next_attempt_at - chrono::Utc::now();
+        assert!(
+            wait > chrono::Duration::seconds(secs - 5) && wait <= chrono::Duration::seconds(secs),
+            "{wait}"
+        );
+    };
     r.answer(
         "/bot1:x/sendMessage",
         429,
-        r#"{"ok":false,"error_code":429,"parameters":{"retry_after":3}}"#,
+        r#"{"ok":false,"error_code":429,"parameters":{"retry_after":30}}"#,
     );
     let m = deliver_one(
         Arc::new(TelegramChannel::new(&r.base, "1:x").unwrap()),
@@ -297,6 +306,16 @@ async fn providers_answers_are_retried_or_refused_and_internal_targets_are_refus
     )
     .await;
     assert_eq!(m.delivery.status, DeliveryStatus::Pending, "429 is retried");
+    waits_at_least(&m, 30);
+    r.answer_retry_after("/slack", 429, "rate_limited", "45");
+    let m = deliver_one(
+        Arc::new(SlackChannel::new(&format!("{}/slack", r.base)).unwrap()),
+        "",
+        "hi",
+    )
+    .await;
+    assert_eq!(m.delivery.status, DeliveryStatus::Pending);
+    waits_at_least(&m, 45);
     r.answer(
         "/bot1:x/sendMessage",
         400,

@@ -195,6 +195,7 @@ impl Dispatcher {
                 Some(channel) => channel.deliver(&message).await,
                 None => Delivered::Retry {
                     error: format!("no {} channel on this node", message.channel),
+                    after: None,
                 },
             },
         };
@@ -237,14 +238,16 @@ impl Dispatcher {
                 "sent",
                 answer,
             ),
-            Delivered::Retry { error } if attempts < self.config.max_attempts => {
+            Delivered::Retry { error, after } if attempts < self.config.max_attempts => {
                 let jitter = 0.5 + rand::random::<f64>() * 0.5;
-                let delay = retry_delay(
+                let backoff = retry_delay(
                     attempts as i32,
                     self.config.retry_base,
                     self.config.retry_cap,
                     jitter,
                 );
+                let asked = after.unwrap_or_default().min(self.config.retry_cap);
+                let delay = backoff.max(asked);
                 (
                     DeliveryStatus::Pending,
                     Some(micros(finished_at + delay)),
@@ -253,7 +256,7 @@ impl Dispatcher {
                     error,
                 )
             }
-            Delivered::Retry { error } => (DeliveryStatus::Failed, None, None, "retry", error),
+            Delivered::Retry { error, .. } => (DeliveryStatus::Failed, None, None, "retry", error),
             Delivered::Reject { error } => (DeliveryStatus::Failed, None, None, "rejected", error),
         };
         if status != DeliveryStatus::Sent {

@@ -59,7 +59,10 @@ impl Channel for Scripted {
 }
 
 fn retry(e: &str) -> Delivered {
-    Delivered::Retry { error: e.into() }
+    Delivered::Retry {
+        error: e.into(),
+        after: None,
+    }
 }
 
 fn config() -> DispatchConfig {
@@ -159,6 +162,32 @@ async fn temporary_failures_back_off_then_deliver() {
             .collect::<Vec<_>>(),
         vec![(1, "retry"), (2, "retry"), (3, "sent")]
     );
+}
+
+#[tokio::test]
+async fn a_provider_that_asks_for_a_wait_gets_it_up_to_the_longest_backoff() {
+    let base = Base::new();
+    let id = send(&base, "b@example.com").await;
+    let busy = |secs| Delivered::Retry {
+        error: "429 slow down".into(),
+        after: Some(Duration::from_secs(secs)),
+    };
+    // The first backoff is 5-10 s; the provider asks for 45 s, then for two hours (the
+    // longest backoff, 60 s, is as long as a message waits).
+    let email = Scripted::new("email", false, vec![busy(45), busy(7200)]);
+    let d = dispatcher(&base, vec![email.clone()], config());
+    assert_eq!(d.tick().await.unwrap().retried, 1);
+    let after_one = base.store.get_outbox(id).await.unwrap().unwrap().delivery;
+    assert_eq!(
+        after_one.next_attempt_at - t0(),
+        ChronoDuration::seconds(45)
+    );
+    base.clock.set(after_one.next_attempt_at);
+    assert_eq!(d.tick().await.unwrap().retried, 1);
+    let after_two = base.store.get_outbox(id).await.unwrap().unwrap().delivery;
+    let wait = after_two.next_attempt_at - after_one.next_attempt_at;
+    assert_eq!(wait, ChronoDuration::seconds(60));
+    assert_eq!(after_two.last_error.as_deref(), Some("429 slow down"));
 }
 
 #[tokio::test]

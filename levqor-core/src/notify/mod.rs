@@ -285,6 +285,10 @@ pub enum Delivered {
     Retry {
         /// Why.
         error: String,
+        /// How long the provider asked to be left alone (HTTP `Retry-After`, Telegram's
+        /// `retry_after`): the next attempt waits at least this long, up to the dispatcher's
+        /// longest backoff.
+        after: Option<std::time::Duration>,
     },
     /// Refused for good (a bad address, a rejected request): no attempt will change it.
     Reject {

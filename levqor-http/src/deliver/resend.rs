@@ -3,7 +3,7 @@
 //! last 24 hours, longer than the dispatcher retries): the channel deduplicates, and a message
 //! abandoned mid-attempt by a crashed node is safely sent again.
 
-use super::{DELIVERY_TIMEOUT, classify_http, unreachable};
+use super::{DELIVERY_TIMEOUT, classify_http, retry_after, unreachable};
 use async_trait::async_trait;
 use levqor_core::notify::{Channel, Delivered, OutboxMessage};
 use serde_json::{Value, json};
@@ -94,8 +94,9 @@ impl Channel for ResendChannel {
             Err(e) => return unreachable("Resend", &e),
         };
         let status = response.status().as_u16();
+        let after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
-        if let Err(refused) = classify_http(status, &text) {
+        if let Err(refused) = classify_http(status, &text, after) {
             return refused;
         }
         let id = serde_json::from_str::<Value>(&text)

@@ -2,7 +2,7 @@
 //! deployment's secret and comes from configuration, never from a workflow. Slack has no
 //! idempotency key: a message abandoned mid-attempt is not re-sent blindly.
 
-use super::{DELIVERY_TIMEOUT, classify_http, unreachable};
+use super::{DELIVERY_TIMEOUT, classify_http, retry_after, unreachable};
 use async_trait::async_trait;
 use levqor_core::notify::{Channel, Delivered, OutboxMessage};
 use serde_json::json;
@@ -51,8 +51,9 @@ impl Channel for SlackChannel {
             Err(e) => return unreachable("Slack", &e),
         };
         let status = response.status().as_u16();
+        let after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
-        match classify_http(status, &text) {
+        match classify_http(status, &text, after) {
             Ok(()) => Delivered::Sent {
                 provider_message_id: None,
                 answer: format!("{status} {}", super::truncate(&text, 200)),

@@ -172,6 +172,7 @@ impl Channel for SmtpChannel {
             },
             Err(e) => Delivered::Retry {
                 error: format!("SMTP: {e}"),
+                after: None,
             },
         }
     }

@@ -2,10 +2,11 @@
 //! "text"}`). The token comes from configuration. The bot API has no idempotency key: a
 //! message abandoned mid-attempt is not re-sent blindly.
 
-use super::{DELIVERY_TIMEOUT, classify_http, unreachable};
+use super::{DELIVERY_TIMEOUT, classify_http, retry_after, unreachable};
 use async_trait::async_trait;
 use levqor_core::notify::{Channel, Delivered, OutboxMessage};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 /// Telegram's bot API.
 pub const TELEGRAM_API: &str = "https://api.telegram.org";
@@ -55,11 +56,16 @@ impl Channel for TelegramChannel {
             Err(e) => return unreachable("Telegram", &e.without_url()),
         };
         let status = response.status().as_u16();
+        let header = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
-        if let Err(refused) = classify_http(status, &text) {
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Telegram says how long to wait in its answer (`parameters.retry_after`, seconds).
+        let asked = answer["parameters"]["retry_after"]
+            .as_u64()
+            .map(Duration::from_secs);
+        if let Err(refused) = classify_http(status, &text, asked.or(header)) {
             return refused;
         }
-        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if answer["ok"] != true {
             return Delivered::Reject {
                 error: format!("{status} {}", super::truncate(&text, 500)),

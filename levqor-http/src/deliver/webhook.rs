@@ -6,7 +6,7 @@
 //! policy as `http_request` applies: no private, loopback or link-local targets unless the
 //! deployment allows them, checked before connecting and in the DNS resolver, and no redirects.
 
-use super::{DELIVERY_TIMEOUT, classify_http, unreachable};
+use super::{DELIVERY_TIMEOUT, classify_http, retry_after, unreachable};
 use crate::fetch::GuardedClient;
 use async_trait::async_trait;
 use levqor_core::notify::{Channel, Delivered, OutboxMessage};
@@ -46,6 +46,7 @@ impl Channel for WebhookChannel {
             Err(failure) if failure.retryable => {
                 return Delivered::Retry {
                     error: failure.message,
+                    after: None,
                 };
             }
             Err(failure) => {
@@ -73,8 +74,9 @@ impl Channel for WebhookChannel {
             Err(e) => return unreachable("the webhook receiver", &e),
         };
         let status = response.status().as_u16();
+        let after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
-        match classify_http(status, &text) {
+        match classify_http(status, &text, after) {
             Ok(()) => Delivered::Sent {
                 provider_message_id: None,
                 answer: format!("{status}"),

@@ -290,7 +290,15 @@ impl Recorded {
 pub struct Recorder {
     pub base: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
-    statuses: Arc<Mutex<HashMap<String, (u16, String)>>>,
+    statuses: Arc<Mutex<HashMap<String, Answer>>>,
+}
+
+/// How a path answers: its status, body and `Retry-After` header.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    body: String,
+    retry_after: Option<String>,
 }
 
 impl Recorder {
@@ -309,10 +317,26 @@ impl Recorder {
 
     /// Answers `path` with `status` and `body` from now on.
     pub fn answer(&self, path: &str, status: u16, body: &str) {
-        self.statuses
-            .lock()
-            .unwrap()
-            .insert(path.into(), (status, body.into()));
+        self.statuses.lock().unwrap().insert(
+            path.into(),
+            Answer {
+                status,
+                body: body.into(),
+                retry_after: None,
+            },
+        );
+    }
+
+    /// Answers `path` with `status`, `body` and a `Retry-After` header from now on.
+    pub fn answer_retry_after(&self, path: &str, status: u16, body: &str, retry_after: &str) {
+        self.statuses.lock().unwrap().insert(
+            path.into(),
+            Answer {
+                status,
+                body: body.into(),
+                retry_after: Some(retry_after.into()),
+            },
+        );
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -332,7 +356,7 @@ async fn record(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, HeaderMap, String) {
     let path = uri.path().to_string();
     let n = {
         let mut requests = r.requests.lock().unwrap();
@@ -346,8 +370,13 @@ async fn record(
         });
         requests.len()
     };
-    if let Some((status, body)) = r.statuses.lock().unwrap().get(&path) {
-        return (StatusCode::from_u16(*status).unwrap(), body.clone());
+    if let Some(answer) = r.statuses.lock().unwrap().get(&path) {
+        let mut headers = HeaderMap::new();
+        if let Some(wait) = &answer.retry_after {
+            headers.insert(axum::http::header::RETRY_AFTER, wait.parse().unwrap());
+        }
+        let status = StatusCode::from_u16(answer.status).unwrap();
+        return (status, headers, answer.body.clone());
     }
     let body = if path == "/slack" {
         "ok".to_string()
@@ -356,5 +385,5 @@ async fn record(
     } else {
         "{}".to_string()
     };
-    (StatusCode::OK, body)
+    (StatusCode::OK, HeaderMap::new(), body)
 }
