@@ -285,6 +285,20 @@ async fn deliver_one(channel: Arc<dyn Channel>, to: &str, body: &str) -> OutboxM
 #[tokio::test]
 async fn providers_answers_are_retried_or_refused_and_internal_targets_are_refused() {
     let r = Recorder::start().await;
+    let telegram = || {
+        deliver_one(
+            Arc::new(TelegramChannel::new(&r.base, "1:x").unwrap()),
+            "5",
+            "hi",
+        )
+    };
+    let slack = || {
+        deliver_one(
+            Arc::new(SlackChannel::new(&format!("{}/slack", r.base)).unwrap()),
+            "",
+            "hi",
+        )
+    };
     // A provider that asks for a wait gets it (the first backoff is 1-2 s): Telegram in its
     // answer, Slack and the others in `Retry-After`.
     let waits_at_least = |m: &OutboxMessage, secs: i64| {
@@ -299,21 +313,11 @@ async fn providers_answers_are_retried_or_refused_and_internal_targets_are_refus
         429,
         r#"{"ok":false,"error_code":429,"parameters":{"retry_after":30}}"#,
     );
-    let m = deliver_one(
-        Arc::new(TelegramChannel::new(&r.base, "1:x").unwrap()),
-        "5",
-        "hi",
-    )
-    .await;
+    let m = telegram().await;
     assert_eq!(m.delivery.status, DeliveryStatus::Pending, "429 is retried");
     waits_at_least(&m, 30);
     r.answer_retry_after("/slack", 429, "rate_limited", "45");
-    let m = deliver_one(
-        Arc::new(SlackChannel::new(&format!("{}/slack", r.base)).unwrap()),
-        "",
-        "hi",
-    )
-    .await;
+    let m = slack().await;
     assert_eq!(m.delivery.status, DeliveryStatus::Pending);
     waits_at_least(&m, 45);
     r.answer(
@@ -321,30 +325,15 @@ async fn providers_answers_are_retried_or_refused_and_internal_targets_are_refus
         400,
         r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#,
     );
-    let m = deliver_one(
-        Arc::new(TelegramChannel::new(&r.base, "1:x").unwrap()),
-        "5",
-        "hi",
-    )
-    .await;
+    let m = telegram().await;
     assert_eq!(m.delivery.status, DeliveryStatus::Failed);
     assert!(m.delivery.last_error.unwrap().contains("chat not found"));
 
     r.answer("/slack", 404, "no_service");
-    let m = deliver_one(
-        Arc::new(SlackChannel::new(&format!("{}/slack", r.base)).unwrap()),
-        "",
-        "hi",
-    )
-    .await;
+    let m = slack().await;
     assert_eq!(m.delivery.status, DeliveryStatus::Failed);
     r.answer("/slack", 503, "down");
-    let m = deliver_one(
-        Arc::new(SlackChannel::new(&format!("{}/slack", r.base)).unwrap()),
-        "",
-        "hi",
-    )
-    .await;
+    let m = slack().await;
     assert_eq!(m.delivery.status, DeliveryStatus::Pending);
 
     // Without --http-allow-private a webhook may not reach loopback.
