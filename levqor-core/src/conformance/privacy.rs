@@ -422,35 +422,15 @@ pub async fn an_appeal_is_decided_once(store: Arc<dyn Store>) {
     let denied = decide(AppealStatus::Denied, "no", 1);
     let approved = decide(AppealStatus::Approved, "yes", 2);
     // Two decisions from pending: the first moves it, the second finds it decided.
-    assert!(
-        store
-            .move_appeal(&denied, AppealStatus::Pending)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .move_appeal(&approved, AppealStatus::Pending)
-            .await
-            .unwrap()
-    );
+    assert!(moves(&store, &denied, AppealStatus::Pending).await);
+    assert!(!moves(&store, &approved, AppealStatus::Pending).await);
     assert_eq!(
         store.get_screening(pending.id).await.unwrap(),
         Some(denied.clone())
     );
     // A decision moves back to pending only from what it is.
-    assert!(
-        !store
-            .move_appeal(&pending, AppealStatus::Approved)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .move_appeal(&pending, AppealStatus::Denied)
-            .await
-            .unwrap()
-    );
+    assert!(!moves(&store, &pending, AppealStatus::Approved).await);
+    assert!(moves(&store, &pending, AppealStatus::Denied).await);
     assert_eq!(
         store.get_screening(pending.id).await.unwrap(),
         Some(pending.clone())
@@ -460,13 +440,13 @@ pub async fn an_appeal_is_decided_once(store: Arc<dyn Store>) {
         id: Uuid::now_v7(),
         ..denied
     };
-    assert!(
-        !store
-            .move_appeal(&absent, AppealStatus::Pending)
-            .await
-            .unwrap()
-    );
+    assert!(!moves(&store, &absent, AppealStatus::Pending).await);
     assert_eq!(store.get_screening(absent.id).await.unwrap(), None);
+}
+
+/// Whether `store` moves `record`'s appeal from `from`.
+async fn moves(store: &Arc<dyn Store>, record: &ScreeningRecord, from: AppealStatus) -> bool {
+    store.move_appeal(record, from).await.unwrap()
 }
 
 pub async fn sweeps_keep_recent_and_held_data(store: Arc<dyn Store>) {
