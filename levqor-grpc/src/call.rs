@@ -110,22 +110,10 @@ fn stamp(m: &mut MetadataMap, id: &str, quota: Option<&QuotaStatus>) {
     }
 }
 
-/// The deadline a call sent (`grpc-timeout`: digits and a unit, `H`, `M`, `S`, `m`, `u` or
-/// `n`), if any. tonic ends a unary call at its deadline; a stream ends itself with this.
+/// The deadline a call sent, if any. The server ends a unary call at its deadline
+/// (`transport`); a stream ends itself with this.
 pub(crate) fn deadline<T>(req: &Request<T>) -> Option<std::time::Duration> {
-    use std::time::Duration;
-    let raw = metadata(req, "grpc-timeout")?;
-    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+    crate::transport::grpc_timeout(metadata(req, "grpc-timeout")?)
 }
 
 /// Where a request came from: its peer address and `user-agent`.

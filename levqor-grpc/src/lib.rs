@@ -15,6 +15,7 @@ mod direct;
 pub mod error;
 mod server;
 mod services;
+mod transport;
 
 pub use error::{Code, code_for, status_for};
 pub use server::{MAX_MESSAGE_BYTES, serve, services};

@@ -1,7 +1,7 @@
 //! The gRPC server: every Levqor service, `grpc.health.v1.Health` and server reflection (v1)
-//! on one listener. Deadlines are tonic's: a call whose `grpc-timeout` passes is answered
-//! `DEADLINE_EXCEEDED` and its handler is dropped, as is a call the client cancels, so its
-//! work stops at its next await.
+//! on one listener. A call whose `grpc-timeout` passes is answered `DEADLINE_EXCEEDED` and
+//! its handler is dropped, as is a call the client cancels, so its work stops at its next
+//! await.
 
 use crate::pb;
 use crate::services::{
@@ -15,8 +15,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -108,19 +106,16 @@ pub async fn services(levqor: Arc<Levqor>) -> (Routes, HealthGuard) {
     (routes, guard)
 }
 
-/// Serves gRPC on `listener` until `shutdown` resolves (calls in flight finish first).
+/// Serves gRPC on `listener` until `shutdown` resolves (calls in flight finish first), on the
+/// server in `transport.rs`: a connection runs its own calls while there are at least as many
+/// connections as worker threads, and spawns them while there are fewer.
 pub async fn serve(
     levqor: Arc<Levqor>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
+) -> std::io::Result<()> {
     let (routes, _health) = services(levqor).await;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    crate::transport::serve(routes, listener, shutdown).await
 }
 
 async fn follow_readiness(

@@ -376,3 +376,112 @@ async fn a_unary_call_past_its_deadline_is_deadline_exceeded() {
     }
     assert!(late > 0, "no call ended at its deadline");
 }
+
+/// Submits on `channels` at once, `calls` in all (round robin), and checks that every call was
+/// answered with its own job.
+async fn submit_at_once(channels: &[tonic::transport::Channel], key: &str, calls: usize) {
+    let submits = (0..calls).map(|n| {
+        let mut jobs =
+            pb::jobs_service_client::JobsServiceClient::new(channels[n % channels.len()].clone());
+        async move {
+            let job = jobs
+                .submit(as_(
+                    key,
+                    pb::SubmitRequest {
+                        workflow: Some(log_workflow()),
+                        input: Some(value(serde_json::json!({"who": format!("caller {n}")}))),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .job
+                .unwrap();
+            assert_eq!(
+                json(&job.input.unwrap()),
+                serde_json::json!({"who": format!("caller {n}")})
+            );
+            job.id
+        }
+    });
+    let ids: std::collections::HashSet<String> = futures::future::join_all(submits)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(ids.len(), calls);
+}
+
+/// With fewer connections than worker threads the server spawns each call; with as many or
+/// more, each connection runs its own calls. Either way every call is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_channel_and_on_several_are_all_answered() {
+    let server = Server::start().await;
+    let (_, key) = server.user("ada@example.com").await;
+    submit_at_once(std::slice::from_ref(&server.channel), &key, 48).await;
+    let mut several = Vec::new();
+    for _ in 0..3 {
+        several.push(server.connect().await.unwrap());
+    }
+    submit_at_once(&several, &key, 48).await;
+}
+
+#[tokio::test]
+async fn stopping_refuses_new_connections_and_lets_calls_in_flight_finish() {
+    let mut server = Server::start().await;
+    let (_, key) = server.user("ada@example.com").await;
+    let job = server
+        .jobs()
+        .submit(as_(
+            &key,
+            pb::SubmitRequest {
+                workflow: Some(log_workflow()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let mut events = server
+        .jobs()
+        .watch(as_(&key, pb::WatchRequest { id: job.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        events.next().await.unwrap().unwrap().job.unwrap().status,
+        "queued"
+    );
+
+    let serving = server.stop();
+    let mut refused = false;
+    for _ in 0..250 {
+        if server.connect().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "a stopping server still accepts connections");
+    assert!(
+        !serving.is_finished(),
+        "the server stopped with a watch in flight"
+    );
+
+    // The watch in flight still sees what happens to its job, and ends as it normally does.
+    let who = server.levqor.authorize(Some(&key)).await.caller.unwrap();
+    let id = job.id.parse().unwrap();
+    server.levqor.jobs().cancel(&who, id).await.unwrap();
+    let mut last = None;
+    while let Some(event) = events.next().await {
+        last = Some(event.unwrap().job.unwrap().status);
+    }
+    assert_eq!(last.as_deref(), Some("canceled"));
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("the server stopped once its last call ended")
+        .unwrap()
+        .unwrap();
+}

@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -33,6 +34,7 @@ pub struct Server {
     pub channel: Channel,
     pub addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    serving: Option<JoinHandle<std::io::Result<()>>>,
     engine: Option<EngineHandle>,
 }
 
@@ -86,7 +88,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(levqor_grpc::serve(levqor.clone(), listener, async {
+        let serving = tokio::spawn(levqor_grpc::serve(levqor.clone(), listener, async {
             let _ = stopped.await;
         }));
         let channel = Channel::from_shared(format!("http://{addr}"))
@@ -99,8 +101,25 @@ impl Server {
             channel,
             addr,
             stop: Some(stop),
+            serving: Some(serving),
             engine: None,
         }
+    }
+
+    /// Asks the server to stop; the handle ends when it has.
+    pub fn stop(&mut self) -> JoinHandle<std::io::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.serving.take().expect("stopped once")
+    }
+
+    /// A new channel (its own connection) to the server.
+    pub async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
     }
 
     pub fn users(&self) -> pb::users_service_client::UsersServiceClient<Channel> {
