@@ -107,8 +107,8 @@ pub async fn services(levqor: Arc<Levqor>) -> (Routes, HealthGuard) {
 }
 
 /// Serves gRPC on `listener` until `shutdown` resolves (calls in flight finish first), on the
-/// server in `transport.rs`: a connection runs its own calls while there are at least as many
-/// connections as worker threads, and spawns them while there are fewer.
+/// server in `transport.rs`: a connection runs its own calls, except a share that is spawned
+/// while connections are fewer than worker threads.
 pub async fn serve(
     levqor: Arc<Levqor>,
     listener: TcpListener,

@@ -7,7 +7,8 @@
 //! their requests on the connection's own task; here each connection's calls are polled by
 //! the connection's task too ([`ConnectionExecutor`]), so a call costs no spawn and no
 //! cross-thread wake-up. Calls on one connection share that task, as requests on one HTTP/1.1
-//! connection do; a client that wants more cores opens more channels.
+//! connection do, except the share spawned while connections are too few to keep every core
+//! busy ([`Connections::spawn_next`]).
 //!
 //! What tonic's server did on top of hyper is kept: `grpc-timeout` deadlines (the call is
 //! answered `DEADLINE_EXCEEDED` and its handler dropped), the peer's address for
@@ -82,6 +83,8 @@ impl ArcWake for Shared {
 pub(crate) struct Connections {
     open: AtomicUsize,
     workers: usize,
+    /// Calls started so far, for spreading them while connections are fewer than workers.
+    started: AtomicUsize,
 }
 
 impl Connections {
@@ -89,6 +92,7 @@ impl Connections {
         Arc::new(Self {
             open: AtomicUsize::new(0),
             workers,
+            started: AtomicUsize::new(0),
         })
     }
 
@@ -98,9 +102,14 @@ impl Connections {
         OpenConnection(self.clone())
     }
 
-    /// Fewer connections than worker threads: the connections alone would leave cores idle.
-    fn too_few(&self) -> bool {
-        self.open.load(Ordering::Relaxed) < self.workers
+    /// Whether the call starting now is spawned. With as many connections as worker threads
+    /// or more, none is: the connections keep every core busy. With fewer, the connections'
+    /// tasks cover `open` of the `workers` cores, so of every `workers` calls `workers - open`
+    /// are spawned, for the other cores to take.
+    fn spawn_next(&self) -> bool {
+        let open = self.open.load(Ordering::Relaxed);
+        open < self.workers
+            && self.started.fetch_add(1, Ordering::Relaxed) % self.workers >= open
     }
 }
 
@@ -112,10 +121,10 @@ impl Drop for OpenConnection {
     }
 }
 
-/// The executor hyper hands each call of one connection to. While there are at least as many
-/// open connections as worker threads, it queues the call for the connection's own task
-/// ([`drive`]); with fewer, it spawns the call, so that a single busy connection still has
-/// every core.
+/// The executor hyper hands each call of one connection to. It queues the call for the
+/// connection's own task ([`drive`]), except the share that [`Connections::spawn_next`] spawns
+/// while connections are fewer than worker threads, so that a single busy connection still
+/// has every core.
 #[derive(Clone)]
 pub(crate) struct ConnectionExecutor {
     shared: Arc<Shared>,
@@ -127,7 +136,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     fn execute(&self, call: F) {
-        if self.connections.too_few() {
+        if self.connections.spawn_next() {
             tokio::spawn(call);
             return;
         }
@@ -374,32 +383,50 @@ mod tests {
             });
             closing.send(()).unwrap();
         });
-        assert_eq!(drive(connection, executor).await, "closed");
+        let closed = tokio::time::timeout(Duration::from_secs(5), drive(connection, executor));
+        assert_eq!(closed.await.expect("every call finished"), "closed");
         assert_eq!(finished.load(Ordering::SeqCst), 11);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn calls_are_spawned_only_while_connections_are_fewer_than_workers() {
+    #[test]
+    fn calls_are_spawned_for_the_cores_the_connections_leave_idle() {
+        let spawned_of_eight = |workers, open| {
+            let connections = Connections::new(workers);
+            let _open: Vec<_> = (0..open).map(|_| connections.open()).collect();
+            (0..8).filter(|_| connections.spawn_next()).count()
+        };
+        assert_eq!(spawned_of_eight(4, 1), 6);
+        assert_eq!(spawned_of_eight(4, 2), 4);
+        assert_eq!(spawned_of_eight(4, 3), 2);
+        assert_eq!(spawned_of_eight(4, 4), 0);
+        assert_eq!(spawned_of_eight(4, 9), 0);
+        assert_eq!(spawned_of_eight(2, 1), 4);
+        assert_eq!(spawned_of_eight(1, 1), 0);
+
         let connections = Connections::new(2);
-        let _first = connections.open();
-        let executor = ConnectionExecutor::new(connections.clone());
-        let (ran, running) = tokio::sync::oneshot::channel();
-        start(&executor, async move { ran.send(()).unwrap() });
-        // Nothing drives this connection: only a spawned call can run.
-        tokio::time::timeout(Duration::from_secs(5), running)
+        let closed = connections.open();
+        drop(closed);
+        assert_eq!(connections.open.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spawned_call_runs_on_its_own_and_a_queued_one_with_its_connection() {
+        let connections = Connections::new(2);
+        let _only = connections.open();
+        let executor = ConnectionExecutor::new(connections);
+        let (queued, mut queued_ran) = tokio::sync::oneshot::channel();
+        let (spawned, spawned_ran) = tokio::sync::oneshot::channel();
+        start(&executor, async move { queued.send(()).unwrap() });
+        start(&executor, async move { spawned.send(()).unwrap() });
+        // Nothing drives the connection yet: only the spawned call can run.
+        tokio::time::timeout(Duration::from_secs(5), spawned_ran)
             .await
-            .expect("the call was spawned")
+            .expect("the second call was spawned")
             .unwrap();
-
-        let second = connections.open();
-        let (ran, mut running) = tokio::sync::oneshot::channel();
-        start(&executor, async move { ran.send(()).unwrap() });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(running.try_recv().is_err(), "queued for the connection");
-        drive(async {}, executor.clone()).await;
-        running.await.unwrap();
-
-        drop(second);
-        assert!(connections.too_few());
+        assert!(queued_ran.try_recv().is_err(), "the first call waits for its connection");
+        tokio::time::timeout(Duration::from_secs(5), drive(async {}, executor))
+            .await
+            .expect("the connection ran its call");
+        queued_ran.await.unwrap();
     }
 }

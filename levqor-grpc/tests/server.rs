@@ -412,8 +412,8 @@ async fn submit_at_once(channels: &[tonic::transport::Channel], key: &str, calls
     assert_eq!(ids.len(), calls);
 }
 
-/// With fewer connections than worker threads the server spawns each call; with as many or
-/// more, each connection runs its own calls. Either way every call is answered.
+/// With fewer connections than worker threads the server spawns a share of the calls; with as
+/// many or more, each connection runs its own. Either way every call is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_one_channel_and_on_several_are_all_answered() {
     let server = Server::start().await;
