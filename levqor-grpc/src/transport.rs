@@ -108,8 +108,7 @@ impl Connections {
     /// are spawned, for the other cores to take.
     fn spawn_next(&self) -> bool {
         let open = self.open.load(Ordering::Relaxed);
-        open < self.workers
-            && self.started.fetch_add(1, Ordering::Relaxed) % self.workers >= open
+        open < self.workers && self.started.fetch_add(1, Ordering::Relaxed) % self.workers >= open
     }
 }
 
@@ -423,7 +422,10 @@ mod tests {
             .await
             .expect("the second call was spawned")
             .unwrap();
-        assert!(queued_ran.try_recv().is_err(), "the first call waits for its connection");
+        assert!(
+            queued_ran.try_recv().is_err(),
+            "the first call waits for its connection"
+        );
         tokio::time::timeout(Duration::from_secs(5), drive(async {}, executor))
             .await
             .expect("the connection ran its call");
