@@ -31,12 +31,7 @@ async fn watch_streams_a_job_from_queued_to_succeeded() {
     );
     let job = admitted.into_inner().job.unwrap();
     assert_eq!(job.status, "queued");
-    let mut events = server
-        .jobs()
-        .watch(as_(&key, pb::WatchRequest { id: job.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = server.watch(&key, &job.id).await;
     let mut seen = Vec::new();
     while let Some(event) = events.next().await {
         let event = event.unwrap();

@@ -156,12 +156,7 @@ async fn an_email_step_lands_in_the_outbox_with_its_job() {
         .into_inner()
         .job
         .unwrap();
-    let mut events = server
-        .jobs()
-        .watch(as_(&key, pb::WatchRequest { id: job.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = server.watch(&key, &job.id).await;
     let mut last = None;
     while let Some(event) = events.next().await {
         last = event.unwrap().job;

@@ -278,20 +278,7 @@ async fn a_message_over_the_limit_is_refused_and_changes_nothing() {
 async fn a_watch_past_its_deadline_ends_and_stops_watching() {
     let server = Server::start().await;
     let (_, key) = server.user("ada@example.com").await;
-    let job = server
-        .jobs()
-        .submit(as_(
-            &key,
-            pb::SubmitRequest {
-                workflow: Some(log_workflow()),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = server.log_job(&key).await;
     // No engine runs here: the job stays queued, so only the deadline ends the watch.
     let mut req = as_(&key, pb::WatchRequest { id: job.id.clone() });
     req.set_timeout(Duration::from_millis(300));
@@ -318,26 +305,8 @@ async fn a_watch_past_its_deadline_ends_and_stops_watching() {
 async fn a_cancelled_watch_stops_watching() {
     let server = Server::start().await;
     let (_, key) = server.user("ada@example.com").await;
-    let job = server
-        .jobs()
-        .submit(as_(
-            &key,
-            pb::SubmitRequest {
-                workflow: Some(log_workflow()),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
-    let mut events = server
-        .jobs()
-        .watch(as_(&key, pb::WatchRequest { id: job.id }))
-        .await
-        .unwrap()
-        .into_inner();
+    let job = server.log_job(&key).await;
+    let mut events = server.watch(&key, &job.id).await;
     events.next().await.unwrap().unwrap();
     let signals = server.levqor.jobs().signals().clone();
     assert_eq!(signals.watchers(), 1);
@@ -430,26 +399,8 @@ async fn concurrent_calls_on_one_channel_and_on_several_are_all_answered() {
 async fn stopping_refuses_new_connections_and_lets_calls_in_flight_finish() {
     let mut server = Server::start().await;
     let (_, key) = server.user("ada@example.com").await;
-    let job = server
-        .jobs()
-        .submit(as_(
-            &key,
-            pb::SubmitRequest {
-                workflow: Some(log_workflow()),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
-    let mut events = server
-        .jobs()
-        .watch(as_(&key, pb::WatchRequest { id: job.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let job = server.log_job(&key).await;
+    let mut events = server.watch(&key, &job.id).await;
     assert_eq!(
         events.next().await.unwrap().unwrap().job.unwrap().status,
         "queued"

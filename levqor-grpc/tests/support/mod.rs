@@ -150,6 +150,32 @@ impl Server {
         pb::messages_service_client::MessagesServiceClient::new(self.channel.clone())
     }
 
+    /// A job of [`log_workflow`] submitted as `key` (queued while no engine runs).
+    pub async fn log_job(&self, key: &str) -> pb::Job {
+        self.jobs()
+            .submit(as_(
+                key,
+                pb::SubmitRequest {
+                    workflow: Some(log_workflow()),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap()
+    }
+
+    /// The events of job `id`, watched as `key`.
+    pub async fn watch(&self, key: &str, id: &str) -> tonic::Streaming<pb::JobEvent> {
+        self.jobs()
+            .watch(as_(key, pb::WatchRequest { id: id.into() }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// A new user (created by the admin) and a key of theirs with every scope.
     pub async fn user(&self, email: &str) -> (String, String) {
         let user = self
