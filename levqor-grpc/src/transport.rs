@@ -187,6 +187,11 @@ impl ConnectionExecutor {
 
 /// Runs `connection` and every call it starts on the current task, until the connection has
 /// closed and its last call has finished.
+///
+/// Each round polls the calls first, then the connection if anything woke it: a call that
+/// answers wakes the connection, so the answers of one round go out in the same poll (one
+/// write) instead of after a second trip through the scheduler. Rounds repeat while the
+/// connection starts calls or is woken, up to [`ROUNDS_PER_POLL`], and then the task yields.
 pub(crate) async fn drive<C: Future>(connection: C, executor: ConnectionExecutor) -> C::Output {
     let mut connection = pin!(connection);
     let mut closed = None;
@@ -195,32 +200,37 @@ pub(crate) async fn drive<C: Future>(connection: C, executor: ConnectionExecutor
         let shared = &executor.shared;
         shared.task.register(cx.waker());
         executor.set_polling(true);
-        loop {
-            let mut progressed = false;
+        for _ in 0..ROUNDS_PER_POLL {
+            let started = executor.take();
+            let took = !started.is_empty();
+            calls.extend(started);
+            while let Poll::Ready(Some(())) = calls.poll_next_unpin(cx) {}
             if closed.is_none() && shared.connection_woken.swap(false, Ordering::AcqRel) {
-                progressed = true;
                 let waker = waker_ref(shared);
                 if let Poll::Ready(out) = connection.as_mut().poll(&mut Context::from_waker(&waker))
                 {
                     closed = Some(out);
                 }
-            }
-            let started = executor.take();
-            progressed |= !started.is_empty();
-            calls.extend(started);
-            while let Poll::Ready(Some(())) = calls.poll_next_unpin(cx) {}
-            if !progressed {
-                break;
+            } else if !took {
+                // `take` found no call and marked the task as no longer polling: a call
+                // started from now on wakes it.
+                return if closed.is_some() && calls.is_empty() {
+                    Poll::Ready(closed.take().expect("checked"))
+                } else {
+                    Poll::Pending
+                };
             }
         }
-        if closed.is_some() && calls.is_empty() {
-            Poll::Ready(closed.take().expect("checked"))
-        } else {
-            Poll::Pending
-        }
+        // Still busy: let the worker run other tasks, and come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     })
     .await
 }
+
+/// How many rounds of calls and connection one poll of a connection's task runs before it
+/// yields to the worker's other tasks.
+const ROUNDS_PER_POLL: usize = 16;
 
 /// The call's deadline from its `grpc-timeout` header; a malformed header sets none, as in
 /// tonic's server.
@@ -385,6 +395,97 @@ mod tests {
         let closed = tokio::time::timeout(Duration::from_secs(5), drive(connection, executor));
         assert_eq!(closed.await.expect("every call finished"), "closed");
         assert_eq!(finished.load(Ordering::SeqCst), 11);
+    }
+
+    /// A connection that starts one call and counts how often it is polled; the call answers
+    /// once `answer` fires, waking the connection as hyper's stream does when a response is
+    /// queued.
+    fn answering_connection(
+        executor: &ConnectionExecutor,
+        answer: tokio::sync::oneshot::Receiver<()>,
+    ) -> (
+        impl Future<Output = ()> + use<>,
+        Arc<AtomicUsize>,
+        Arc<AtomicBool>,
+    ) {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(AtomicBool::new(false));
+        let waker = Arc::new(Mutex::new(None::<std::task::Waker>));
+        let mut answer = Some(answer);
+        let (executor, counted, flag) = (executor.clone(), polls.clone(), answered.clone());
+        let connection = poll_fn(move |cx| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            *waker.lock().unwrap() = Some(cx.waker().clone());
+            if let Some(answer) = answer.take() {
+                let (waker, flag) = (waker.clone(), flag.clone());
+                start(&executor, async move {
+                    answer.await.unwrap();
+                    flag.store(true, Ordering::SeqCst);
+                    waker.lock().unwrap().take().unwrap().wake();
+                });
+            }
+            Poll::Pending
+        });
+        (connection, polls, answered)
+    }
+
+    #[test]
+    fn an_answer_is_sent_in_the_same_poll_that_produced_it() {
+        let connections = Connections::new(1);
+        let _open = connections.open();
+        let executor = ConnectionExecutor::new(connections);
+        let (answer, answer_ready) = tokio::sync::oneshot::channel();
+        let (connection, polls, answered) = answering_connection(&executor, answer_ready);
+        let mut driven = pin!(drive(connection, executor));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(driven.as_mut().poll(&mut cx).is_pending());
+        assert!(!answered.load(Ordering::SeqCst));
+        let before = polls.load(Ordering::SeqCst);
+
+        // The call's answer arrives from elsewhere: the next poll runs the call, which wakes
+        // the connection, and the connection is polled (its answer written) in that poll.
+        answer.send(()).unwrap();
+        assert!(driven.as_mut().poll(&mut cx).is_pending());
+        assert!(answered.load(Ordering::SeqCst));
+        assert_eq!(polls.load(Ordering::SeqCst), before + 1);
+    }
+
+    #[test]
+    fn a_connection_that_stays_busy_yields_to_other_tasks() {
+        struct Counter(AtomicUsize);
+        impl ArcWake for Counter {
+            fn wake_by_ref(counter: &Arc<Self>) {
+                counter.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let connections = Connections::new(1);
+        let _open = connections.open();
+        let executor = ConnectionExecutor::new(connections);
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = polls.clone();
+        // Always woken again, as under a client that never stops sending (until 1,000 polls,
+        // so that a driver without a bound still returns).
+        let connection = poll_fn(move |cx| {
+            if counted.fetch_add(1, Ordering::SeqCst) < 1000 {
+                cx.waker().wake_by_ref();
+            }
+            Poll::<()>::Pending
+        });
+        let task = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = futures::task::waker(task.clone());
+        let mut driven = pin!(drive(connection, executor));
+        assert!(
+            driven
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        assert_eq!(polls.load(Ordering::SeqCst), ROUNDS_PER_POLL);
+        assert_ne!(
+            task.0.load(Ordering::SeqCst),
+            0,
+            "the task asked to be polled again"
+        );
     }
 
     #[test]
