@@ -8,6 +8,7 @@
 #   benches/api_intake.sh                       # 64 concurrent calls, 15 s each, 2 rounds
 #   CONCURRENCY=64 DURATION=15 ROUNDS=2 benches/api_intake.sh
 #   DATABASE_URL=postgres://… benches/api_intake.sh
+#   LAYOUTS="rest grpc_one_channel" LEVQOR_BIN=path/to/levqor benches/api_intake.sh   # two layouts, one build
 #
 # gRPC runs as 64 streams on one connection (what one client channel does), on a pool of POOL
 # connections (4: CONCURRENCY/POOL streams each) and as 64 connections of one stream each; REST as 64 HTTP/1.1 keep-alive connections and as 64
@@ -24,6 +25,8 @@ CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-15}
 ROUNDS=${ROUNDS:-2}
 POOL=${POOL:-4}
+# Which layouts run, in this order in odd rounds and reversed in even ones.
+LAYOUTS=${LAYOUTS:-rest grpc_one_channel grpc_pool grpc_many_channels rest_h2}
 PORT=${PORT:-18080}
 GRPC_PORT=${GRPC_PORT:-18051}
 tmp=$(mktemp -d)
@@ -123,11 +126,12 @@ grpc_many_channels() {
 # Warm both paths up (not measured).
 DURATION=2 rest > /dev/null; DURATION=2 grpc_one_channel > /dev/null
 
+read -r -a layouts <<< "$LAYOUTS"
 for round in $(seq 1 "$ROUNDS"); do
   echo "# round $round"
   if [ $((round % 2)) -eq 1 ]; then
-    rest; grpc_one_channel; grpc_pool; grpc_many_channels; rest_h2
+    for layout in "${layouts[@]}"; do "$layout"; done
   else
-    rest_h2; grpc_many_channels; grpc_pool; grpc_one_channel; rest
+    for ((i = ${#layouts[@]} - 1; i >= 0; i--)); do "${layouts[i]}"; done
   fi
 done
