@@ -141,21 +141,8 @@ async fn an_email_step_lands_in_the_outbox_with_its_job() {
         {"id": "a", "type": "log", "message": "start"},
         {"id": "e", "type": "email", "to": "{{input.to}}", "subject": "Hi {{input.name}}", "body": "started at {{steps.a.output.message}}"}
     ]}));
-    let job = server
-        .jobs()
-        .submit(as_(
-            &key,
-            pb::SubmitRequest {
-                workflow: Some(workflow),
-                input: Some(value(json!({"to": "vip@example.com", "name": "Vip"}))),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let input = json!({"to": "vip@example.com", "name": "Vip"});
+    let job = submitted_job(&mut server.jobs(), &key, workflow, Some(input)).await;
     let mut events = server.watch(&key, &job.id).await;
     let mut last = None;
     while let Some(event) = events.next().await {

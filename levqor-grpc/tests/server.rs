@@ -353,20 +353,8 @@ async fn submit_at_once(channels: &[tonic::transport::Channel], key: &str, calls
         let mut jobs =
             pb::jobs_service_client::JobsServiceClient::new(channels[n % channels.len()].clone());
         async move {
-            let job = jobs
-                .submit(as_(
-                    key,
-                    pb::SubmitRequest {
-                        workflow: Some(log_workflow()),
-                        input: Some(value(serde_json::json!({"who": format!("caller {n}")}))),
-                        ..Default::default()
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .job
-                .unwrap();
+            let input = serde_json::json!({"who": format!("caller {n}")});
+            let job = submitted_job(&mut jobs, key, log_workflow(), Some(input)).await;
             assert_eq!(
                 json(&job.input.unwrap()),
                 serde_json::json!({"who": format!("caller {n}")})

@@ -152,19 +152,7 @@ impl Server {
 
     /// A job of [`log_workflow`] submitted as `key` (queued while no engine runs).
     pub async fn log_job(&self, key: &str) -> pb::Job {
-        self.jobs()
-            .submit(as_(
-                key,
-                pb::SubmitRequest {
-                    workflow: Some(log_workflow()),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap()
+        submitted_job(&mut self.jobs(), key, log_workflow(), None).await
     }
 
     /// The events of job `id`, watched as `key`.
@@ -258,6 +246,26 @@ pub fn bad_fields<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Status>
 }
 
 /// A one-step workflow that logs.
+/// The job that `workflow` (with `input`) became when `jobs` submitted it as `key`.
+pub async fn submitted_job(
+    jobs: &mut pb::jobs_service_client::JobsServiceClient<Channel>,
+    key: &str,
+    workflow: pbjson_types::Struct,
+    input: Option<Value>,
+) -> pb::Job {
+    let request = pb::SubmitRequest {
+        workflow: Some(workflow),
+        input: input.map(value),
+        ..Default::default()
+    };
+    jobs.submit(as_(key, request))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap()
+}
+
 pub fn log_workflow() -> pbjson_types::Struct {
     object(
         serde_json::json!({"name": "t", "steps": [{"id": "a", "type": "log", "message": "hi {{input.who}}"}]}),
