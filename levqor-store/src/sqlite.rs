@@ -135,8 +135,7 @@ impl SqlStore<Sqlite> {
         let options = options(url)?;
         if is_in_memory(url) {
             // An in-memory database lives as long as its last connection: keep one, forever.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
+            let pool = pool_options(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
@@ -153,8 +152,7 @@ impl SqlStore<Sqlite> {
         }
         let write = open_writer(options.clone()).await?;
         MIGRATOR.run(&write).await.map_err(migrate_error)?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(READERS)
+        let read = pool_options(READERS)
             .connect_with(options.read_only(true))
             .await
             .map_err(setup_error("connect"))?;
@@ -198,13 +196,21 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
         .pragma("secure_delete", "ON"))
 }
 
+/// A pool of at most `max` connections. An embedded connection has no far end to lose, so the
+/// pool does not ping it before each use: that would cost a round trip to its thread per
+/// operation (a dead connection thread still fails the operation itself).
+fn pool_options(max: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        .test_before_acquire(false)
+}
+
 fn is_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
 async fn open_writer(options: SqliteConnectOptions) -> Result<SqlitePool> {
-    SqlitePoolOptions::new()
-        .max_connections(1)
+    pool_options(1)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect_with(
