@@ -156,15 +156,27 @@ where
         conn: &mut DB::Connection,
         owners: &[Uuid],
     ) -> Result<HashMap<Uuid, Account>> {
-        let op = "lock_accounts";
         if owners.is_empty() {
             return Ok(HashMap::new());
         }
+        self.lock_accounts_after("", conn, owners).await
+    }
+
+    /// [`Self::lock_accounts`] of one owner or more, with the statements `before` (of the same
+    /// transaction) sent ahead of it in the same call.
+    pub(crate) async fn lock_accounts_after(
+        &self,
+        before: &str,
+        conn: &mut DB::Connection,
+        owners: &[Uuid],
+    ) -> Result<HashMap<Uuid, Account>> {
+        let op = "lock_accounts";
         // One statement: a missing account is created empty, an existing one is "updated" to
         // itself, which locks its row (PostgreSQL) until the transaction ends; either way the
         // row comes back. Owners arrive sorted, so concurrent batches lock in one order.
-        let mut q =
-            QueryBuilder::<DB>::new("INSERT INTO credit_accounts (user_id, balance, held) ");
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "{before}INSERT INTO credit_accounts (user_id, balance, held) "
+        ));
         q.push_values(owners, |mut b, o| {
             b.push_bind(*o).push_bind(0i64).push_bind(0i64);
         });
@@ -194,9 +206,7 @@ where
         let accounts = self
             .lock_accounts(conn, &plan::hold_owners(offered))
             .await?;
-        let refused = plan::refused_holds(jobs, offered, &accounts);
-        offered.retain(|n| !refused.contains(&n.job.id));
-        Ok(refused)
+        Ok(plan::take_refused(jobs, offered, &accounts))
     }
 
     async fn insert_entries(&self, conn: &mut DB::Connection, entries: &[Entry]) -> Result<()> {

@@ -133,9 +133,20 @@ pub(crate) fn hold_owners(offered: &[&NewJob]) -> Vec<Uuid> {
     owners
 }
 
-/// The offered jobs whose hold does not fit what their owner has available, deciding in batch
-/// order: each hold that fits reduces what the next may take.
-pub(crate) fn refused_holds(
+/// Takes out of `offered` the jobs whose hold does not fit what their owner has available in
+/// `accounts`, deciding in batch order (each hold that fits reduces what the next may take);
+/// returns their ids.
+pub(crate) fn take_refused(
+    jobs: &[NewJob],
+    offered: &mut Vec<&NewJob>,
+    accounts: &HashMap<Uuid, Account>,
+) -> HashSet<Uuid> {
+    let refused = refused_holds(jobs, offered, accounts);
+    offered.retain(|n| !refused.contains(&n.job.id));
+    refused
+}
+
+fn refused_holds(
     jobs: &[NewJob],
     offered: &[&NewJob],
     accounts: &HashMap<Uuid, Account>,

@@ -21,8 +21,10 @@ use chrono::{DateTime, Utc};
 use levqor_core::jobs::store::{Claim, ClaimedJob, JobFilter, Lease, NewJob, Reaped, Write};
 use levqor_core::{Admission, Job, JobStatus, JobStore, Result, StepRecord, Store};
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
@@ -36,11 +38,12 @@ const READERS: u32 = 4;
 /// (In `INSERT … SELECT … ON CONFLICT`, SQLite needs a `WHERE` before `ON CONFLICT` so as not to
 /// read it as a join constraint: hence `WHERE TRUE`.)
 ///
-/// Admission's writes are one call of four statements (one hand-off to the connection's thread):
-/// the jobs ($1), their holds ($2) with their `hold` entries, and what each owner's held total
-/// grows by ($3). The caller read and checked those totals first, and looked the jobs' keys up:
-/// under the write lock nothing else inserts, so every job offered is inserted (the caller
-/// checks), and each hold has its job.
+/// Admission's writes are one call of four statements (one hand-off to the connection's thread,
+/// which commits too): the jobs ($1), their holds ($2) with their `hold` entries, and what each
+/// owner's held total grows by ($3). The caller read and checked those totals first, and looked
+/// the jobs' keys up: under the write lock nothing else inserts, so a key taken can only be a
+/// bug, and it fails the insert (no `ON CONFLICT`) rather than leave a hold without its job.
+/// Every job offered is inserted, or none.
 const ADMIT: &str = "INSERT INTO jobs (id, owner_id, workflow, input, status, attempts, max_attempts, \
      run_after, result, error, cancel_requested, idempotency_key, request_hash, created_at, updated_at, \
      started_at, finished_at) \
@@ -49,8 +52,7 @@ const ADMIT: &str = "INSERT INTO jobs (id, owner_id, workflow, input, status, at
      value ->> 'result', value ->> 'error', value ->> 'cancel_requested', value ->> 'idempotency_key', \
      value ->> 'request_hash', value ->> 'created_at', value ->> 'updated_at', value ->> 'started_at', \
      value ->> 'finished_at' \
-     FROM jsonb_each($1) WHERE TRUE \
-     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+     FROM jsonb_each($1) \
      RETURNING id; \
      INSERT INTO credit_holds (job_id, user_id, credits, quote, expires_at, open) \
      SELECT unhex(value ->> 'job_id'), unhex(value ->> 'user_id'), value ->> 'credits', value ->> 'quote', \
@@ -427,22 +429,101 @@ mod rows {
     }
 }
 
-/// The jobs that first used the (owner, key) pairs `taken`, with their requests' hashes.
+/// A write transaction that takes as few trips to the writer connection's thread as it has
+/// statements: `BEGIN IMMEDIATE` travels with its first statement and `COMMIT` with its last.
+/// (sqlx's `Transaction` sends each on a trip of its own, and the thread then waits until the
+/// answer is taken: two of the four trips of an admission batch, where the machine is busiest.)
+/// Dropped before it commits (a failed statement, a cancelled call), it rolls back before its
+/// connection goes back to the pool; a connection left in a transaction it cannot end is closed.
+struct CompactTx {
+    conn: Option<PoolConnection<Sqlite>>,
+    begun: bool,
+    committed: bool,
+}
+
+impl CompactTx {
+    async fn acquire(pool: &SqlitePool, operation: &'static str) -> Result<Self> {
+        let conn = pool.acquire().await.map_err(db_error(operation))?;
+        Ok(CompactTx {
+            conn: Some(conn),
+            begun: false,
+            committed: false,
+        })
+    }
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        self.conn
+            .as_deref_mut()
+            .expect("the connection is held until the transaction is dropped")
+    }
+
+    /// What the next statement sent must start with: `BEGIN IMMEDIATE` the first time.
+    fn begin(&mut self) -> &'static str {
+        if std::mem::replace(&mut self.begun, true) {
+            ""
+        } else {
+            "BEGIN IMMEDIATE; "
+        }
+    }
+
+    /// `sql` as the transaction's last statements: `COMMIT` follows them in the same trip. Call
+    /// [`Self::committed`] once they have run.
+    fn last(&mut self, sql: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(format!("{}{sql}; COMMIT", self.begin()))
+    }
+
+    fn committed(&mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for CompactTx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !self.begun || self.committed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Closing a connection rolls its transaction back.
+            conn.close_on_drop();
+            return;
+        };
+        runtime.spawn(async move {
+            // `ROLLBACK` fails when there is nothing to roll back (`BEGIN` failed, or the
+            // statements committed before the call was cancelled); an empty deferred
+            // transaction then tells whether the connection is out of its transaction.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            if let Err(error) = sqlx::raw_sql("BEGIN DEFERRED; COMMIT")
+                .execute(&mut *conn)
+                .await
+            {
+                tracing::error!(%error, "a write transaction could not be ended: closing its connection");
+                conn.close_on_drop();
+            }
+        });
+    }
+}
+
+/// The jobs that first used the (owner, key) pairs `taken`, with their requests' hashes;
+/// `before` (statements of the same transaction) is sent ahead in the same call.
 async fn first_jobs(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
+    before: &str,
     taken: Vec<(Uuid, &str)>,
 ) -> Result<Vec<plan::First>> {
     if taken.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query(FIRST_WITH_KEYS)
+    sqlx::query(AssertSqlSafe(format!("{before}{FIRST_WITH_KEYS}")))
         .bind(rows::json(
             taken
                 .into_iter()
                 .map(|(owner, key)| rows::Key::new(owner, key)),
         )?)
         .try_map(|row| decode::<_, FirstRow>(&row))
-        .fetch_all(&mut **tx)
+        .fetch_all(conn)
         .await
         .map_err(db_error("admit_batch"))
 }
@@ -454,12 +535,27 @@ impl JobStore for SqliteStore {
             return Ok(Vec::new());
         }
         let jobs: Vec<NewJob> = jobs.into_iter().map(as_stored).collect();
-        let mut tx = self.begin("admit_batch").await?;
+        // Two trips when no job names a key: lock the owners' accounts, then admit and commit.
+        let mut tx = CompactTx::acquire(&self.write, "admit_batch").await?;
         let mut offered = plan::offered(&jobs);
-        let mut firsts = first_jobs(&mut tx, plan::offered_keys(&offered)).await?;
+        let keys = plan::offered_keys(&offered);
+        let mut firsts = if keys.is_empty() {
+            Vec::new()
+        } else {
+            let before = tx.begin();
+            first_jobs(tx.conn(), before, keys).await?
+        };
         plan::drop_taken(&mut offered, &firsts);
-        let refused = self.hold_what_fits(&mut tx, &jobs, &mut offered).await?;
-        let inserted: HashSet<Uuid> = sqlx::query_scalar(ADMIT)
+        let owners = plan::hold_owners(&offered);
+        let accounts = if owners.is_empty() {
+            HashMap::new()
+        } else {
+            let before = tx.begin();
+            self.lock_accounts_after(before, tx.conn(), &owners).await?
+        };
+        let refused = plan::take_refused(&jobs, &mut offered, &accounts);
+        let admit = tx.last(ADMIT);
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(admit)
             .bind(rows::json(offered.iter().map(|n| rows::Job::from(*n)))?)
             .bind(rows::json(
                 offered.iter().filter_map(|n| rows::Hold::of(n)),
@@ -469,20 +565,16 @@ impl JobStore for SqliteStore {
                     .into_iter()
                     .map(|(owner, credits)| rows::Held::new(owner, credits)),
             )?)
-            .fetch_all(&mut *tx)
+            .fetch_all(tx.conn())
             .await
             .map_err(db_error("admit_batch"))?
             .into_iter()
             .collect();
-        if inserted.len() != offered.len() {
-            // Dropping the transaction rolls the holds back with the jobs.
-            tracing::error!("admission inserted other jobs than it offered");
-            return Err(levqor_core::Error::internal(
-                "admission inserted other jobs than it offered",
-            ));
-        }
-        firsts.extend(first_jobs(&mut tx, plan::keys_taken(&jobs, &inserted, &firsts)).await?);
-        tx.commit().await.map_err(db_error("admit_batch"))?;
+        tx.committed();
+        // Jobs of the batch that repeat a key it inserted: their first jobs are committed now,
+        // and nothing else has written, the connection being still held.
+        let taken = plan::keys_taken(&jobs, &inserted, &firsts);
+        firsts.extend(first_jobs(tx.conn(), "", taken).await?);
         Ok(plan::admissions(jobs, &inserted, &firsts, &refused))
     }
 

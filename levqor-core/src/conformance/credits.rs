@@ -157,6 +157,55 @@ pub async fn admission_holds_what_fits_and_settles_what_ran(store: Arc<dyn Store
     assert_eq!(free.owner_id, u.id);
 }
 
+/// A batch the database refuses (here two jobs with one id) writes nothing, neither its jobs nor
+/// their holds, and the store goes on admitting.
+pub async fn a_failed_admission_writes_nothing(store: Arc<dyn Store>) {
+    let u = user(&store, "failed-batch@example.com").await;
+    store
+        .post_entry(&grant(u.id, 100, "g", None))
+        .await
+        .unwrap();
+    let fine = held_job(u.id, 10);
+    let twin = held_job(u.id, 10);
+    let fine_id = fine.job.id;
+    let batch = vec![fine, twin.clone(), twin];
+    assert!(store.admit_batch(batch).await.is_err(), "one id twice");
+    assert!(store.get_job(fine_id).await.unwrap().is_none());
+    let a = store.account(u.id).await.unwrap();
+    assert_eq!((a.balance, a.held), (100, 0), "no hold is left behind");
+    assert_eq!(summed(&store, u.id).await, a);
+
+    let next = admit(&store, held_job(u.id, 10)).await;
+    assert!(store.get_job(next.id).await.unwrap().is_some());
+    assert_eq!(store.account(u.id).await.unwrap().held, 10);
+}
+
+/// An admission dropped part-way (its caller cancelled) lands whole or not at all, and the store
+/// goes on admitting.
+pub async fn a_cancelled_admission_lands_whole_or_not_at_all(store: Arc<dyn Store>) {
+    use futures::FutureExt;
+    let u = user(&store, "cancelled-batch@example.com").await;
+    store
+        .post_entry(&grant(u.id, 100, "g", None))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let batch = vec![held_job(u.id, 1), held_job(u.id, 1)];
+        let ids: Vec<Uuid> = batch.iter().map(|n| n.job.id).collect();
+        // One poll starts the batch's first statements; the future is then dropped.
+        let _ = store.admit_batch(batch).now_or_never();
+        let next = admit(&store, held_job(u.id, 1)).await;
+        assert!(store.get_job(next.id).await.unwrap().is_some());
+        let landed = [
+            store.get_job(ids[0]).await.unwrap().is_some(),
+            store.get_job(ids[1]).await.unwrap().is_some(),
+        ];
+        assert!(landed[0] == landed[1], "a batch lands whole: {landed:?}");
+        let a = store.account(u.id).await.unwrap();
+        assert_eq!(summed(&store, u.id).await, a, "holds match the ledger");
+    }
+}
+
 /// In one batch, the holds that do not fit are refused job by job, in batch order, and the
 /// others' jobs are admitted as if alone: an owner without an account, an idempotency key first
 /// offered by a refused job, and a smaller hold after a refused one.

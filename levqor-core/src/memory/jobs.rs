@@ -15,6 +15,15 @@ use uuid::Uuid;
 impl JobStore for MemoryStore {
     async fn admit_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Result<Admission>>> {
         let mut s = self.lock();
+        // A job id is a primary key: a batch that repeats one, or takes a stored one, fails
+        // whole, as a database's insert would.
+        let mut ids = std::collections::HashSet::new();
+        if jobs
+            .iter()
+            .any(|n| !ids.insert(n.job.id) || s.jobs.contains_key(&n.job.id))
+        {
+            return Err(Error::internal("a job id is taken"));
+        }
         Ok(jobs
             .into_iter()
             .map(|new| {
