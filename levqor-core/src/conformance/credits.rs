@@ -157,6 +157,48 @@ pub async fn admission_holds_what_fits_and_settles_what_ran(store: Arc<dyn Store
     assert_eq!(free.owner_id, u.id);
 }
 
+/// A batch without idempotency keys in which some holds do not fit: only those are refused, an
+/// owner without an account included (a hold of nothing still admits, and opens the account).
+pub async fn a_batch_without_keys_refuses_only_what_does_not_fit(store: Arc<dyn Store>) {
+    let rich = user(&store, "rich-nokeys@example.com").await;
+    let nobody = user(&store, "nobody-nokeys@example.com").await;
+    let broke = user(&store, "broke-nokeys@example.com").await;
+    store
+        .post_entry(&grant(rich.id, 100, "g", None))
+        .await
+        .unwrap();
+    store
+        .post_entry(&grant(broke.id, 5, "g", None))
+        .await
+        .unwrap();
+    let batch = vec![
+        held_job(rich.id, 10),
+        held_job(nobody.id, 10),
+        held_job(broke.id, 10),
+        held_job(rich.id, 10),
+        held_job(broke.id, 5),
+        held_job(nobody.id, 0),
+    ];
+    let ids: Vec<Uuid> = batch.iter().map(|n| n.job.id).collect();
+    let out = store.admit_batch(batch).await.unwrap();
+    let admitted: Vec<bool> = out.iter().map(Result::is_ok).collect();
+    assert_eq!(admitted, [true, false, false, true, true, true]);
+    for (id, admitted) in ids.iter().zip(&admitted) {
+        assert_eq!(store.get_job(*id).await.unwrap().is_some(), *admitted);
+    }
+    // A batch that fits whole.
+    let out = store
+        .admit_batch(vec![held_job(rich.id, 10), held_job(nobody.id, 0)])
+        .await
+        .unwrap();
+    assert!(out.iter().all(Result::is_ok));
+    for (u, totals) in [(&rich, (100, 30)), (&nobody, (0, 0)), (&broke, (5, 5))] {
+        let a = store.account(u.id).await.unwrap();
+        assert_eq!((a.balance, a.held), totals);
+        assert_eq!(summed(&store, u.id).await, a, "the entries add up");
+    }
+}
+
 /// A batch the database refuses (here two jobs with one id) writes nothing, neither its jobs nor
 /// their holds, and the store goes on admitting.
 pub async fn a_failed_admission_writes_nothing(store: Arc<dyn Store>) {

@@ -34,7 +34,8 @@ macro_rules! conformance_suite {
             sweeps_keep_recent_and_held_data, finished_jobs_and_step_outputs_are_swept,
             areas_erase_only_their_persons_rows,
             credit_entries_are_idempotent_and_never_overdraw, admission_holds_what_fits_and_settles_what_ran,
-            a_short_account_refuses_only_its_own_jobs, a_failed_admission_writes_nothing,
+            a_short_account_refuses_only_its_own_jobs, a_batch_without_keys_refuses_only_what_does_not_fit,
+            a_failed_admission_writes_nothing,
             a_cancelled_admission_lands_whole_or_not_at_all,
             expired_holds_and_credits_are_released_but_never_below_holds, ledger_holds_under_random_operations,
             billing_records_round_trip, api_calls_are_counted_per_month_and_day);
