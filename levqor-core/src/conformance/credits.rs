@@ -5,6 +5,7 @@ use crate::credits::{Account, EntryKind, NewEntry, NewHold, Posted};
 use crate::jobs::model::JobStatus;
 use crate::jobs::store::{Admission, Lease, NewJob};
 use crate::store::Store;
+use crate::users::User;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -157,20 +158,50 @@ pub async fn admission_holds_what_fits_and_settles_what_ran(store: Arc<dyn Store
     assert_eq!(free.owner_id, u.id);
 }
 
+/// Three owners: one with 100 credits, one without an account, one with 5 credits.
+async fn rich_poor_broke(store: &Arc<dyn Store>) -> [User; 3] {
+    let owners = [
+        user(store, "rich@example.com").await,
+        user(store, "poor@example.com").await,
+        user(store, "broke@example.com").await,
+    ];
+    for (owner, credits) in [(&owners[0], 100), (&owners[2], 5)] {
+        store
+            .post_entry(&grant(owner.id, credits, "g", None))
+            .await
+            .unwrap();
+    }
+    owners
+}
+
+/// Admits `batch`; checks that the jobs stored are those admitted, and that every refusal is
+/// for credits. Returns which were admitted, and their ids.
+async fn admit_checked(store: &Arc<dyn Store>, batch: Vec<NewJob>) -> (Vec<bool>, Vec<Uuid>) {
+    let ids: Vec<Uuid> = batch.iter().map(|n| n.job.id).collect();
+    let out = store.admit_batch(batch).await.unwrap();
+    for refused in out.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refused.code, "insufficient_credits");
+    }
+    let admitted: Vec<bool> = out.iter().map(Result::is_ok).collect();
+    for (id, admitted) in ids.iter().zip(&admitted) {
+        assert_eq!(store.get_job(*id).await.unwrap().is_some(), *admitted);
+    }
+    (admitted, ids)
+}
+
+/// Each owner's (balance, held), and that its entries add up to them.
+async fn assert_totals(store: &Arc<dyn Store>, totals: [(&User, (i64, i64)); 3]) {
+    for (u, totals) in totals {
+        let a = store.account(u.id).await.unwrap();
+        assert_eq!((a.balance, a.held), totals);
+        assert_eq!(summed(store, u.id).await, a, "the entries add up");
+    }
+}
+
 /// A batch without idempotency keys in which some holds do not fit: only those are refused, an
 /// owner without an account included (a hold of nothing still admits, and opens the account).
 pub async fn a_batch_without_keys_refuses_only_what_does_not_fit(store: Arc<dyn Store>) {
-    let rich = user(&store, "rich-nokeys@example.com").await;
-    let nobody = user(&store, "nobody-nokeys@example.com").await;
-    let broke = user(&store, "broke-nokeys@example.com").await;
-    store
-        .post_entry(&grant(rich.id, 100, "g", None))
-        .await
-        .unwrap();
-    store
-        .post_entry(&grant(broke.id, 5, "g", None))
-        .await
-        .unwrap();
+    let [rich, nobody, broke] = rich_poor_broke(&store).await;
     let batch = vec![
         held_job(rich.id, 10),
         held_job(nobody.id, 10),
@@ -179,24 +210,17 @@ pub async fn a_batch_without_keys_refuses_only_what_does_not_fit(store: Arc<dyn 
         held_job(broke.id, 5),
         held_job(nobody.id, 0),
     ];
-    let ids: Vec<Uuid> = batch.iter().map(|n| n.job.id).collect();
-    let out = store.admit_batch(batch).await.unwrap();
-    let admitted: Vec<bool> = out.iter().map(Result::is_ok).collect();
+    let (admitted, _) = admit_checked(&store, batch).await;
     assert_eq!(admitted, [true, false, false, true, true, true]);
-    for (id, admitted) in ids.iter().zip(&admitted) {
-        assert_eq!(store.get_job(*id).await.unwrap().is_some(), *admitted);
-    }
     // A batch that fits whole.
-    let out = store
-        .admit_batch(vec![held_job(rich.id, 10), held_job(nobody.id, 0)])
-        .await
-        .unwrap();
-    assert!(out.iter().all(Result::is_ok));
-    for (u, totals) in [(&rich, (100, 30)), (&nobody, (0, 0)), (&broke, (5, 5))] {
-        let a = store.account(u.id).await.unwrap();
-        assert_eq!((a.balance, a.held), totals);
-        assert_eq!(summed(&store, u.id).await, a, "the entries add up");
-    }
+    let (admitted, _) =
+        admit_checked(&store, vec![held_job(rich.id, 10), held_job(nobody.id, 0)]).await;
+    assert_eq!(admitted, [true, true]);
+    assert_totals(
+        &store,
+        [(&rich, (100, 30)), (&nobody, (0, 0)), (&broke, (5, 5))],
+    )
+    .await;
 }
 
 /// A batch the database refuses (here two jobs with one id) writes nothing, neither its jobs nor
@@ -252,17 +276,7 @@ pub async fn a_cancelled_admission_lands_whole_or_not_at_all(store: Arc<dyn Stor
 /// others' jobs are admitted as if alone: an owner without an account, an idempotency key first
 /// offered by a refused job, and a smaller hold after a refused one.
 pub async fn a_short_account_refuses_only_its_own_jobs(store: Arc<dyn Store>) {
-    let rich = user(&store, "rich@example.com").await;
-    let poor = user(&store, "poor@example.com").await;
-    let broke = user(&store, "broke@example.com").await;
-    store
-        .post_entry(&grant(rich.id, 100, "g", None))
-        .await
-        .unwrap();
-    store
-        .post_entry(&grant(broke.id, 5, "g", None))
-        .await
-        .unwrap();
+    let [rich, poor, broke] = rich_poor_broke(&store).await;
     let keyed = |owner: Uuid, key: &str| NewJob {
         hold: held_job(owner, 10).hold,
         ..job(owner, Some(key), t0())
@@ -275,16 +289,8 @@ pub async fn a_short_account_refuses_only_its_own_jobs(store: Arc<dyn Store>) {
         keyed(poor.id, "k"),
         held_job(broke.id, 5),
     ];
-    let ids: Vec<Uuid> = batch.iter().map(|n| n.job.id).collect();
-    let out = store.admit_batch(batch).await.unwrap();
-    let admitted: Vec<bool> = out.iter().map(Result::is_ok).collect();
+    let (admitted, ids) = admit_checked(&store, batch).await;
     assert_eq!(admitted, [true, false, false, true, false, true]);
-    for refused in out.iter().filter_map(|r| r.as_ref().err()) {
-        assert_eq!(refused.code, "insufficient_credits");
-    }
-    for (id, admitted) in ids.iter().zip(&admitted) {
-        assert_eq!(store.get_job(*id).await.unwrap().is_some(), *admitted);
-    }
     let mut claimed: Vec<Uuid> = store
         .claim_due(&claim(t0(), 10))
         .await
@@ -298,11 +304,11 @@ pub async fn a_short_account_refuses_only_its_own_jobs(store: Arc<dyn Store>) {
         [ids[0], ids[3], ids[5]],
         "only admitted jobs are queued"
     );
-    for (u, totals) in [(&rich, (100, 20)), (&poor, (0, 0)), (&broke, (5, 5))] {
-        let a = store.account(u.id).await.unwrap();
-        assert_eq!((a.balance, a.held), totals);
-        assert_eq!(summed(&store, u.id).await, a, "the entries add up");
-    }
+    assert_totals(
+        &store,
+        [(&rich, (100, 20)), (&poor, (0, 0)), (&broke, (5, 5))],
+    )
+    .await;
 
     // Once the poor owner has credits, the same key admits (and then replays).
     store
