@@ -111,7 +111,7 @@ impl Credits {
                 "must be a non-zero whole number up to 1e9",
             ));
         }
-        if idempotency_key.is_empty() || idempotency_key.len() > 255 {
+        if idempotency_key.is_empty() || idempotency_key.chars().count() > 255 {
             bad.push(Violation::new(
                 "/idempotency_key",
                 "must be 1 to 255 characters",

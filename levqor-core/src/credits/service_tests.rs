@@ -352,6 +352,7 @@ async fn a_bad_grant_names_every_violation_and_changes_nothing() {
         (grant(1_000_000_001, "a"), vec!["/credits"]),
         (grant(-1_000_000_001, "a"), vec!["/credits"]),
         (grant(5, &"k".repeat(256)), vec!["/idempotency_key"]),
+        (grant(5, &"é".repeat(256)), vec!["/idempotency_key"]),
         (
             Grant {
                 expires_at: Some(now),
@@ -377,6 +378,12 @@ async fn a_bad_grant_names_every_violation_and_changes_nothing() {
     }
     assert_eq!(totals(&credits, &who).await, (10, 10, 0));
     assert_eq!(ledger(&credits, &who).await.len(), 1, "only the funding");
+    // The longest key counts characters, not bytes.
+    let (e, _) = credits
+        .grant(&Principal::Admin, user.id, grant(5, &"é".repeat(255)))
+        .await
+        .unwrap();
+    assert!(e.idempotency_key.ends_with(&"é".repeat(255)));
     // The largest grant allowed is 1e9.
     let (e, _) = credits
         .grant(&Principal::Admin, user.id, grant(1_000_000_000, "max"))

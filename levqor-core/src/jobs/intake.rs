@@ -119,7 +119,7 @@ impl IntakeStage for ValidateStage {
         }
         if let Some(key) = &ctx.request.idempotency_key
             && (key.is_empty()
-                || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+                || key.chars().count() > MAX_IDEMPOTENCY_KEY_LEN
                 || key.chars().any(char::is_control))
         {
             violations.push(Violation::new(

@@ -265,14 +265,17 @@ async fn a_bad_submission_reports_every_violation_and_reaches_no_stage() {
         };
         assert_eq!(pointers(w.jobs.submit(&who, r).await), ["/max_attempts"]);
     }
-    for key in ["k".repeat(256), "a\nb".into()] {
+    for key in ["k".repeat(256), "é".repeat(256), "a\nb".into()] {
         let r = w.jobs.submit(&who, keyed(&key, json!({}))).await;
         assert_eq!(pointers(r), ["/idempotency_key"], "{key:?}");
     }
     assert!(w.all_jobs().await.is_empty(), "nothing admitted");
     assert!(w.stages_seen().is_empty(), "no stage saw a bad request");
-    let longest = w.jobs.submit(&who, keyed(&"k".repeat(255), json!({})));
-    assert!(longest.await.is_ok());
+    // The limit counts characters, not bytes.
+    for longest in ["k".repeat(255), "é".repeat(255)] {
+        let r = w.jobs.submit(&who, keyed(&longest, json!({})));
+        assert!(r.await.is_ok(), "{longest:?}");
+    }
 }
 
 #[tokio::test]
