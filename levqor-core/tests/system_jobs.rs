@@ -179,6 +179,7 @@ async fn dunning_runs_as_a_system_job_in_the_engine() {
                 reminders_sent: 0,
                 updated_at: start,
             },
+            None,
             &[],
         )
         .await

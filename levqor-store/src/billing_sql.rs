@@ -186,25 +186,52 @@ where
             .map_err(db_error("dunning"))
     }
 
-    async fn put_dunning(&self, d: &Dunning, messages: &[OutboxMessage]) -> Result<()> {
+    async fn put_dunning<'a>(
+        &self,
+        d: &Dunning,
+        previous: Option<&'a Dunning>,
+        messages: &[OutboxMessage],
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await.map_err(db_error("put_dunning"))?;
-        sqlx::query(
-            "INSERT INTO dunning (user_id, state, since, reminders_sent, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, since = excluded.since, \
-             reminders_sent = excluded.reminders_sent, updated_at = excluded.updated_at",
-        )
-        .bind(d.user_id)
-        .bind(d.state.as_str())
-        .bind(Timestamp(d.since))
-        .bind(d.reminders_sent)
-        .bind(Timestamp(d.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error("put_dunning"))?;
+        // Inserted when there was no record, updated when it is still the one read: the whole
+        // record is compared, so a change in between (a reminder, a payment) is seen.
+        let sql = match previous {
+            None => {
+                "INSERT INTO dunning (user_id, state, since, reminders_sent, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO NOTHING"
+            }
+            Some(_) => {
+                "UPDATE dunning SET state = $2, since = $3, reminders_sent = $4, updated_at = $5 \
+                 WHERE user_id = $1 AND state = $6 AND since = $7 AND reminders_sent = $8 \
+                 AND updated_at = $9"
+            }
+        };
+        let mut q = sqlx::query(sql)
+            .bind(d.user_id)
+            .bind(d.state.as_str())
+            .bind(Timestamp(d.since))
+            .bind(d.reminders_sent)
+            .bind(Timestamp(d.updated_at));
+        if let Some(p) = previous {
+            q = q
+                .bind(p.state.as_str())
+                .bind(Timestamp(p.since))
+                .bind(p.reminders_sent)
+                .bind(Timestamp(p.updated_at));
+        }
+        let saved = q
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("put_dunning"))?
+            .rows()
+            == 1;
+        if !saved {
+            return Ok(false);
+        }
         let messages: Vec<&OutboxMessage> = messages.iter().collect();
         crate::outbox_sql::insert_messages::<DB>(&mut tx, &messages).await?;
         tx.commit().await.map_err(db_error("put_dunning"))?;
-        Ok(())
+        Ok(true)
     }
 
     async fn past_due(&self) -> Result<Vec<Dunning>> {

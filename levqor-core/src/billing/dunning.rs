@@ -42,22 +42,34 @@ impl Billing {
             )?;
             // Each reminder is written with the count that records it, in one transaction: a
             // crash between the two can neither lose it nor let the next tick write it again.
+            let previous = d.clone();
             d.reminders_sent += 1;
             d.updated_at = now;
-            self.store
-                .put_dunning(&d, &[self.messages.queue(&email, EmailKind::Transactional)])
-                .await?;
+            let message = self.messages.queue(&email, EmailKind::Transactional);
+            if !self
+                .store
+                .put_dunning(&d, Some(&previous), &[message])
+                .await?
+            {
+                return Ok(()); // moved in between (paid, or reminded by another delivery)
+            }
         }
         if days >= policy.grace_days {
             // The notice is written with the suspension, in one transaction.
             let email = self
                 .messages
                 .compose("account_suspended", &user.email, json!({}))?;
+            let previous = d.clone();
             d.state = DunningState::Suspended;
             d.updated_at = now;
-            self.store
-                .put_dunning(&d, &[self.messages.queue(&email, EmailKind::Transactional)])
-                .await?;
+            let message = self.messages.queue(&email, EmailKind::Transactional);
+            if !self
+                .store
+                .put_dunning(&d, Some(&previous), &[message])
+                .await?
+            {
+                return Ok(());
+            }
             self.suspensions.forget(d.user_id);
             self.audit
                 .record(

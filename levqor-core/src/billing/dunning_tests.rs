@@ -288,14 +288,14 @@ async fn an_account_that_fails_does_not_hold_up_the_others() {
     let mut store = MockBillingStore::new();
     store.expect_past_due().returning(move || Ok(due.clone()));
     let seen = saved.clone();
-    store.expect_put_dunning().returning(move |d, messages| {
+    store.expect_put_dunning().returning(move |d, _, messages| {
         if d.user_id == first.id {
             return Err(Error::unavailable("the first account's row is locked"));
         }
         seen.lock()
             .unwrap()
             .push((d.user_id, d.reminders_sent, messages.len()));
-        Ok(())
+        Ok(true)
     });
     let billing = Billing {
         store: Arc::new(store),

@@ -445,7 +445,9 @@ impl Billing {
             reminders_sent: 0,
             updated_at: now,
         };
-        self.store.put_dunning(&d, &[]).await?;
+        if !self.store.put_dunning(&d, current.as_ref(), &[]).await? {
+            return Ok(()); // another delivery of the failure started it
+        }
         self.audit
             .record(Actor::System, "dunning.past_due", Some(user_id), json!({}))
             .await?;
@@ -453,35 +455,41 @@ impl Billing {
     }
 
     async fn restore_account(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        let Some(d) = self.store.dunning(user_id).await? else {
-            return Ok(());
-        };
-        if d.state == DunningState::Active {
-            return Ok(());
+        // Read again while the record moves under the write (a reminder sent in between): the
+        // payment must not be lost to it.
+        loop {
+            let Some(d) = self.store.dunning(user_id).await? else {
+                return Ok(());
+            };
+            if d.state == DunningState::Active {
+                return Ok(()); // never past due, or another delivery restored it
+            }
+            // The confirmation is written with the restored state, in one transaction.
+            let confirmation = match self.users.store().get_user(user_id).await? {
+                Some(user) => vec![
+                    self.messages.queue(
+                        &self
+                            .messages
+                            .compose("payment_received", &user.email, json!({}))?,
+                        crate::notify::EmailKind::Transactional,
+                    ),
+                ],
+                None => Vec::new(),
+            };
+            let restored = Dunning {
+                state: DunningState::Active,
+                reminders_sent: 0,
+                updated_at: now,
+                ..d.clone()
+            };
+            if self
+                .store
+                .put_dunning(&restored, Some(&d), &confirmation)
+                .await?
+            {
+                break;
+            }
         }
-        // The confirmation is written with the restored state, in one transaction.
-        let confirmation = match self.users.store().get_user(user_id).await? {
-            Some(user) => vec![
-                self.messages.queue(
-                    &self
-                        .messages
-                        .compose("payment_received", &user.email, json!({}))?,
-                    crate::notify::EmailKind::Transactional,
-                ),
-            ],
-            None => Vec::new(),
-        };
-        self.store
-            .put_dunning(
-                &Dunning {
-                    state: DunningState::Active,
-                    reminders_sent: 0,
-                    updated_at: now,
-                    ..d
-                },
-                &confirmation,
-            )
-            .await?;
         self.suspensions.forget(user_id);
         self.audit
             .record(Actor::System, "dunning.active", Some(user_id), json!({}))

@@ -24,10 +24,17 @@ pub trait BillingStore: Send + Sync {
     async fn record_event(&self, id: &str, kind: &str, now: DateTime<Utc>) -> Result<bool>;
     /// A user's dunning record.
     async fn dunning(&self, user_id: Uuid) -> Result<Option<Dunning>>;
-    /// Inserts or replaces a dunning record.
     /// Saves an account's dunning state with `messages` (its reminder or notice) written to the
-    /// outbox in the same transaction: a crash cannot save one without the other.
-    async fn put_dunning(&self, dunning: &Dunning, messages: &[OutboxMessage]) -> Result<()>;
+    /// outbox in the same transaction: a crash cannot save one without the other. Only if the
+    /// stored record is still `previous` (`None`: there is none); otherwise writes nothing and
+    /// returns `false`, so of two deliveries that read the same record one moves it (and sends
+    /// its message), never both.
+    async fn put_dunning<'a>(
+        &self,
+        dunning: &Dunning,
+        previous: Option<&'a Dunning>,
+        messages: &[OutboxMessage],
+    ) -> Result<bool>;
     /// Every record that is past due.
     async fn past_due(&self) -> Result<Vec<Dunning>>;
     /// Records revenue (idempotent by id).

@@ -55,19 +55,24 @@ pub async fn billing_records_round_trip(store: Arc<dyn Store>) {
         reminders_sent: 1,
         updated_at: t0(),
     };
-    let reminder = crate::notify::OutboxMessage::email(
-        &crate::notify::Email {
-            to: "billing@example.com".into(),
-            subject: "Your payment failed".into(),
-            ..Default::default()
-        },
-        crate::notify::EmailKind::Transactional,
-        t0(),
+    let email = |subject: &str| {
+        crate::notify::OutboxMessage::email(
+            &crate::notify::Email {
+                to: "billing@example.com".into(),
+                subject: subject.into(),
+                ..Default::default()
+            },
+            crate::notify::EmailKind::Transactional,
+            t0(),
+        )
+    };
+    let reminder = email("Your payment failed");
+    assert!(
+        store
+            .put_dunning(&d, None, std::slice::from_ref(&reminder))
+            .await
+            .unwrap()
     );
-    store
-        .put_dunning(&d, std::slice::from_ref(&reminder))
-        .await
-        .unwrap();
     assert_eq!(
         store.get_outbox(reminder.id).await.unwrap(),
         Some(reminder),
@@ -75,16 +80,40 @@ pub async fn billing_records_round_trip(store: Arc<dyn Store>) {
     );
     assert_eq!(store.dunning(u.id).await.unwrap(), Some(d.clone()));
     assert_eq!(store.past_due().await.unwrap(), vec![d.clone()]);
-    store
-        .put_dunning(
-            &Dunning {
-                state: DunningState::Suspended,
-                ..d
-            },
-            &[],
-        )
-        .await
-        .unwrap();
+    // A write from a stale read changes nothing and sends nothing: a record already there, or
+    // one that moved since it was read.
+    let late = email("A second reminder");
+    let moved = Dunning {
+        reminders_sent: 2,
+        updated_at: t0() + chrono::Duration::seconds(1),
+        ..d.clone()
+    };
+    let stale = Dunning {
+        reminders_sent: 0,
+        ..d.clone()
+    };
+    for previous in [None, Some(&stale)] {
+        let saved = store
+            .put_dunning(&moved, previous, std::slice::from_ref(&late))
+            .await
+            .unwrap();
+        assert!(!saved, "{previous:?}");
+    }
+    assert_eq!(store.dunning(u.id).await.unwrap(), Some(d.clone()));
+    assert_eq!(store.get_outbox(late.id).await.unwrap(), None);
+    assert!(
+        store
+            .put_dunning(
+                &Dunning {
+                    state: DunningState::Suspended,
+                    ..d.clone()
+                },
+                Some(&d),
+                &[],
+            )
+            .await
+            .unwrap()
+    );
     assert!(store.past_due().await.unwrap().is_empty());
 
     let r = Revenue {

@@ -50,13 +50,21 @@ impl BillingStore for MemoryStore {
         Ok(self.lock().dunning.get(&user_id).cloned())
     }
 
-    async fn put_dunning(&self, d: &Dunning, messages: &[OutboxMessage]) -> Result<()> {
+    async fn put_dunning<'a>(
+        &self,
+        d: &Dunning,
+        previous: Option<&'a Dunning>,
+        messages: &[OutboxMessage],
+    ) -> Result<bool> {
         let mut s = self.lock();
+        if s.dunning.get(&d.user_id) != previous {
+            return Ok(false);
+        }
         s.dunning.insert(d.user_id, d.clone());
         for m in messages {
             s.outbox.insert(m.id, m.clone());
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn past_due(&self) -> Result<Vec<Dunning>> {
