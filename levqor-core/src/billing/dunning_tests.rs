@@ -315,3 +315,83 @@ async fn an_account_that_fails_does_not_hold_up_the_others() {
         "the second account still got its reminder"
     );
 }
+
+/// Counts the reads of a dunning record, and lets a writer wait (up to five seconds, so that a
+/// test that lost its race some other way only proves less, never hangs) for the second.
+#[derive(Default)]
+struct Reads(Mutex<usize>, std::sync::Condvar);
+
+impl Reads {
+    fn one(&self) {
+        *self.0.lock().unwrap() += 1;
+        self.1.notify_all();
+    }
+
+    fn wait_for_two(&self) {
+        let n = self.0.lock().unwrap();
+        let five = std::time::Duration::from_secs(5);
+        let _ = self.1.wait_timeout_while(n, five, |n| *n < 2).unwrap();
+    }
+}
+
+/// Two deliveries of one failed payment that race (each reads the account's dunning record
+/// before either writes it) move the account once and send one notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_deliveries_of_a_failed_payment_send_one_notice() {
+    use super::store::MockBillingStore;
+    use futures::executor::block_on;
+    let mut w = World::new();
+    let to = "raced@example.com";
+    let (user_id, _) = w.customer(to).await;
+    // The world's store, where a dunning record is written only once both deliveries read it.
+    let inner = w.billing.store.clone();
+    let reads = Arc::new(Reads::default());
+    let mut store = MockBillingStore::new();
+    let s = inner.clone();
+    store
+        .expect_event_recorded()
+        .returning(move |id| block_on(s.event_recorded(id)));
+    let s = inner.clone();
+    store
+        .expect_user_of_customer()
+        .returning(move |c| block_on(s.user_of_customer(c)));
+    let s = inner.clone();
+    let r = reads.clone();
+    store.expect_dunning().returning(move |user_id| {
+        let read = block_on(s.dunning(user_id));
+        r.one();
+        read
+    });
+    let s = inner.clone();
+    store
+        .expect_put_dunning()
+        .returning(move |d, previous, messages| {
+            reads.wait_for_two();
+            block_on(s.put_dunning(d, previous, messages))
+        });
+    let s = inner.clone();
+    store
+        .expect_record_event()
+        .returning(move |id, kind, now| block_on(s.record_event(id, kind, now)));
+    w.billing.store = Arc::new(store);
+
+    // Each delivery on a thread of its own, so that one can wait for the other.
+    let w = Arc::new(w);
+    let event = invoice("evt_raced", "payment_failed");
+    let deliveries = [w.clone(), w.clone()].map(|w| {
+        let event = event.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(w.deliver(&event))
+        })
+    });
+    for delivery in deliveries {
+        delivery.join().unwrap().unwrap();
+    }
+    let d = inner.dunning(user_id).await.unwrap().unwrap();
+    assert_eq!(d.state, DunningState::PastDue);
+    assert_eq!(w.reminders(to).await, 1, "one notice for one failure");
+}
